@@ -1,0 +1,1 @@
+"""Benchmark harness: latency and parity across backends."""

@@ -1,0 +1,80 @@
+"""Exceptions raised by unetrt.
+
+Every user-facing failure is a :class:`UnetrtError` whose message is one line of the form
+``what failed | what was expected | how to fix``. The CLI turns these into a clean error
+line and a non-zero exit; anything else keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+def format_message(what: str, expected: str | None = None, fix: str | None = None) -> str:
+    """Join the three parts of an error message into one line."""
+    parts = [" ".join(str(what).split())]
+    if expected:
+        parts.append("expected " + " ".join(str(expected).split()))
+    if fix:
+        parts.append(" ".join(str(fix).split()))
+    return " | ".join(parts)
+
+
+class UnetrtError(Exception):
+    """Base class of every error unetrt raises on bad input or failed checks.
+
+    Args:
+        what: What failed.
+        expected: What was expected instead.
+        fix: How to fix it.
+    """
+
+    def __init__(self, what: str, expected: str | None = None, fix: str | None = None):
+        self.what, self.expected, self.fix = what, expected, fix
+        super().__init__(format_message(what, expected, fix))
+
+
+class UnknownModelError(UnetrtError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class ModelLoadError(UnetrtError):
+    """A user model factory (``pkg.module:factory``) could not be imported or called."""
+
+
+class CheckpointError(UnetrtError):
+    """A checkpoint is missing, corrupt, unsafe or does not match the model."""
+
+
+class ExportError(UnetrtError):
+    """The model could not be exported to an exact ONNX graph."""
+
+
+class AlignmentError(ExportError):
+    """The requested alignment or input size is not compatible with the model."""
+
+
+class ParityError(ExportError):
+    """An exported artifact does not reproduce eager PyTorch within tolerance."""
+
+    def __init__(self, what: str, expected: str | None = None, fix: str | None = None,
+                 table: str | None = None):
+        super().__init__(what, expected, fix)
+        self.table = table
+
+
+class OutputError(UnetrtError):
+    """The output location cannot be used (not writable, or non-empty without --force)."""
+
+
+class MissingDependencyError(UnetrtError, ImportError):
+    """An optional dependency is not installed."""
+
+
+class EngineBuildError(UnetrtError):
+    """A TensorRT engine could not be built."""
+
+
+class ProfileError(EngineBuildError, ValueError):
+    """An optimisation profile (min/opt/max shapes) is malformed or does not fit the network."""

@@ -1,0 +1,207 @@
+"""torch → ONNX: convert an ExportedProgram (or fall back to the TorchScript exporter),
+tidy the graph and save it as one self-contained file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import operator
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from ..errors import ExportError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+TWO_GB = 2**31 - 2**24  # protobuf's hard limit, with headroom
+_DIM_NAMES = ("batch", None, "height", "width")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence torch.onnx's progress prints (stdout must stay clean for --json) and noisy logs."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration",
+                                               "torch._dynamo", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # torch's own pytree deprecation inside its exporter; not actionable for users
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+def _floordiv(self, other):
+    """Python's floor division of (symbolic) ints: ``(a - a mod b) / b``.
+
+    torch's exporter lowers ``operator.floordiv`` on sizes to ONNX integer ``Div``, which
+    truncates toward zero: ``-1 // 2`` becomes 0 instead of -1. milesial's ``F.pad`` formula
+    hits that as soon as a size difference is negative (a decoder map larger than its skip, as
+    in ceil-rounding ResNet encoders), cropping on the wrong side. ``Mod`` with ``fmod=0`` takes
+    the divisor's sign, so the subtraction leaves an exact multiple and ``Div`` is exact.
+    """
+    from onnxscript import opset18 as op
+
+    return op.Div(op.Sub(self, op.Mod(self, other)), other)
+
+
+def from_exported_program(program, sample: torch.Tensor, opset: int) -> onnx.ModelProto:
+    """Convert a ``torch.export`` ExportedProgram with torch's ONNX exporter."""
+    with _quiet():
+        onnx_program = torch.onnx.export(program, (sample,), dynamo=True, opset_version=opset,
+                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                         custom_translation_table={operator.floordiv: _floordiv},
+                                         optimize=True, verbose=False)
+    return onnx_program.model_proto
+
+
+def from_torchscript(model: nn.Module, sample: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
+    """The TorchScript-based exporter, for models ``torch.export`` cannot trace.
+
+    It records one branch of every Python ``if``: only the verification sweep guards the
+    result, so the pipeline widens the sweep when this path is taken.
+    """
+    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
+    buf = io.BytesIO()
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(model, (sample,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def rename_dynamic_dims(model: onnx.ModelProto, same_geometry: bool) -> None:
+    """Give symbolic dims readable names: batch/height/width (output: same names when the
+    output has the input's size, else out_height/out_width)."""
+    graph_in = model.graph.input[0].type.tensor_type.shape.dim
+    mapping: dict[str, str] = {}
+    for dim, name in zip(graph_in, _DIM_NAMES):
+        if name and dim.HasField("dim_param"):
+            mapping[dim.dim_param] = name
+            dim.dim_param = name
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        for i, dim in enumerate(dims):
+            if not dim.HasField("dim_param"):
+                continue
+            if dim.dim_param in mapping and (i == 0 or same_geometry):
+                dim.dim_param = mapping[dim.dim_param]
+            elif i in (2, 3):
+                dim.dim_param = ("out_height", "out_width")[i - 2]
+    for vi in model.graph.value_info:
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in mapping:
+                dim.dim_param = mapping[dim.dim_param]
+
+
+def _constant_values(model: onnx.ModelProto) -> dict[str, "onnx.TensorProto"]:
+    consts = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    consts[node.output[0]] = attr.t
+    return consts
+
+
+def strip_noop_pads(model: onnx.ModelProto) -> int:
+    """Remove ``Pad`` nodes whose pads are a constant of zeros (what aligned export leaves of
+    milesial's ``F.pad``). Returns how many were removed."""
+    from onnx import numpy_helper
+
+    consts = _constant_values(model)
+    graph_outputs = {o.name for o in model.graph.output}
+    removed = 0
+    for node in list(model.graph.node):
+        if node.op_type != "Pad" or len(node.input) < 2 or node.input[1] not in consts:
+            continue
+        if numpy_helper.to_array(consts[node.input[1]]).any() or node.output[0] in graph_outputs:
+            continue
+        src, dst = node.input[0], node.output[0]
+        for other in model.graph.node:
+            for i, name in enumerate(other.input):
+                if name == dst:
+                    other.input[i] = src
+        model.graph.node.remove(node)
+        removed += 1
+    if removed:
+        _drop_dead_nodes(model)
+    return removed
+
+
+def _drop_dead_nodes(model: onnx.ModelProto) -> None:
+    needed = {o.name for o in model.graph.output}
+    keep = []
+    for node in reversed(model.graph.node):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    used = {i for n in model.graph.node for i in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Set (replace) ONNX ``metadata_props`` entries."""
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in props.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            model.metadata_props.add(key=key, value=value)
+
+
+def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
+    """Write ``model`` atomically as one self-contained file; external data only above 2 GB.
+
+    Returns the written files (the .onnx, plus ``<name>.data`` for a >2 GB model).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if model.ByteSize() < TWO_GB:
+            onnx.save_model(model, tmp, save_as_external_data=False)
+            os.replace(tmp, path)
+            return [path]
+        data_name = path.name + ".data"
+        onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name)
+        os.replace(Path(path.parent, data_name), path.parent / data_name)
+        os.replace(tmp, path)
+        return [path, path.parent / data_name]
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ExportError(f"could not write {path}: {exc}", "a writable output directory",
+                          "check the path and free disk space") from exc
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))

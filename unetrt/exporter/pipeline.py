@@ -1,0 +1,253 @@
+"""The export chain: model → torch.export → ONNX → simplify → verify → artifacts + manifest.
+
+Each step is an explicit call here; nothing triggers another step behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import AlignmentError, UnetrtError
+from ..models import (create_model, get_spec, load_state_dict_into, load_user_model, output_hw)
+from ..models.geometry import input_channels
+from ..parity import Tolerance
+from . import onnx as onnx_io
+from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
+from .outputs import Staging, check_output_dir
+from .simplify import simplify as run_onnxsim
+from .trace import NotTraceableError, trace
+from .verify import SweepSize, check, sweep_sizes, verify
+
+DEFAULT_OPSET = 18
+ONNX_NAME = "model.onnx"
+
+
+@dataclass
+class ExportConfig:
+    """Everything ``unet-export`` needs. ``arch`` or ``factory`` names the model.
+
+    Attributes:
+        align: ``None`` = auto (derived from the spec and torch.export's shape guards); an int
+            forces that alignment (1 = exact at every size or fail).
+        static_shape: ``(batch, H, W)`` to export a static graph; ``None`` = dynamic N, H, W.
+        atol_factor: FP32 parity bar: max abs <= atol_factor * max(1, |ref|max).
+    """
+
+    arch: str | None = None
+    factory: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    output_dir: str = "export"
+    opset: int = DEFAULT_OPSET
+    static_shape: tuple[int, int, int] | None = None
+    align: int | None = None
+    simplify: bool = True
+    verify: bool = True
+    force: bool = False
+    atol_factor: float = 1e-4
+
+
+@dataclass
+class ExportResult:
+    output_dir: Path
+    manifest: dict[str, Any]
+    files: list[Path]
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.output_dir / ONNX_NAME
+
+
+Progress = Callable[[str], None]
+
+
+def build_model(config: ExportConfig) -> tuple[nn.Module, dict[str, Any], Any]:
+    """Instantiate the model, load the checkpoint; returns (model, manifest 'model' section, spec)."""
+    if bool(config.arch) == bool(config.factory):
+        raise UnetrtError("exactly one of --arch and --model must be given",
+                          "--arch NAME (a zoo variant) or --model pkg.module:factory", "run `unetrt models`")
+    spec = None
+    if config.factory:
+        model = load_user_model(config.factory, config.model_kwargs)
+    else:
+        spec = get_spec(config.arch)
+        model = create_model(config.arch, **config.model_kwargs)
+    section: dict[str, Any] = {
+        "arch": config.arch, "factory": config.factory,
+        "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
+        "params": sum(p.numel() for p in model.parameters()), "checkpoint": None,
+    }
+    meta: dict[str, Any] = {}
+    if config.checkpoint:
+        meta = load_state_dict_into(model, config.checkpoint)
+        section["checkpoint"] = {"path": str(Path(config.checkpoint).resolve()),
+                                 "sha256": onnx_io.sha256_file(config.checkpoint)}
+    section["mask_values"] = meta.get("mask_values")
+    return model.eval(), section, spec
+
+
+def _resolve_alignment(config: ExportConfig, spec) -> None:
+    need = spec.alignment if spec else 1
+    if config.align is not None:
+        if config.align < 1:
+            raise AlignmentError(f"--align {config.align} is not a positive integer", "auto or an integer >= 1",
+                                 "use --align auto")
+        if config.align % need:
+            raise AlignmentError(f"--align {config.align} is incompatible with {spec.name}: it needs H and W "
+                                 f"to be multiples of {need}", f"a multiple of {need}",
+                                 f"use --align {need} (or auto)")
+
+
+def _check_static(model: nn.Module, in_ch: int, shape: tuple[int, int, int], spec) -> None:
+    n, h, w = shape
+    min_size = spec.min_size if spec else 1
+    align = spec.alignment if spec else 1
+    if n < 1 or h < min_size or w < min_size or h % align or w % align or output_hw(model, h, w, in_ch) is None:
+        what = f"static shape {n}x{in_ch}x{h}x{w} is not admissible"
+        expected = f"batch >= 1, H and W >= {min_size}" + (f" and multiples of {align}" if align > 1 else "")
+        raise AlignmentError(what, expected, "choose another --shape")
+
+
+def export(config: ExportConfig, progress: Progress | None = None) -> ExportResult:
+    """Run the export chain and write ``model.onnx`` + ``manifest.json`` into ``config.output_dir``.
+
+    Raises:
+        UnetrtError: on any bad input or failed check; the output directory is left untouched.
+    """
+    step = progress or (lambda _msg: None)
+    target = check_output_dir(config.output_dir, config.force)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    step("building model")
+    model, model_section, spec = build_model(config)
+    _resolve_alignment(config, spec)
+    in_ch = input_channels(model)
+    timings["build"] = time.perf_counter() - t0
+
+    step("tracing with torch.export")
+    t = time.perf_counter()
+    exporter = "torch.export"
+    notes: list[str] = []
+    guards: list[str] = []
+    residues = 16
+    if config.static_shape is not None:
+        _check_static(model, in_ch, config.static_shape, spec)
+        sample = torch.randn(config.static_shape[0], in_ch, *config.static_shape[1:])
+        with torch.no_grad():
+            program = torch.export.export(model, (sample,), strict=False)
+        alignment, min_size = 1, None
+    else:
+        try:
+            traced = trace(model, in_ch, align=config.align, spec_alignment=spec.alignment if spec else 1,
+                           spec_min_size=spec.min_size if spec else 1)
+            program, alignment, min_size = traced.program, traced.alignment, traced.min_size
+            sample = torch.randn(traced.sample_shape)
+            notes, guards = traced.notes, traced.guards
+        except NotTraceableError as exc:
+            exporter, program, residues = "torchscript", None, 32
+            alignment = config.align or (spec.alignment if spec else 1)
+            min_size = spec.min_size if spec else 16
+            sample = torch.randn(2, in_ch, *(2 * [max(64, -(-min_size // alignment) * alignment)]))
+            notes.append(f"torch.export could not trace the model ({exc}); used the TorchScript exporter, "
+                         f"guarded only by the verification sweep over every residue mod {residues}")
+    timings["trace"] = time.perf_counter() - t
+
+    step("converting to ONNX")
+    t = time.perf_counter()
+    if program is not None:
+        proto = onnx_io.from_exported_program(program, sample, config.opset)
+    else:
+        proto = onnx_io.from_torchscript(model, sample, config.opset, dynamic=True)
+    same = spec.geometry == "same" if spec else _same_geometry(model, in_ch, sample)
+    onnx_io.rename_dynamic_dims(proto, same_geometry=same)
+    timings["convert"] = time.perf_counter() - t
+
+    step("simplifying")
+    t = time.perf_counter()
+    simplify_report = None
+    pads_removed = onnx_io.strip_noop_pads(proto)
+    if config.simplify:
+        proto, simplify_report = run_onnxsim(proto)
+        pads_removed += onnx_io.strip_noop_pads(proto)
+    timings["simplify"] = time.perf_counter() - t
+
+    manifest = new_manifest()
+    manifest["model"] = model_section
+    manifest["input"] = {
+        "name": onnx_io.INPUT_NAME, "channels": in_ch, "dtype": "float32", "layout": "NCHW",
+        "alignment": alignment, "min_size": min_size,
+        "dynamic": {"batch": config.static_shape is None, "height": config.static_shape is None,
+                    "width": config.static_shape is None},
+        "static_shape": [config.static_shape[0], in_ch, *config.static_shape[1:]] if config.static_shape else None,
+        "pad_to_alignment": alignment > 1,
+    }
+    classes = _num_classes(model, in_ch, sample)
+    manifest["output"] = {"name": onnx_io.OUTPUT_NAME, "classes": classes, "dtype": "float32",
+                          "geometry": "same" if same else "valid"}
+    manifest["mask_values"] = model_section.pop("mask_values")
+    manifest["export"] = {"exporter": exporter, "opset": config.opset,
+                          "align_requested": "auto" if config.align is None else config.align,
+                          "notes": notes, "guards": guards, "sample_shape": list(sample.shape)}
+
+    with Staging(target) as staging:
+        onnx_path = staging.path / ONNX_NAME
+        onnx_io.save_onnx(proto, onnx_path)
+        rows: list[dict] = []
+        if config.verify:
+            step("verifying parity (onnxruntime CPU vs eager)")
+            t = time.perf_counter()
+            static = config.static_shape
+            sizes = sweep_sizes(alignment, min_size or 1, residues=residues, static=static)
+            rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
+            check(rows, "ONNX (onnxruntime CPU) vs eager")
+            timings["verify"] = time.perf_counter() - t
+        manifest["output"]["examples"] = [{"input": r["input_shape"][2:], "output": r["output_shape"][2:]}
+                                          for r in rows[:3] if r.get("output_shape")]
+        manifest["verification"] = {"backend": "onnxruntime-cpu", "reference": "eager fp32",
+                                    "performed": config.verify,
+                                    "tolerance": {"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
+                                    "passed": all(r["passed"] for r in rows) if rows else None, "sizes": rows}
+        step("writing artifacts")
+        onnx_io.set_metadata(proto, onnx_metadata(manifest))
+        onnx_io.set_metadata(proto, {"unetrt.verification": _verification_summary(rows)})
+        written = onnx_io.save_onnx(proto, onnx_path)
+        manifest["onnx"] = {"path": ONNX_NAME, "sha256": onnx_io.sha256_file(onnx_path), "opset": config.opset,
+                            "nodes": len(proto.graph.node), "op_counts": onnx_io.op_counts(proto),
+                            "pads_removed": pads_removed,
+                            "simplify": simplify_report.to_dict() if simplify_report else None}
+        manifest["artifacts"] = [{"path": p.name, "sha256": onnx_io.sha256_file(p), "bytes": p.stat().st_size}
+                                 for p in written]
+        timings["total"] = time.perf_counter() - t0
+        manifest["export"]["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        write_json_atomic(staging.path / MANIFEST_NAME, manifest)
+        files = staging.commit()
+    return ExportResult(target, manifest, files)
+
+
+def _verification_summary(rows: list[dict]) -> str:
+    import json
+
+    if not rows:
+        return json.dumps({"performed": False})
+    worst = max((r.get("max_abs", 0.0) for r in rows), default=0.0)
+    return json.dumps({"performed": True, "passed": all(r["passed"] for r in rows), "sizes": len(rows),
+                       "worst_max_abs": worst})
+
+
+def _num_classes(model: nn.Module, in_ch: int, sample: torch.Tensor) -> int:
+    from ..models import output_shape
+
+    shape = output_shape(model, (1, in_ch, *sample.shape[2:]))
+    return int(shape[1]) if shape else 0
+
+
+def _same_geometry(model: nn.Module, in_ch: int, sample: torch.Tensor) -> bool:
+    h, w = sample.shape[2:]
+    return output_hw(model, h, w, in_ch) == (h, w)

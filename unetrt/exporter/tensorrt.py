@@ -1,0 +1,444 @@
+"""Build TensorRT engines (TensorRT 10 / 11 or TensorRT-RTX) from ONNX, as plain serialized plans.
+
+One code path over the API the three share; what differs between versions is decided in
+:func:`_capabilities` only. Strongly typed builds (TensorRT >= 10.12, 11.x, TensorRT-RTX) take their
+precision from the ONNX, so ``precision="fp16"`` needs the FP16 ONNX from
+:func:`unetrt.exporter.precision.convert_fp16` and is refused for an FP32 graph; only TensorRT < 10.12
+builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. TensorRT-RTX builds ahead of time without a
+GPU, for explicit compute-capability targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
+
+__all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
+
+log = logging.getLogger(__name__)
+
+#: TensorRT-RTX targets used when none are given: Ampere, Ada and Blackwell RTX GPUs (those this
+#: TensorRT-RTX knows). ``ComputeCapability.CURRENT`` would need a GPU at build time.
+DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
+#: Called with (phase name, steps done, steps in phase); returning False aborts the build.
+BuildProgress = Callable[[str, int, int], "bool | None"]
+_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8"}
+
+
+def _dims(text: str | Sequence[int], what: str) -> tuple[int, ...]:
+    """Parse ``"1x3x256x256"`` (or a sequence of ints) into a tuple of positive ints."""
+    if isinstance(text, str):
+        parts = text.lower().replace(",", "x").split("x")
+        if not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
+            raise ProfileError(f"bad {what} shape {text!r}", "positive integers joined by 'x', e.g. 1x3x256x256",
+                               "fix the shape")
+        text = [int(p) for p in parts]
+    dims = tuple(int(d) for d in text)
+    if not dims or any(d < 1 for d in dims):
+        raise ProfileError(f"bad {what} shape {dims}", "a non-empty shape of positive sizes", "fix the shape")
+    return dims
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """Min / opt / max shape of one input tensor in one optimisation profile."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def __post_init__(self):
+        shapes = {k: _dims(getattr(self, k), k) for k in ("min", "opt", "max")}
+        for key, dims in shapes.items():
+            object.__setattr__(self, key, dims)
+        text = "/".join("x".join(map(str, d)) for d in shapes.values())
+        if len({len(d) for d in shapes.values()}) != 1:
+            raise ProfileError(f"profile {text} mixes ranks", "min, opt and max of the same rank",
+                               "give all three shapes the same number of dimensions")
+        if not all(a <= b <= c for a, b, c in zip(self.min, self.opt, self.max)):
+            raise ProfileError(f"profile {text} is not ordered", "min <= opt <= max in every dimension",
+                               "fix the shapes")
+
+    @classmethod
+    def parse(cls, min: str, opt: str, max: str) -> ShapeProfile:  # noqa: A002 - API names
+        """Build a profile from ``"NxCxHxW"`` strings, e.g. ``parse("1x3x64x64", "1x3x256x256", ...)``."""
+        return cls(_dims(min, "min"), _dims(opt, "opt"), _dims(max, "max"))
+
+    def to_dict(self) -> dict:
+        """Return ``{"min": [...], "opt": [...], "max": [...]}``."""
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+@dataclass
+class EngineInfo:
+    """What :func:`build_engine` wrote. ``io`` is read from the network (reading the plan needs a GPU)."""
+
+    path: str
+    sha256: str
+    flavour: str
+    version: str
+    precision: str
+    profiles: list[dict]
+    io: list[dict]
+    onnx_sha256: str
+    build_seconds: float
+    size_bytes: int
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable copy."""
+        return asdict(self)
+
+
+def import_tensorrt(flavour: str = "auto"):
+    """Import TensorRT or TensorRT-RTX.
+
+    Args:
+        flavour: ``"tensorrt"``, ``"tensorrt-rtx"`` or ``"auto"`` (TensorRT first, then TensorRT-RTX).
+
+    Returns:
+        ``(module, "tensorrt" | "tensorrt-rtx", version string)``.
+
+    Raises:
+        MissingDependencyError: The requested flavour is not installed (names the extra to install).
+    """
+    wanted = {"auto": ("tensorrt", "tensorrt-rtx"), "tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt-rtx",),
+              "rtx": ("tensorrt-rtx",)}.get(flavour)
+    if wanted is None:
+        raise EngineBuildError(f"unknown TensorRT flavour {flavour!r}", "'auto', 'tensorrt' or 'tensorrt-rtx'",
+                               "pick one of those")
+    for name in wanted:
+        try:
+            module = __import__("tensorrt" if name == "tensorrt" else "tensorrt_rtx")
+        except (ImportError, OSError) as exc:
+            log.debug("cannot import %s: %s", name, exc)
+            continue
+        version = str(getattr(module, "__version__", "0"))
+        if name == "tensorrt" and _version(version) < (10, 0):
+            raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
+                                         "pip install -U 'unetrt[gpu]'")
+        return module, name, version
+    extras = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)", "tensorrt-rtx": "pip install 'unetrt[rtx]' (TensorRT-RTX)"}
+    raise MissingDependencyError(f"{' and '.join(wanted)} not installed", "an importable TensorRT flavour",
+                                 " or ".join(extras[n] for n in wanted))
+
+
+def _version(text: str) -> tuple[int, int]:
+    """``"10.12.0.36"`` -> ``(10, 12)``."""
+    numbers = [int(x) for x in re.findall(r"\d+", text)[:2]]
+    return tuple(numbers + [0] * (2 - len(numbers)))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Capabilities:
+    """What one TensorRT flavour/version supports; the only place versions are compared."""
+
+    strongly_typed: bool   # precision comes from the ONNX; BuilderFlag.FP16 is not used
+    rtx: bool              # compute-capability targets; no timing cache, no version-compatible plans
+    timing_cache: bool
+    version_compatible: bool
+
+
+def _capabilities(flavour: str, version: str) -> _Capabilities:
+    """Decide the build mode for a TensorRT flavour and version."""
+    if flavour == "tensorrt-rtx":
+        return _Capabilities(strongly_typed=True, rtx=True, timing_cache=False, version_compatible=False)
+    return _Capabilities(strongly_typed=_version(version) >= (10, 12), rtx=False, timing_cache=True,
+                         version_compatible=True)
+
+
+def _network_flags(trt, caps: _Capabilities) -> int:
+    """Network creation flags: STRONGLY_TYPED where precision comes from the ONNX."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 1 << int(flag) if caps.strongly_typed and flag is not None else 0
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
+                 profiles: list[dict[str, ShapeProfile]], precision: str = "fp32", flavour: str = "auto",
+                 workspace_bytes: int | None = None, optimization_level: int | None = None,
+                 timing_cache: str | None = None, compute_capabilities: Sequence[str] | None = None,
+                 version_compatible: bool = False, progress: BuildProgress | None = None) -> EngineInfo:
+    """Build a serialized TensorRT plan from an ONNX file and write it atomically.
+
+    Args:
+        onnx_path: The ONNX model; for ``precision="fp16"`` on strongly typed TensorRT, the FP16 ONNX.
+        engine_path: Where to write the plan (no header: trtexec, Triton and C++ load it as is).
+        profiles: Optimisation profiles, each ``{input name: ShapeProfile}`` covering every dynamic input.
+        precision: ``"fp32"`` or ``"fp16"``; never silently changed.
+        flavour: ``"auto"``, ``"tensorrt"`` or ``"tensorrt-rtx"``.
+        workspace_bytes: Workspace memory-pool limit; ``None`` keeps TensorRT's default.
+        optimization_level: Builder optimisation level 0-5; ``None`` keeps the default (3).
+        timing_cache: Timing-cache file, loaded if present and saved after the build (TensorRT only).
+        compute_capabilities: TensorRT-RTX targets such as ``["SM86", "SM89"]`` or ``["CURRENT"]``
+            (needs a GPU); ``None`` means :data:`DEFAULT_RTX_TARGETS`. Refused on standard TensorRT.
+        version_compatible: Build a version-compatible plan (standard TensorRT >= 10 only).
+        progress: ``progress(phase, step, total)`` during the build; returning False aborts it.
+
+    Returns:
+        An :class:`EngineInfo`.
+
+    Raises:
+        EngineBuildError: Parse or build failure, abort, or an option the flavour cannot honour.
+        ProfileError: A profile does not fit the network's inputs.
+        MissingDependencyError: No TensorRT flavour is installed.
+    """
+    trt, flavour, version = import_tensorrt(flavour)
+    caps = _capabilities(flavour, version)
+    onnx_path, engine_path = os.fspath(onnx_path), os.fspath(engine_path)
+    targets = _check_options(caps, flavour, precision, timing_cache, compute_capabilities, version_compatible,
+                             optimization_level, workspace_bytes)
+    if not os.path.isfile(onnx_path):
+        raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
+    _check_onnx_precision(onnx_path, precision, caps)
+    logger = _make_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(_network_flags(trt, caps))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(onnx_path):
+        raise EngineBuildError(_parser_errors(parser, onnx_path), "an ONNX graph TensorRT can import",
+                               "simplify the graph or replace the unsupported op")
+    io = _network_io(trt, network)
+    config = builder.create_builder_config()
+    _add_profiles(builder, config, io, profiles)
+    options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
+                         targets, version_compatible)
+    cache = _load_timing_cache(config, timing_cache) if timing_cache else None
+    monitor = _make_monitor(trt, progress)
+    config.progress_monitor = monitor
+    start = time.perf_counter()
+    plan = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if monitor.interrupted:
+        raise KeyboardInterrupt
+    if plan is None:
+        if monitor.aborted:
+            raise EngineBuildError(f"engine build of {onnx_path} aborted by the progress callback",
+                                   "a finished build", "let the build run to completion")
+        raise EngineBuildError(f"TensorRT could not build {onnx_path}: {logger.summary()}",
+                               "a network TensorRT can build for these profiles",
+                               "check the profiles, workspace and compute-capability targets")
+    data = memoryview(plan).cast("B")
+    _write_atomic(engine_path, data)
+    if cache is not None:
+        _write_atomic(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
+    options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
+    return EngineInfo(path=engine_path, sha256=hashlib.sha256(data).hexdigest(), flavour=flavour, version=version,
+                      precision=precision, profiles=[{k: p.to_dict() for k, p in prof.items()} for prof in profiles],
+                      io=io, onnx_sha256=_file_sha256(onnx_path), build_seconds=round(seconds, 3),
+                      size_bytes=data.nbytes, options=options)
+
+
+def _check_options(caps, flavour, precision, timing_cache, targets, version_compatible, level, workspace):
+    """Refuse options the flavour cannot honour; return the resolved TensorRT-RTX targets."""
+    if precision not in ("fp32", "fp16"):
+        raise EngineBuildError(f"unknown precision {precision!r}", "'fp32' or 'fp16'", "pick one of those")
+    if level is not None and level not in range(6):
+        raise EngineBuildError(f"optimization_level {level}", "an integer 0-5", "fix the level")
+    if workspace is not None and (not isinstance(workspace, int) or workspace <= 0):
+        raise EngineBuildError(f"workspace_bytes {workspace!r}", "a positive number of bytes", "fix the limit")
+    if timing_cache and not caps.timing_cache:
+        raise EngineBuildError(f"a timing cache was requested on {flavour}",
+                               "no timing cache: TensorRT-RTX compiles kernels at run time and ignores it",
+                               "drop timing_cache (use the TensorRT-RTX runtime cache when running)")
+    if version_compatible and not caps.version_compatible:
+        raise EngineBuildError(f"a version-compatible plan was requested on {flavour}",
+                               "standard TensorRT >= 10", "drop version_compatible or build with TensorRT")
+    if targets is not None and not caps.rtx:
+        raise EngineBuildError(f"compute-capability targets {list(targets)} were given to {flavour}",
+                               "targets only with TensorRT-RTX (TensorRT builds for the GPU it runs on)",
+                               "drop compute_capabilities or build with TensorRT-RTX")
+    if not caps.rtx:
+        return None
+    return [str(t).upper() for t in (DEFAULT_RTX_TARGETS if targets is None else targets)]
+
+
+def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -> None:
+    """Refuse to build an engine whose precision would differ from the request."""
+    import onnx
+
+    model = onnx.load(onnx_path, load_external_data=False)
+    g = model.graph
+    has_fp16 = (any(t.data_type == onnx.TensorProto.FLOAT16 for t in g.initializer)
+                or any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+                       for v in [*g.input, *g.output, *g.value_info])
+                or any(n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16
+                                                   for a in n.attribute) for n in g.node))
+    if precision == "fp32" and has_fp16:
+        raise EngineBuildError(f"precision 'fp32' requested but {onnx_path} holds float16 tensors",
+                               "the FP32 ONNX for an FP32 engine", "pass the FP32 ONNX, or precision='fp16'")
+    if precision == "fp16" and caps.strongly_typed and not has_fp16:
+        raise EngineBuildError(f"precision 'fp16' requested but {onnx_path} holds no float16 tensors",
+                               "an FP16 ONNX: strongly typed TensorRT takes precision from the graph",
+                               "convert it with unetrt.exporter.precision.convert_fp16 and pass that file")
+
+
+def _configure(trt, builder, config, caps, precision, workspace, level, targets, version_compatible) -> dict:
+    """Apply flags and limits to the builder config; return the options as recorded in EngineInfo."""
+    flags = []
+    if precision == "fp16" and not caps.strongly_typed:
+        if not getattr(builder, "platform_has_fast_fp16", True):
+            raise EngineBuildError("precision 'fp16' requested but this GPU has no fast FP16",
+                                   "a GPU with fast FP16", "build FP32, or on an FP16-capable GPU")
+        config.set_flag(trt.BuilderFlag.FP16)
+        flags.append("FP16")
+    if version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        flags.append("VERSION_COMPATIBLE")
+    if workspace is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    if level is not None:
+        config.builder_optimization_level = level
+    if targets is not None:
+        known = [k for k in trt.ComputeCapability.__members__ if k != "NONE"]
+        unknown = [t for t in targets if t not in known]
+        if unknown or not targets:
+            raise EngineBuildError(f"unknown compute-capability targets {unknown or targets}",
+                                   f"some of {known}", "fix compute_capabilities")
+        config.num_compute_capabilities = len(targets)
+        for i, target in enumerate(targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
+    return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "workspace_bytes": workspace,
+            "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
+
+
+def _network_io(trt, network) -> list[dict]:
+    """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
+    tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
+    tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
+    return [{"name": t.name, "mode": mode, "dtype": _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
+             "shape": list(t.shape)} for mode, t in tensors]
+
+
+def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
+    """Check every profile against the network inputs and add it to the config."""
+    inputs = {t["name"]: t["shape"] for t in io if t["mode"] == "input"}
+    dynamic = sorted(n for n, shape in inputs.items() if -1 in shape)
+    if dynamic and not profiles:
+        raise ProfileError(f"no optimisation profile for dynamic inputs {dynamic}", "at least one profile",
+                           "pass profiles=[{'input': ShapeProfile.parse(min, opt, max)}]")
+    for k, profile in enumerate(profiles):
+        unknown = sorted(set(profile) - set(inputs))
+        if unknown:
+            raise ProfileError(f"profile {k} names unknown inputs {unknown}", f"inputs among {sorted(inputs)}",
+                               "use the network's input names")
+        missing = [n for n in dynamic if n not in profile]
+        if missing:
+            raise ProfileError(f"profile {k} does not cover dynamic inputs {missing}",
+                               "a min/opt/max shape for every dynamic input", "add them to the profile")
+        trt_profile = builder.create_optimization_profile()
+        for name, shape in profile.items():
+            net = inputs[name]
+            if len(profile[name].min) != len(net):
+                raise ProfileError(f"profile {k} gives {name!r} rank {len(shape.min)}",
+                                   f"rank {len(net)} as in the network {net}", "fix the shapes")
+            for i, d in enumerate(net):
+                if d != -1 and not shape.min[i] == shape.opt[i] == shape.max[i] == d:
+                    raise ProfileError(f"profile {k} sets static dim {i} of {name!r} to "
+                                       f"{shape.min[i]}/{shape.opt[i]}/{shape.max[i]}",
+                                       f"{d} as in the network {net}", "keep static dimensions as they are")
+            trt_profile.set_shape(name, shape.min, shape.opt, shape.max)
+        config.add_optimization_profile(trt_profile)
+
+
+def _parser_errors(parser, onnx_path: str) -> str:
+    """One line naming the first parser errors with node name and op type."""
+    parts = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        where = f"node {err.node_name()!r} ({err.node_operator()})" if err.node_name() else "model"
+        parts.append(f"{where}: {' '.join(err.desc().split())}")
+    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
+    return f"TensorRT could not parse {onnx_path}: " + "; ".join(parts[:3]) + more
+
+
+def _make_logger(trt):
+    """A trt.ILogger that keeps warnings and errors for messages and forwards all to ``logging``."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+            self.warnings: list[str] = []
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.ERROR:
+                self.errors.append(msg)
+            elif severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(msg)
+            log.debug("tensorrt[%s]: %s", getattr(severity, "name", severity), msg)
+
+        def summary(self) -> str:
+            lines = self.errors[-3:] or self.warnings[-3:] or ["no error logged"]
+            return " / ".join(" ".join(m.split()) for m in lines)
+
+    return _Logger()
+
+
+def _make_monitor(trt, progress: BuildProgress | None):
+    """A trt.IProgressMonitor that forwards to ``progress`` and aborts on False or Ctrl-C."""
+
+    class _Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.totals: dict[str, int] = {}
+            self.aborted = self.interrupted = False
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.totals[phase_name] = num_steps
+
+        def step_complete(self, phase_name, step):
+            try:
+                if progress is not None and progress(phase_name, step + 1, self.totals.get(phase_name, 0)) is False:
+                    self.aborted = True
+            except KeyboardInterrupt:
+                self.interrupted = True
+            return not (self.aborted or self.interrupted)
+
+        def phase_finish(self, phase_name):
+            self.totals.pop(phase_name, None)
+
+    return _Monitor()
+
+
+def _load_timing_cache(config, path: str):
+    """Create the config's timing cache from ``path`` if it exists (TensorRT only)."""
+    data = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def _write_atomic(path: str, data) -> None:
+    """Write bytes via a temp file in the same folder and ``os.replace``; never leave a partial file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _file_sha256(path: str) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

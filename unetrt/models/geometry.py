@@ -1,0 +1,50 @@
+"""Shape facts computed from the module itself (no real compute: fake tensors)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Shape of ``model(x)`` for an input of ``input_shape``, or ``None`` if the model rejects it.
+
+    Runs the forward pass under :class:`torch._subclasses.FakeTensorMode`, so it costs no
+    arithmetic and works for any size, including ones a valid-convolution UNet cannot take.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    try:
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            out = model(mode.from_tensor(torch.empty(input_shape, dtype=dtype)))
+    except (RuntimeError, ValueError, IndexError):
+        return None
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    return tuple(int(d) for d in out.shape)
+
+
+def output_hw(model: nn.Module, h: int, w: int, in_channels: int | None = None) -> tuple[int, int] | None:
+    """Output (H, W) for an (h, w) input, or ``None`` when the size is not admissible."""
+    if in_channels is None:
+        in_channels = input_channels(model)
+    shape = output_shape(model, (1, in_channels, h, w))
+    if shape is None or len(shape) != 4 or min(shape[2:]) < 1:
+        return None
+    return shape[2], shape[3]
+
+
+def _first_conv_channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    raise ValueError("cannot tell the model's input channels: pass in_channels")
+
+
+def input_channels(model: nn.Module) -> int:
+    """Input channels: ``model.config['in_channels']`` or the first Conv2d's."""
+    ch = getattr(model, "config", {}).get("in_channels")
+    return int(ch) if ch else _first_conv_channels(model)

@@ -1,0 +1,133 @@
+"""User models: ``pkg.module:factory`` or ``path/to/file.py:factory``.
+
+The factory is imported and called with the given keyword arguments; it must return an
+``nn.Module``. The result gets ``config = {"factory": spec, **kwargs}`` and is put in eval mode,
+so it goes through the exporter exactly like a zoo variant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+from torch import nn
+
+from ..errors import ModelLoadError
+
+_FORM = "pkg.module:factory or path/to/file.py:factory"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _is_path(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def _import_file(path: str, spec: str) -> ModuleType:
+    """Import a Python file under a private module name (its folder is importable meanwhile)."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(full):
+        raise ModelLoadError(f"user model file {path!r} (from {spec!r}) does not exist",
+                             f"an existing .py file in {_FORM}", "check the path before the colon")
+    digest = hashlib.sha1(full.encode()).hexdigest()[:10]
+    name = f"unetrt_user_{os.path.splitext(os.path.basename(full))[0]}_{digest}"
+    loader_spec = importlib.util.spec_from_file_location(name, full)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ModelLoadError(f"cannot import {path!r} (from {spec!r}) as a Python module",
+                             "a .py file", "rename the file to end in .py")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    folder = os.path.dirname(full)
+    sys.path.insert(0, folder)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ModelLoadError(f"importing user model file {path!r} failed with {_one_line(exc)}",
+                             "a file that imports cleanly", "fix the error in that file") from exc
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+    return module
+
+
+def _import_module(module: str, spec: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise ModelLoadError(f"module {module!r} (from {spec!r}) is not importable: no module named "
+                                 f"{exc.name!r}", f"a module on the Python path in {_FORM}",
+                                 "install the package, add its folder to PYTHONPATH, or pass a "
+                                 "path/to/file.py:factory") from exc
+        raise ModelLoadError(f"importing module {module!r} (from {spec!r}) failed with {_one_line(exc)}",
+                             "its dependencies to be installed", f"install {exc.name!r}") from exc
+    except Exception as exc:
+        raise ModelLoadError(f"importing module {module!r} (from {spec!r}) failed with {_one_line(exc)}",
+                             "a module that imports cleanly", "fix the error in that module") from exc
+
+
+def _resolve(module: ModuleType, attr: str, label: str, spec: str) -> Any:
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "check the name after the colon"
+            raise ModelLoadError(f"{label} has no attribute {part!r} (from {spec!r})",
+                                 "a factory function or nn.Module class", hint)
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Import and call a user model factory.
+
+    Args:
+        spec: ``"pkg.module:factory"`` or ``"path/to/file.py:factory"`` (the attribute may be
+            dotted, e.g. ``"pkg.mod:Builder.create"``).
+        kwargs: Keyword arguments for the factory.
+
+    Returns:
+        The model, in eval mode, with ``config = {"factory": spec, **kwargs}``.
+
+    Raises:
+        ModelLoadError: malformed spec, import failure, missing attribute, the factory
+            raising, or a result that is not an ``nn.Module``.
+    """
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(kwargs, dict):
+        raise ModelLoadError(f"user model kwargs must be a dict, got {type(kwargs).__name__}",
+                             "a dict of keyword arguments", "pass e.g. {'num_classes': 3}")
+    module_part, sep, attr = str(spec).rpartition(":")
+    if not sep or not module_part.strip() or not attr.strip():
+        raise ModelLoadError(f"malformed user model spec {spec!r}", _FORM,
+                             "separate the module and the factory with a colon, e.g. mypkg.nets:build_unet")
+    if _is_path(module_part):
+        module, label = _import_file(module_part, spec), f"file {module_part!r}"
+    else:
+        module, label = _import_module(module_part, spec), f"module {module_part!r}"
+    factory = _resolve(module, attr, label, spec)
+    if not callable(factory):
+        raise ModelLoadError(f"{attr!r} in {label} is a {type(factory).__name__}, not callable",
+                             "a factory function or nn.Module class", "point the spec at a callable")
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"user model factory {spec!r} raised {_one_line(exc)}",
+                             f"it to build a model from kwargs {kwargs!r}",
+                             "fix the factory or the keyword arguments") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"user model factory {spec!r} returned a {type(model).__name__}, not an nn.Module",
+                             "an nn.Module instance", "return the model object from the factory")
+    model.config = {"factory": spec, **kwargs}
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Runners: one inference API over eager PyTorch, ONNX Runtime and TensorRT."""

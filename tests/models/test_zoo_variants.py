@@ -146,11 +146,6 @@ def test_aligned_variants_reject_unaligned_sizes(name):
 def test_create_model_config_and_eval_mode(name):
     model = create_model(name, width=WIDTH, num_classes=3)
     assert not model.training
-    assert model.config["arch"] == name
-    assert model.config["num_classes"] == 3 and model.config["width"] == WIDTH
-    spec = get_spec(name)
-    assert output_hw(model, *sizes_for(name)[0]) is not None
-    h, w = sizes_for(name)[0]
-    y_shape = (1, 3) + output_hw(model, h, w)
-    with torch.no_grad():
-        assert tuple(model(torch.randn(1, spec.defaults["in_channels"], h, w)).shape) == y_shape
+    assert model.config == {**get_spec(name).defaults, "arch": name, "num_classes": 3, "width": WIDTH}
+    last_conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last_conv.out_channels == 3 and last_conv.kernel_size == (1, 1)

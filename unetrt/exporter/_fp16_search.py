@@ -236,6 +236,7 @@ class Search:
         self._cache: dict[frozenset, Evaluation] = {}  # evaluations only: models can be large
         self.warnings: set[str] = set()
         self._source_names = {n.name for n in source.graph.node}
+        self._default: onnx.ModelProto | None = None
 
     def convert(self, blocked: frozenset) -> onnx.ModelProto:
         """Run the converter with ``blocked`` nodes in FP32 and repair its known 1.16 quirks."""
@@ -282,6 +283,7 @@ class Search:
         """Return ``(node names kept FP32 beyond the defaults, {failed node: its worst entry})``."""
         default = self.convert(frozenset())
         if self.evaluate(frozenset(), default).passed:
+            self._default = default  # reused by final(): converting is the slow part on large models
             return frozenset(), {}
         already = {n.name for n in fp32_nodes(self.source, default)}
         del default
@@ -307,7 +309,7 @@ class Search:
 
     def final(self, blocked: frozenset) -> tuple[onnx.ModelProto, Evaluation]:
         """Return the converted model for ``blocked`` (validated by the ONNX checker) and its evaluation."""
-        model = self.convert(blocked)
+        model = self._default if blocked == frozenset() and self._default is not None else self.convert(blocked)
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as exc:

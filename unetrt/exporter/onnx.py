@@ -26,10 +26,11 @@ _DIM_NAMES = ("batch", None, "height", "width")
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_torch():
     """Silence torch.onnx's progress prints (stdout must stay clean for --json) and noisy logs."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration",
-                                               "torch._dynamo", "torch.export")]
+    loggers = [logging.getLogger(n) for n in (
+        "torch.onnx", "torch.onnx._internal.exporter._registration", "torch._dynamo", "torch.export",
+        "torch._export", "torch.fx.experimental.symbolic_shapes", "torch._subclasses.fake_tensor")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -59,7 +60,7 @@ def _floordiv(self, other):
 
 def from_exported_program(program, sample: torch.Tensor, opset: int) -> onnx.ModelProto:
     """Convert a ``torch.export`` ExportedProgram with torch's ONNX exporter."""
-    with _quiet():
+    with quiet_torch():
         onnx_program = torch.onnx.export(program, (sample,), dynamo=True, opset_version=opset,
                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                          custom_translation_table={operator.floordiv: _floordiv},
@@ -76,7 +77,7 @@ def from_torchscript(model: nn.Module, sample: torch.Tensor, opset: int, dynamic
     axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
             OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
     buf = io.BytesIO()
-    with _quiet(), torch.no_grad():
+    with quiet_torch(), torch.no_grad():
         torch.onnx.export(model, (sample,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())

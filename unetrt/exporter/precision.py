@@ -47,7 +47,10 @@ class Fp16Result:
         keep_io_types: Whether graph inputs and outputs stayed FP32.
         kept_fp32: Compute nodes left in FP32, each ``{"node", "op", "reason"}``.
         node_count: Number of nodes in the written graph.
-        parity: One entry per calibration feed and output (see :func:`_fp16_search.compare`).
+        parity: One entry per calibration feed and output: ``feed``, ``input_shapes``, ``output``, the
+            :class:`unetrt.parity.OutputParity` fields of the FP16-storage emulation (``max_abs``,
+            ``argmax_agreement``, ``atol``, ``passed``, ...) and ``ort_cpu_max_abs`` /
+            ``ort_cpu_argmax_agreement`` of the artifact as ONNX Runtime CPU runs it (FP32 compute).
         warnings: Distinct converter warnings (e.g. weights clamped to the FP16 range).
     """
 
@@ -121,8 +124,9 @@ def convert_fp16(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *,
     parity = state.artifact_parity(model, evaluation)
     kept = _kept_fp32(source, model, failures, user_ops, default_ops, evaluation)
     if not state.any_fp16(model):
-        raise ParityError(f"no node of {os.fspath(onnx_path)} stays within the FP16 bars "
-                          f"(first failure: {search.describe_first(failures)})",
+        why = (f"within the bars (first failure: {search.describe_first(failures)})" if failures
+               else "(every float node is kept FP32 by block_ops or the converter's block list)")
+        raise ParityError(f"no float node of {os.fspath(onnx_path)} runs in FP16 {why}",
                           f"max_abs <= {tol:g}*max(1,|ref|) and argmax agreement >= {min_argmax_agreement:g}",
                           "loosen max_abs_tol / min_argmax_agreement, or deploy FP32")
     for key, value in [("precision", "fp16"), ("fp16_converter", name)]:
@@ -164,10 +168,16 @@ def _check_feeds(model: onnx.ModelProto, feeds, references) -> None:
     if not feeds:
         raise ExportError("no calibration feeds given", "at least one {input name: array} dict",
                           "pass feeds=[{'input': x}] with a representative image")
+    floats = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT}
     for i, feed in enumerate(feeds):
         if set(feed) != inputs:
             raise ExportError(f"calibration feed {i} has inputs {sorted(feed)}", f"exactly {sorted(inputs)}",
                               "name every graph input in each feed")
+        wrong = {k: str(np.asarray(v).dtype) for k, v in feed.items()
+                 if k in floats and np.asarray(v).dtype != np.float32}
+        if wrong:
+            raise ExportError(f"calibration feed {i} has dtypes {wrong}", "float32 arrays for float inputs",
+                              "convert with x.astype(np.float32)")
     if references is not None:
         if len(references) != len(feeds):
             raise ExportError(f"{len(references)} references for {len(feeds)} feeds", "one reference per feed",

@@ -14,12 +14,12 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
+from unetrt.exporter import _trt_support as support
 
 __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
 
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
 #: Called with (phase name, steps done, steps in phase); returning False aborts the build.
 BuildProgress = Callable[[str, int, int], "bool | None"]
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8"}
 
 
 def _dims(text: str | Sequence[int], what: str) -> tuple[int, ...]:
@@ -127,7 +125,8 @@ def import_tensorrt(flavour: str = "auto"):
             raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
                                          "pip install -U 'unetrt[gpu]'")
         return module, name, version
-    extras = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)", "tensorrt-rtx": "pip install 'unetrt[rtx]' (TensorRT-RTX)"}
+    extras = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)",
+              "tensorrt-rtx": "pip install 'unetrt[rtx]' (TensorRT-RTX)"}
     raise MissingDependencyError(f"{' and '.join(wanted)} not installed", "an importable TensorRT flavour",
                                  " or ".join(extras[n] for n in wanted))
 
@@ -199,49 +198,58 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if not os.path.isfile(onnx_path):
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
-    logger = _make_logger(trt)
+    logger = support.make_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt, caps))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(onnx_path):
-        raise EngineBuildError(_parser_errors(parser, onnx_path), "an ONNX graph TensorRT can import",
+        raise EngineBuildError(support.parser_errors(parser, onnx_path), "an ONNX graph TensorRT can import",
                                "simplify the graph or replace the unsupported op")
-    io = _network_io(trt, network)
+    io = support.network_io(trt, network)
     config = builder.create_builder_config()
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
                          targets, version_compatible)
-    cache = _load_timing_cache(config, timing_cache) if timing_cache else None
-    monitor = _make_monitor(trt, progress)
+    cache = support.load_timing_cache(config, timing_cache) if timing_cache else None
+    monitor = support.make_monitor(trt, progress, logger)
     config.progress_monitor = monitor
     start = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
-    if monitor.interrupted:
+    if monitor.interrupted or logger.interrupted:
         raise KeyboardInterrupt
+    if monitor.error is not None:
+        raise monitor.error
     if plan is None:
-        if monitor.aborted:
-            raise EngineBuildError(f"engine build of {onnx_path} aborted by the progress callback",
-                                   "a finished build", "let the build run to completion")
-        raise EngineBuildError(f"TensorRT could not build {onnx_path}: {logger.summary()}",
-                               "a network TensorRT can build for these profiles",
-                               "check the profiles, workspace and compute-capability targets")
+        raise _build_failed(onnx_path, monitor.aborted, logger.summary())
     data = memoryview(plan).cast("B")
-    _write_atomic(engine_path, data)
+    support.write_atomic(engine_path, data)
     if cache is not None:
-        _write_atomic(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
+        support.write_atomic(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
     options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
     return EngineInfo(path=engine_path, sha256=hashlib.sha256(data).hexdigest(), flavour=flavour, version=version,
                       precision=precision, profiles=[{k: p.to_dict() for k, p in prof.items()} for prof in profiles],
-                      io=io, onnx_sha256=_file_sha256(onnx_path), build_seconds=round(seconds, 3),
+                      io=io, onnx_sha256=support.file_sha256(onnx_path), build_seconds=round(seconds, 3),
                       size_bytes=data.nbytes, options=options)
+
+
+def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:
+    """The error for a ``build_serialized_network`` that returned None."""
+    if aborted:
+        return EngineBuildError(f"engine build of {onnx_path} aborted by the progress callback",
+                                "a finished build", "let the build run to completion")
+    memory = re.search("OutOfMemory|workspace", summary, re.IGNORECASE)
+    return EngineBuildError(f"TensorRT could not build {onnx_path}: {summary}",
+                            "a network TensorRT can build for these profiles",
+                            "raise workspace_bytes or lower the max profile shapes" if memory
+                            else "check the profiles, workspace and compute-capability targets")
 
 
 def _check_options(caps, flavour, precision, timing_cache, targets, version_compatible, level, workspace):
     """Refuse options the flavour cannot honour; return the resolved TensorRT-RTX targets."""
     if precision not in ("fp32", "fp16"):
         raise EngineBuildError(f"unknown precision {precision!r}", "'fp32' or 'fp16'", "pick one of those")
-    if level is not None and level not in range(6):
+    if level is not None and (not isinstance(level, int) or level not in range(6)):
         raise EngineBuildError(f"optimization_level {level}", "an integer 0-5", "fix the level")
     if workspace is not None and (not isinstance(workspace, int) or workspace <= 0):
         raise EngineBuildError(f"workspace_bytes {workspace!r}", "a positive number of bytes", "fix the limit")
@@ -310,14 +318,6 @@ def _configure(trt, builder, config, caps, precision, workspace, level, targets,
             "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
 
 
-def _network_io(trt, network) -> list[dict]:
-    """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
-    tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
-    tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
-    return [{"name": t.name, "mode": mode, "dtype": _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
-             "shape": list(t.shape)} for mode, t in tensors]
-
-
 def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
     """Check every profile against the network inputs and add it to the config."""
     inputs = {t["name"]: t["shape"] for t in io if t["mode"] == "input"}
@@ -326,6 +326,9 @@ def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[st
         raise ProfileError(f"no optimisation profile for dynamic inputs {dynamic}", "at least one profile",
                            "pass profiles=[{'input': ShapeProfile.parse(min, opt, max)}]")
     for k, profile in enumerate(profiles):
+        if not isinstance(profile, Mapping) or not all(isinstance(v, ShapeProfile) for v in profile.values()):
+            raise ProfileError(f"profile {k} is {profile!r}", "a dict {input name: ShapeProfile}",
+                               "build shapes with ShapeProfile.parse(min, opt, max)")
         unknown = sorted(set(profile) - set(inputs))
         if unknown:
             raise ProfileError(f"profile {k} names unknown inputs {unknown}", f"inputs among {sorted(inputs)}",
@@ -347,98 +350,3 @@ def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[st
                                        f"{d} as in the network {net}", "keep static dimensions as they are")
             trt_profile.set_shape(name, shape.min, shape.opt, shape.max)
         config.add_optimization_profile(trt_profile)
-
-
-def _parser_errors(parser, onnx_path: str) -> str:
-    """One line naming the first parser errors with node name and op type."""
-    parts = []
-    for i in range(parser.num_errors):
-        err = parser.get_error(i)
-        where = f"node {err.node_name()!r} ({err.node_operator()})" if err.node_name() else "model"
-        parts.append(f"{where}: {' '.join(err.desc().split())}")
-    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
-    return f"TensorRT could not parse {onnx_path}: " + "; ".join(parts[:3]) + more
-
-
-def _make_logger(trt):
-    """A trt.ILogger that keeps warnings and errors for messages and forwards all to ``logging``."""
-
-    class _Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-
-        def log(self, severity, msg):
-            if severity <= trt.ILogger.Severity.ERROR:
-                self.errors.append(msg)
-            elif severity == trt.ILogger.Severity.WARNING:
-                self.warnings.append(msg)
-            log.debug("tensorrt[%s]: %s", getattr(severity, "name", severity), msg)
-
-        def summary(self) -> str:
-            lines = self.errors[-3:] or self.warnings[-3:] or ["no error logged"]
-            return " / ".join(" ".join(m.split()) for m in lines)
-
-    return _Logger()
-
-
-def _make_monitor(trt, progress: BuildProgress | None):
-    """A trt.IProgressMonitor that forwards to ``progress`` and aborts on False or Ctrl-C."""
-
-    class _Monitor(trt.IProgressMonitor):
-        def __init__(self):
-            trt.IProgressMonitor.__init__(self)
-            self.totals: dict[str, int] = {}
-            self.aborted = self.interrupted = False
-
-        def phase_start(self, phase_name, parent_phase, num_steps):
-            self.totals[phase_name] = num_steps
-
-        def step_complete(self, phase_name, step):
-            try:
-                if progress is not None and progress(phase_name, step + 1, self.totals.get(phase_name, 0)) is False:
-                    self.aborted = True
-            except KeyboardInterrupt:
-                self.interrupted = True
-            return not (self.aborted or self.interrupted)
-
-        def phase_finish(self, phase_name):
-            self.totals.pop(phase_name, None)
-
-    return _Monitor()
-
-
-def _load_timing_cache(config, path: str):
-    """Create the config's timing cache from ``path`` if it exists (TensorRT only)."""
-    data = b""
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
-            data = f.read()
-    cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    return cache
-
-
-def _write_atomic(path: str, data) -> None:
-    """Write bytes via a temp file in the same folder and ``os.replace``; never leave a partial file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _file_sha256(path: str) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

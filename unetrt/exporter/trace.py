@@ -11,6 +11,7 @@ the alignment and the minimum size the model really needs, then trace again with
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import AlignmentError, ExportError
+from .onnx import quiet_torch
 
 MAX_SIZE = 16384
 MAX_BATCH = 4096
@@ -80,7 +82,11 @@ def parse_constraint_violation(message: str, align: int) -> _Fixes:
         if not in_fixes:
             m = _GUARD_RE.match(line)
             if m:
-                fixes.guards.append(m.group(1).replace("L['x'].size()[2]", "H").replace("L['x'].size()[3]", "W"))
+                text = m.group(1)
+                g = re.search(r"satisfy the generated guard (.*?)\.?$", text)
+                guard = g.group(1) if g else text
+                guard = re.sub(r"L\['\w+'\]\.size\(\)\[2\]", "H", guard)
+                fixes.guards.append(re.sub(r"L\['\w+'\]\.size\(\)\[3\]", "W", guard))
             continue
         if m := _AFFINE_RE.match(line):
             name, k = m.group(1), int(m.group(2))
@@ -128,7 +134,8 @@ def _export_once(model: nn.Module, in_channels: int, align: int, min_size: int):
     shape = sample_shape(in_channels, align, min_size)
     x = torch.randn(shape)
     try:
-        with _oblivious(), torch.no_grad():
+        # torch dumps the failing graph to stderr before raising; the exception says it all
+        with _oblivious(), torch.no_grad(), quiet_torch(), contextlib.redirect_stderr(io.StringIO()):
             ep = torch.export.export(model, (x,), dynamic_shapes=_dynamic_shapes(model, align, min_size), strict=False)
     except Exception as exc:  # torch raises UserError / ConstraintViolationError / many others
         text = str(exc)

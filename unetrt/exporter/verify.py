@@ -50,7 +50,7 @@ def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tu
                  SweepSize(1, alignment * (k + 2), alignment * k), SweepSize(1, m, m + alignment)]
     else:
         start = _round_up(max(lo, base), residues)
-        sizes = [SweepSize(2, start, start), SweepSize(1, lo, lo + 1)]
+        sizes = [SweepSize(2, start, start), SweepSize(1, lo, lo + 1), SweepSize(1, 3 * start + 5, 2 * start + 7)]
         for r in range(residues):
             sizes.append(SweepSize(1, start + r, start + (5 * r + 3) % residues))
     unique: list[SweepSize] = []

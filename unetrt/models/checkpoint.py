@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from .match import describe_best_match
 
 #: Keys under which training scripts commonly nest the weights, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net")
@@ -35,7 +36,8 @@ def _read(path: Any) -> Any:
             raise CheckpointError(f"checkpoint {name!r} does not exist", "a path to a .pt/.pth file",
                                   "check the path (relative paths start from the current directory)")
         if os.path.isdir(path):
-            raise CheckpointError(f"checkpoint {name!r} is a directory", "a .pt/.pth file", "pass the file itself")
+            raise CheckpointError(f"checkpoint {name!r} is a directory", "a .pt/.pth file",
+                                  "pass the file itself")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -52,9 +54,13 @@ def _read(path: Any) -> Any:
 
 
 def _corrupt(name: str, exc: BaseException) -> CheckpointError:
-    detail = " ".join(str(exc).split())[:160] or "no detail"
-    return CheckpointError(f"checkpoint {name!r} is not a readable torch file ({type(exc).__name__}: {detail})",
-                           "a file written by torch.save", "re-download or re-save it; the file may be truncated")
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:  # keep the unpickler's reason, not torch's long preamble
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    detail = " ".join(text.split())[:160] or "no detail"
+    return CheckpointError(
+        f"checkpoint {name!r} is not a readable torch file ({type(exc).__name__}: {detail})",
+        "a file written by torch.save", "re-download or re-save it; the file may be truncated")
 
 
 def _is_tensor_dict(obj: Any) -> bool:
@@ -159,10 +165,9 @@ def apply_checkpoint(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected key(s) [{_first_few(unexpected)}]")
     if shaped:
-        shown = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in shaped]
+        shown = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                 for k in shaped]
         parts.append(f"{len(shaped)} mis-shaped key(s) [{_first_few(shown, 3)}]")
-    from .match import describe_best_match
-
     args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "factory")
     raise CheckpointError(f"checkpoint does not fit model {arch!r}: " + "; ".join(parts),
                           f"the state dict of {arch!r}" + (f" built with {args}" if args else ""),

@@ -127,7 +127,8 @@ def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Modul
                              f"it to build a model from kwargs {kwargs!r}",
                              "fix the factory or the keyword arguments") from exc
     if not isinstance(model, nn.Module):
-        raise ModelLoadError(f"user model factory {spec!r} returned a {type(model).__name__}, not an nn.Module",
+        raise ModelLoadError(f"user model factory {spec!r} returned a {type(model).__name__}, "
+                             "not an nn.Module",
                              "an nn.Module instance", "return the model object from the factory")
     model.config = {"factory": spec, **kwargs}
     return model.eval()

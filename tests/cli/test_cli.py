@@ -1,0 +1,157 @@
+"""CLI through click's CliRunner, and once through the installed console script."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from unetrt.cli import export_cmd, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def _last_line(result):
+    return result.output.strip().splitlines()[-1]
+
+
+def test_export_json_summary(runner, tmp_path):
+    out = tmp_path / "m"
+    res = runner.invoke(main, ["export", "--arch", "milesial", "--width", "4", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["model"]["arch"] == "milesial" and summary["model"]["kwargs"]["width"] == 4
+    assert summary["verification"]["passed"] is True
+    assert summary["onnx"]["opset"] == 18
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["onnx"]["sha256"] == summary["onnx"]["sha256"]
+    assert {a["path"] for a in manifest["artifacts"]} == {"model.onnx"}
+    assert manifest["tools"]["torch"].startswith("2.")
+
+
+def test_unknown_arch_suggests_close_names(runner, tmp_path):
+    res = runner.invoke(export_cmd, ["--arch", "milesal", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "unknown model 'milesal'" in res.output and "did you mean milesial" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model-kwargs", "{width: 4"], "invalid JSON"),
+    (["--model-kwargs", "[1, 2]"], "is a JSON list"),
+    (["--align", "zero"], "invalid alignment 'zero'"),
+    (["--static", "--shape", "12xab"], "invalid shape '12xab'"),
+])
+def test_bad_option_values(runner, tmp_path, args, needle):
+    res = runner.invoke(export_cmd, ["--arch", "milesial", "-o", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2
+    assert needle in res.output
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("no_colon_here", "pkg.module:factory"),
+    ("tests.fixtures.nope:f", "tests.fixtures.nope"),
+    ("tests.fixtures.thirdparty:missing", "missing"),
+    ("tests.fixtures.thirdparty:broken", "factory exploded"),
+    ("tests.fixtures.thirdparty:not_a_module", "nn.Module"),
+])
+def test_bad_user_model(runner, tmp_path, spec, needle):
+    res = runner.invoke(export_cmd, ["--model", spec, "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1, res.output
+    assert needle in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("Error:")]) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_zoo_flags_refused_with_user_model(runner, tmp_path):
+    res = runner.invoke(export_cmd, ["--model", "tests.fixtures.thirdparty:branchy", "--width", "2",
+                                     "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "--model-kwargs '{\"width\": 2}'" in res.output
+
+
+def test_missing_and_pickled_checkpoints(runner, tmp_path):
+    import torch
+
+    from unetrt.models import create_model
+
+    res = runner.invoke(export_cmd, ["--width", "4", "-c", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "nope.pth" in res.output
+    pickled = tmp_path / "whole.pth"
+    torch.save(create_model("milesial", width=4), pickled)
+    res = runner.invoke(export_cmd, ["--width", "4", "-c", str(pickled), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "state_dict" in res.output
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    res = runner.invoke(export_cmd, ["--width", "4", "-c", str(corrupt), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "corrupt.pth" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_parity_failure_shows_table_and_fails(runner, tmp_path):
+    res = runner.invoke(export_cmd, ["--width", "4", "--atol", "1e-15", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "parity failed" in res.output and "max_abs" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_empty_output_and_force(runner, tmp_path):
+    (tmp_path / "x.txt").write_text("1")
+    res = runner.invoke(export_cmd, ["--width", "4", "--no-verify", "-o", str(tmp_path)])
+    assert res.exit_code == 1 and "--force" in res.output
+    res = runner.invoke(export_cmd, ["--width", "4", "--no-verify", "--force", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "parity verification skipped" in res.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output(runner, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    res = runner.invoke(export_cmd, ["--width", "4", "-o", str(locked / "o")])
+    assert res.exit_code == 1 and "not writable" in res.output
+
+
+def test_align_errors(runner, tmp_path):
+    res = runner.invoke(export_cmd, ["--arch", "prelu", "--width", "4", "--align", "8", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "needs H and W to be multiples of 16" in res.output
+    res = runner.invoke(export_cmd, ["--arch", "paper", "--width", "4", "--static", "--shape", "64x64",
+                                     "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "not admissible" in res.output
+
+
+def test_models_json(runner):
+    res = runner.invoke(main, ["models", "--json"])
+    assert res.exit_code == 0
+    rows = json.loads(res.output)
+    by_name = {r["name"]: r for r in rows}
+    assert {"milesial", "paper", "crop", "pad", "same", "plain", "prelu", "resnet18-unet",
+            "resnet152-unet"} <= set(by_name)
+    assert by_name["plain"]["alignment"] == 16 and by_name["paper"]["geometry"] == "valid"
+    assert by_name["milesial"]["params"] == sum(
+        p.numel() for p in __import__("unetrt").create_model("milesial").parameters())
+
+
+def test_console_script_runs(tmp_path):
+    exe = Path(sys.executable).with_name("unet-export")
+    res = subprocess.run([str(exe), "--width", "4", "--no-verify", "-o", str(tmp_path / "o"), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["onnx"]["path"] == "model.onnx"
+    res = subprocess.run([str(exe), "--arch", "nope"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode != 0 and "unknown model 'nope'" in res.stderr
+
+
+def test_output_under_a_file_is_refused(runner, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    res = runner.invoke(export_cmd, ["--width", "4", "-o", str(tmp_path / "file.txt" / "o")])
+    assert res.exit_code == 1 and "not writable" in res.output

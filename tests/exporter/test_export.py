@@ -1,0 +1,185 @@
+"""The export chain end to end: every variant, alignment, fallback, metadata and bad input."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from unetrt.errors import AlignmentError, CheckpointError, OutputError, ParityError
+from unetrt.exporter import ExportConfig, export
+from unetrt.exporter.onnx import strip_noop_pads
+from unetrt.exporter.verify import make_session, sweep_sizes
+from unetrt.models import create_model, get_spec, list_models
+
+TINY = {"width": 4}
+
+
+def _dims(vi):
+    return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_variant_exports_exactly(arch, tmp_path):
+    spec = get_spec(arch)
+    out = tmp_path / arch
+    result = export(ExportConfig(arch=arch, model_kwargs=TINY, output_dir=str(out)))
+    m = result.manifest
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]  # self-contained
+    assert m["input"]["alignment"] == spec.alignment
+    assert m["input"]["min_size"] >= spec.min_size
+    rows = m["verification"]["sizes"]
+    assert rows and all(r["passed"] for r in rows)
+    assert max(r["max_abs"] for r in rows) <= 1e-4
+    assert any(r["input_shape"][0] == 2 for r in rows)  # batch > 1
+    if spec.alignment == 1:  # odd, non-square and every residue mod 16 of H and of W
+        assert {r["input_shape"][2] % 16 for r in rows} == set(range(16))
+        assert {r["input_shape"][3] % 16 for r in rows} == set(range(16))
+    proto = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(proto)
+    assert _dims(proto.graph.input[0])[0::2] == ["batch", "height"]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["unetrt.model"])["arch"] == arch
+    assert json.loads(meta["unetrt.input"])["alignment"] == spec.alignment
+    assert json.loads(meta["unetrt.verification"])["passed"] is True
+    assert m["onnx"]["sha256"] == m["artifacts"][0]["sha256"]
+
+
+def test_milesial_onnx_matches_eager_at_unseen_odd_sizes(tmp_path):
+    torch.manual_seed(3)
+    model = create_model("milesial", width=4)
+    torch.manual_seed(3)  # same init for the exported copy
+    export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), verify=False))
+    sess = make_session(str(tmp_path / "model.onnx"))
+    for shape in [(3, 3, 97, 61), (1, 3, 16, 16), (2, 3, 129, 18)]:
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        got = sess.run(None, {"input": x})[0]
+        ref = model(torch.from_numpy(x)).detach().numpy()
+        assert got.shape == ref.shape == (shape[0], 2, *shape[2:])
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_aligned_milesial_has_no_pad_and_tells_the_runtime(tmp_path):
+    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), align=16)).manifest
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert "Pad" not in {n.op_type for n in proto.graph.node}
+    assert m["input"]["alignment"] == 16 and m["input"]["pad_to_alignment"] is True
+    assert all(r["input_shape"][2] % 16 == 0 and r["input_shape"][3] % 16 == 0 for r in m["verification"]["sizes"])
+
+
+def test_strip_noop_pads_keeps_real_pads():
+    from onnx import TensorProto, helper
+
+    zeros = helper.make_tensor("zeros", TensorProto.INT64, [8], [0] * 8)
+    ones = helper.make_tensor("ones", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
+    nodes = [helper.make_node("Pad", ["x", "zeros"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Pad", ["b", "ones"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [zeros, ones])
+    model = helper.make_model(graph)
+    assert strip_noop_pads(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Pad"]
+    assert model.graph.node[0].input[0] == "x"
+    assert [t.name for t in model.graph.initializer] == ["ones"]
+
+
+def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
+    m = export(ExportConfig(factory="tests.fixtures.thirdparty:branchy", model_kwargs={"width": 2},
+                            output_dir=str(tmp_path))).manifest
+    assert m["input"]["alignment"] == 16
+    assert any("branches on input sizes" in n for n in m["export"]["notes"])
+    assert m["model"]["factory"] == "tests.fixtures.thirdparty:branchy"
+    with pytest.raises(AlignmentError, match="--align 16"):
+        export(ExportConfig(factory="tests.fixtures.thirdparty:branchy", model_kwargs={"width": 2},
+                            output_dir=str(tmp_path / "a1"), align=1))
+    assert not (tmp_path / "a1").exists()
+
+
+def test_torchscript_fallback_is_guarded_by_a_wider_sweep(tmp_path):
+    m = export(ExportConfig(factory="tests.fixtures.thirdparty:item_scaled", output_dir=str(tmp_path))).manifest
+    assert m["export"]["exporter"] == "torchscript"
+    rows = m["verification"]["sizes"]
+    assert {r["input_shape"][2] % 32 for r in rows} == set(range(32))
+    assert all(r["passed"] for r in rows)
+
+
+def test_negative_pad_differences_are_exact():
+    """torch lowers size floordiv to truncating ONNX Div; a negative diff must still crop like eager."""
+    sizes = sweep_sizes(1, 33, residues=4)
+    assert {s.height % 4 for s in sizes} >= {0, 1, 2, 3}
+
+
+def test_static_export_fixes_every_dim(tmp_path):
+    m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert _dims(proto.graph.input[0]) == [2, 1, 32, 48]
+    assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False}
+    assert [r["input_shape"] for r in m["verification"]["sizes"]] == [[2, 1, 32, 48]]
+
+
+def test_static_shape_not_admissible(tmp_path):
+    with pytest.raises(AlignmentError, match="multiples of 16"):
+        export(ExportConfig(arch="plain", model_kwargs=TINY, output_dir=str(tmp_path / "o"), static_shape=(1, 40, 40)))
+    with pytest.raises(AlignmentError, match="H and W >= 188"):
+        export(ExportConfig(arch="paper", model_kwargs=TINY, output_dir=str(tmp_path / "o"), static_shape=(1, 100, 100)))
+    assert not (tmp_path / "o").exists()
+
+
+def test_align_incompatible_with_variant(tmp_path):
+    with pytest.raises(AlignmentError, match="--align 8 is incompatible with plain"):
+        export(ExportConfig(arch="plain", model_kwargs=TINY, output_dir=str(tmp_path / "o"), align=8))
+
+
+def test_parity_failure_writes_nothing(tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ParityError) as err:
+        export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(out), atol_factor=1e-15))
+    assert "parity failed" in str(err.value)
+    assert "max_abs" in err.value.table and "NO" in err.value.table
+    assert not out.exists()
+    assert not any(p.name.startswith(".o.staging") for p in tmp_path.iterdir())
+
+
+def test_non_empty_output_needs_force(tmp_path):
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(OutputError, match="not empty.*--force"):
+        export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path)))
+    export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), force=True, verify=False))
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+    assert (tmp_path / "model.onnx").exists()
+
+
+def test_output_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(f)))
+
+
+def test_milesial_checkpoint_with_mask_values(tmp_path):
+    model = create_model("milesial", width=4, num_classes=3)
+    torch.manual_seed(0)
+    for p in model.parameters():
+        p.data.normal_(0, 0.5)
+    state = model.state_dict()
+    state["mask_values"] = [0, 127, 255]
+    ckpt = tmp_path / "checkpoint_epoch5.pth"
+    torch.save(state, ckpt)
+    m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4, "num_classes": 3}, checkpoint=str(ckpt),
+                            output_dir=str(tmp_path / "o"))).manifest
+    assert m["mask_values"] == [0, 127, 255]
+    assert m["model"]["checkpoint"]["sha256"]
+    assert m["output"]["classes"] == 3
+    sess = make_session(str(tmp_path / "o" / "model.onnx"))
+    x = np.random.default_rng(0).standard_normal((1, 3, 45, 37)).astype(np.float32)
+    ref = model.eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, atol=1e-4 * max(1, np.abs(ref).max()))
+
+
+def test_checkpoint_mismatch_names_the_variant(tmp_path):
+    ckpt = tmp_path / "prelu.pth"
+    torch.save(create_model("prelu", width=4).state_dict(), ckpt)
+    with pytest.raises(CheckpointError, match="prelu"):
+        export(ExportConfig(arch="milesial", model_kwargs=TINY, checkpoint=str(ckpt), output_dir=str(tmp_path / "o")))
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,140 @@
+"""Helpers behind :func:`unetrt.exporter.tensorrt.build_engine` (private): logging, progress, parser
+errors, network I/O and atomic file writes. Nothing here compares TensorRT versions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+
+log = logging.getLogger("unetrt.exporter.tensorrt")
+_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8"}
+
+
+def network_io(trt, network) -> list[dict]:
+    """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
+    tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
+    tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
+    return [{"name": t.name, "mode": mode, "dtype": _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
+             "shape": list(t.shape)} for mode, t in tensors]
+
+
+def parser_errors(parser, onnx_path: str) -> str:
+    """One line naming the first parser errors with node name and op type."""
+    parts = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        where = f"node {err.node_name()!r} ({err.node_operator()})" if err.node_name() else "model"
+        parts.append(f"{where}: {' '.join(err.desc().split())}")
+    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
+    return f"TensorRT could not parse {onnx_path}: " + "; ".join(parts[:3]) + more
+
+
+def make_logger(trt):
+    """A trt.ILogger that keeps warnings and errors for messages and forwards all to ``logging``.
+
+    A Ctrl-C that lands while TensorRT calls back into Python is recorded in ``interrupted`` (the
+    progress monitor then aborts the build) instead of unwinding through TensorRT's C++ frames.
+    """
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+            self.warnings: list[str] = []
+            self.interrupted = False
+
+        def log(self, severity, msg):
+            try:
+                if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                    self.errors.append(msg)
+                elif int(severity) == int(trt.ILogger.Severity.WARNING):
+                    self.warnings.append(msg)
+                log.debug("tensorrt[%s]: %s", getattr(severity, "name", severity), msg)
+            except KeyboardInterrupt:
+                self.interrupted = True
+
+        def summary(self) -> str:
+            lines = self.errors[-3:] or self.warnings[-3:] or ["no error logged"]
+            return " / ".join(" ".join(m.split()) for m in lines)
+
+    return _Logger()
+
+
+def make_monitor(trt, progress: Callable | None, logger):
+    """A trt.IProgressMonitor that forwards to ``progress(phase, step, total)`` and aborts the build when
+    it returns False (``aborted``), raises (``error``) or on Ctrl-C (``interrupted``, also from ``logger``).
+    """
+
+    class _Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.totals: dict[str, int] = {}
+            self.aborted = self.interrupted = False
+            self.error: Exception | None = None
+
+        def _stop(self) -> bool:
+            self.interrupted = self.interrupted or logger.interrupted
+            return self.aborted or self.interrupted or self.error is not None
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            try:
+                self.totals[phase_name] = num_steps
+            except KeyboardInterrupt:
+                self.interrupted = True
+
+        def step_complete(self, phase_name, step):
+            try:
+                if progress is not None and progress(phase_name, step + 1, self.totals.get(phase_name, 0)) is False:
+                    self.aborted = True
+            except KeyboardInterrupt:
+                self.interrupted = True
+            except Exception as exc:  # a failing callback must not unwind through TensorRT
+                self.error = exc
+            return not self._stop()
+
+        def phase_finish(self, phase_name):
+            try:
+                self.totals.pop(phase_name, None)
+            except KeyboardInterrupt:
+                self.interrupted = True
+
+    return _Monitor()
+
+
+def load_timing_cache(config, path: str):
+    """Create the config's timing cache from ``path`` if it exists (TensorRT only)."""
+    data = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def write_atomic(path: str, data) -> None:
+    """Write bytes via a temp file in the same folder and ``os.replace``; never leave a partial file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

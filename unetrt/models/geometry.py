@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -14,12 +16,19 @@ def output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, .
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    param = next(model.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float32
+    device = param.device if param is not None else torch.device("cpu")
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)  # a rejected size is an answer here, not an error to log
     try:
         with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            out = model(mode.from_tensor(torch.empty(input_shape, dtype=dtype)))
+            out = model(mode.from_tensor(torch.empty(input_shape, dtype=dtype, device=device)))
     except (RuntimeError, ValueError, IndexError):
         return None
+    finally:
+        fake_log.setLevel(level)
     if isinstance(out, (tuple, list)):
         out = out[0]
     if isinstance(out, dict):

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .cli_options import ALIGN, Shape, model_options
+from .cli_options import ALIGN, Shape, build_profiles, engine_options, fp16_options, model_options
 from .errors import ParityError, UnetrtError
 
 DEFAULT_ARCH = "milesial"
@@ -73,7 +73,16 @@ def _summary(manifest: dict, out_dir) -> dict:
         "notes": manifest["export"]["notes"],
         "seconds": manifest["export"]["seconds"],
         "verification": {k: manifest["verification"][k] for k in ("performed", "passed", "sizes")},
+        "fp16": _fp16_summary(manifest.get("fp16")),
+        "engines": manifest.get("engines", []),
     }
+
+
+def _fp16_summary(fp16: dict | None) -> dict | None:
+    if not fp16:
+        return None
+    keep = ("path", "sha256", "converter", "keep_io_types", "kept_fp32", "node_count", "calibration")
+    return {**{k: fp16.get(k) for k in keep}, "verification": fp16["verification"]}
 
 
 def _render(manifest: dict, out_dir) -> None:
@@ -98,6 +107,22 @@ def _render(manifest: dict, out_dir) -> None:
         err_console.print(_parity_table(rows, "Parity: ONNX Runtime CPU vs eager PyTorch (fp32)"))
     else:
         err_console.print("  parity verification skipped (--no-verify)")
+    fp16 = manifest.get("fp16")
+    if fp16:
+        kept = fp16["kept_fp32"]
+        err_console.print(f"  fp16   {fp16['path']} ({fp16['converter']}; I/O "
+                          f"{'fp32' if fp16['keep_io_types'] else 'fp16'}; {len(kept)} node(s) kept FP32"
+                          + (": " + ", ".join(f"{k['node']} ({k['op']}: {k['reason']})" for k in kept[:4])
+                             if kept else "") + ")")
+        err_console.print(_parity_table(fp16["verification"]["sizes"], "Parity: FP16 ONNX (ONNX Runtime CPU) vs "
+                                        "eager PyTorch fp32"))
+        err_console.print(f"  note   {fp16['verification']['note']}")
+    for eng in manifest.get("engines", []):
+        prof = "; ".join(f"{n}: {'x'.join(map(str, p['min']))} / {'x'.join(map(str, p['opt']))} / "
+                         f"{'x'.join(map(str, p['max']))}" for pr in eng["profiles"] for n, p in pr.items())
+        err_console.print(f"  engine {eng['path']} {eng['precision']} from {eng['onnx']}, {eng['flavour']} "
+                          f"{eng['version']}, {eng['size_bytes'] / 2**20:.1f} MiB, built in "
+                          f"{eng['build_seconds']:.1f}s; profile min/opt/max {prof}")
     secs = manifest["export"]["seconds"]
     err_console.print("  time   " + ", ".join(f"{k} {v:.1f}s" for k, v in secs.items()))
 
@@ -115,13 +140,19 @@ def _render(manifest: dict, out_dir) -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs eager parity sweep.")
 @click.option("--atol", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="FP32 parity bar: max abs error <= ATOL * max(1, |ref|max).")
+@fp16_options
+@engine_options
 @click.option("--force", is_flag=True, help="Replace artifacts in a non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_handle_errors
 def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classes, width, bilinear, output, opset,
-               static, shape, align, no_simplify, no_verify, atol, force, as_json):
-    """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch)."""
+               static, shape, align, no_simplify, no_verify, atol, fp16, fp16_io, fp16_atol, fp16_argmax,
+               calib_images, engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level,
+               timing_cache, compute_capability, version_compatible, force, as_json):
+    """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
+    TensorRT engine."""
     from .exporter import ExportConfig, export
+    from .exporter.stages import EngineOptions
 
     if not arch and not factory:
         arch = DEFAULT_ARCH
@@ -135,7 +166,13 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
         arch=arch, factory=factory, checkpoint=checkpoint, opset=opset, static_shape=static_shape, align=align,
         model_kwargs=model_kwargs(arch, factory, model_kwargs_json, in_channels, classes, width, bilinear),
         output_dir=output or f"export/{name}", simplify=not no_simplify, verify=not no_verify, force=force,
-        atol_factor=atol)
+        atol_factor=atol, fp16=fp16 or fp16_io, fp16_io=fp16_io, fp16_atol=fp16_atol, fp16_min_argmax=fp16_argmax,
+        calib_images=calib_images, engine=engine,
+        engine_options=EngineOptions(
+            flavour=trt, profiles=build_profiles(min_shape, opt_shape, max_shape),
+            workspace_bytes=workspace * 2**20 if workspace else None, optimization_level=builder_opt_level,
+            timing_cache=timing_cache, compute_capabilities=list(compute_capability) or None,
+            version_compatible=version_compatible))
     with err_console.status("exporting…") as status:
         result = export(config, progress=lambda msg: status.update(msg + "…"))
     _render(result.manifest, result.output_dir)
@@ -178,6 +215,37 @@ def models_cmd(as_json):
     Console().print(table)
 
 
+@click.command("inspect")
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@_handle_errors
+def inspect_cmd(path, as_json):
+    """What unetrt knows about an exported .onnx, .engine or export directory."""
+    from .exporter.inspect import describe
+
+    info = describe(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    con = Console()
+    con.print(f"[bold]{info['path']}[/]  manifest: {info['manifest'] or 'none beside it'}")
+    if "manifest_match" in info:
+        con.print("  sha256 matches the manifest" if info["manifest_match"] else
+                  "  [red]sha256 does NOT match the manifest: the file changed since export[/]")
+    if info.get("model"):
+        m = info["model"]
+        con.print(f"  model  {m.get('arch') or m.get('factory')} {m.get('kwargs')} ({m.get('params'):,} params)")
+    if info.get("input"):
+        i = info["input"]
+        con.print(f"  input  {i['name']} C={i['channels']} alignment {i['alignment']} min size {i['min_size']} "
+                  f"dynamic {[k for k, v in i['dynamic'].items() if v]}")
+    for key in ("onnx", "engine", "fp16", "verification", "layers"):
+        if info.get(key) is not None:
+            con.print(f"  {key}", info[key])
+    for a in info.get("artifacts", []):
+        con.print(f"  artifact {a}")
+
+
 @click.group()
 @click.version_option(package_name="unetrt")
 def main():
@@ -186,6 +254,7 @@ def main():
 
 main.add_command(export_cmd)
 main.add_command(models_cmd)
+main.add_command(inspect_cmd)
 
 
 def export_main():  # console script `unet-export`

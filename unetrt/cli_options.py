@@ -86,3 +86,60 @@ def model_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def fp16_options(f):
+    """--fp16 and its accuracy controls."""
+    options = [
+        click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (FP16 weights/activations, FP32 I/O) "
+                     "and build the engine from it."),
+        click.option("--fp16-io", is_flag=True, help="FP16 inputs/outputs too (implies --fp16)."),
+        click.option("--fp16-atol", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
+                     help="FP16 bar: max abs <= FP16_ATOL * max(1, |ref|max) vs eager FP32."),
+        click.option("--fp16-argmax", type=click.FloatRange(0, 1), default=0.995, show_default=True,
+                     help="FP16 bar: minimum argmax (mask) agreement with eager FP32."),
+        click.option("--calib-images", type=click.Path(file_okay=False), default=None,
+                     help="Folder of images/.npy inputs driving which nodes stay FP32."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def engine_options(f):
+    """TensorRT engine-build options (trtexec-style)."""
+    shape = Shape((4,))
+    options = [
+        click.option("--engine/--no-engine", default=None,
+                     help="Build a TensorRT engine (default: when tensorrt or tensorrt_rtx imports)."),
+        click.option("--trt", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto",
+                     show_default=True, help="TensorRT flavour (auto: TensorRT first, then TensorRT-RTX)."),
+        click.option("--min-shape", type=shape, multiple=True, help="Profile min NxCxHxW (repeat: more profiles)."),
+        click.option("--opt-shape", type=shape, multiple=True, help="Profile opt NxCxHxW."),
+        click.option("--max-shape", type=shape, multiple=True, help="Profile max NxCxHxW."),
+        click.option("--workspace", type=click.IntRange(min=1), default=None, metavar="MiB",
+                     help="Workspace memory-pool limit."),
+        click.option("--builder-opt-level", type=click.IntRange(0, 5), default=None,
+                     help="Builder optimisation level (TensorRT default 3)."),
+        click.option("--timing-cache", type=click.Path(dir_okay=False), default=None,
+                     help="Timing-cache file, reused across builds (TensorRT only)."),
+        click.option("--compute-capability", multiple=True, metavar="SMxx",
+                     help="TensorRT-RTX target (repeat), e.g. SM86 SM89 SM120."),
+        click.option("--version-compatible", is_flag=True, help="Version-compatible plan (TensorRT >= 10)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_profiles(mins, opts, maxs):
+    """Zip --min/--opt/--max-shape into optimisation profiles (None when none given)."""
+    from .errors import ProfileError
+    from .exporter.tensorrt import ShapeProfile
+
+    if not (mins or opts or maxs):
+        return None
+    if not (len(mins) == len(opts) == len(maxs)):
+        raise ProfileError(f"got {len(mins)} --min-shape, {len(opts)} --opt-shape, {len(maxs)} --max-shape",
+                           "the same number of each (one per profile)", "give all three for every profile")
+    return [{"input": ShapeProfile(tuple(a), tuple(b), tuple(c))} for a, b, c in zip(mins, opts, maxs)]

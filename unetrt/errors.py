@@ -78,3 +78,11 @@ class EngineBuildError(UnetrtError):
 
 class ProfileError(EngineBuildError, ValueError):
     """An optimisation profile (min/opt/max shapes) is malformed or does not fit the network."""
+
+
+class RunnerError(UnetrtError):
+    """A runner cannot be built, activated or run (missing backend or GPU, unreadable or mismatched artifact)."""
+
+
+class InputError(RunnerError, ValueError):
+    """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""

@@ -14,6 +14,17 @@ from unetrt.cli import export_cmd, main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _trt_available() -> bool:
+    from unetrt.errors import MissingDependencyError
+    from unetrt.exporter.tensorrt import import_tensorrt
+
+    try:
+        import_tensorrt("auto")
+        return True
+    except MissingDependencyError:
+        return False
+
+
 @pytest.fixture
 def runner():
     return CliRunner()
@@ -33,7 +44,9 @@ def test_export_json_summary(runner, tmp_path):
     assert summary["onnx"]["opset"] == 18
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["onnx"]["sha256"] == summary["onnx"]["sha256"]
-    assert {a["path"] for a in manifest["artifacts"]} == {"model.onnx"}
+    built = {"model.onnx", "model.engine"} if _trt_available() else {"model.onnx"}  # engine: default when TRT imports
+    assert {a["path"] for a in manifest["artifacts"]} == built
+    assert [e["precision"] for e in summary["engines"]] == (["fp32"] if _trt_available() else [])
     assert manifest["tools"]["torch"].startswith("2.")
 
 

@@ -11,7 +11,7 @@ from unetrt.errors import AlignmentError, CheckpointError, OutputError, ParityEr
 from unetrt.exporter import ExportConfig, export
 from unetrt.exporter.onnx import strip_noop_pads
 from unetrt.exporter.verify import make_session, sweep_sizes
-from unetrt.models import create_model, get_spec, list_models
+from unetrt.models import create_model
 
 TINY = {"width": 4}
 
@@ -20,30 +20,8 @@ def _dims(vi):
     return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
 
 
-@pytest.mark.parametrize("arch", list_models())
-def test_every_variant_exports_exactly(arch, tmp_path):
-    spec = get_spec(arch)
-    out = tmp_path / arch
-    result = export(ExportConfig(arch=arch, model_kwargs=TINY, output_dir=str(out)))
-    m = result.manifest
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]  # self-contained
-    assert m["input"]["alignment"] == spec.alignment
-    assert m["input"]["min_size"] >= spec.min_size
-    rows = m["verification"]["sizes"]
-    assert rows and all(r["passed"] for r in rows)
-    assert max(r["max_abs"] for r in rows) <= 1e-4
-    assert any(r["input_shape"][0] == 2 for r in rows)  # batch > 1
-    if spec.alignment == 1:  # odd, non-square and every residue mod 16 of H and of W
-        assert {r["input_shape"][2] % 16 for r in rows} == set(range(16))
-        assert {r["input_shape"][3] % 16 for r in rows} == set(range(16))
-    proto = onnx.load(str(out / "model.onnx"))
-    onnx.checker.check_model(proto)
-    assert _dims(proto.graph.input[0])[0::2] == ["batch", "height"]
-    meta = {p.key: p.value for p in proto.metadata_props}
-    assert json.loads(meta["unetrt.model"])["arch"] == arch
-    assert json.loads(meta["unetrt.input"])["alignment"] == spec.alignment
-    assert json.loads(meta["unetrt.verification"])["passed"] is True
-    assert m["onnx"]["sha256"] == m["artifacts"][0]["sha256"]
+def _names(path):
+    return sorted(p.name for p in path.iterdir())
 
 
 def test_milesial_onnx_matches_eager_at_unseen_odd_sizes(tmp_path):

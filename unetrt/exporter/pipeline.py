@@ -18,14 +18,18 @@ from ..models import (create_model, get_spec, load_state_dict_into, load_user_mo
 from ..models.geometry import input_channels
 from ..parity import Tolerance
 from . import onnx as onnx_io
+from . import stages
+from .calib import load_calibration
 from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
 from .outputs import Staging, check_output_dir
 from .simplify import simplify as run_onnxsim
 from .trace import NotTraceableError, trace
-from .verify import SweepSize, check, sweep_sizes, verify
+from .verify import check, sweep_sizes, verify
 
 DEFAULT_OPSET = 18
 ONNX_NAME = "model.onnx"
+NO_TRT_NOTE = ("no TensorRT engine: neither tensorrt nor tensorrt_rtx imports; pip install 'unetrt[rtx]' "
+               "(builds on any machine) or 'unetrt[gpu]' (TensorRT for data-centre GPUs)")
 
 
 @dataclass
@@ -37,6 +41,11 @@ class ExportConfig:
             forces that alignment (1 = exact at every size or fail).
         static_shape: ``(batch, H, W)`` to export a static graph; ``None`` = dynamic N, H, W.
         atol_factor: FP32 parity bar: max abs <= atol_factor * max(1, |ref|max).
+        fp16: Also write ``model_fp16.onnx`` (FP16 weights and activations, FP32 I/O unless
+            ``fp16_io``) and verify it against eager FP32 (``fp16_atol``, ``fp16_min_argmax``).
+        calib_images: Folder of images / .npy arrays driving the FP16 search (default: sweep sizes).
+        engine: ``None`` = build a TensorRT engine when a flavour imports; True = must build;
+            False = never.
     """
 
     arch: str | None = None
@@ -51,6 +60,13 @@ class ExportConfig:
     verify: bool = True
     force: bool = False
     atol_factor: float = 1e-4
+    fp16: bool = False
+    fp16_io: bool = False
+    fp16_atol: float = 1e-2
+    fp16_min_argmax: float = 0.995
+    calib_images: str | None = None
+    engine: bool | None = None
+    engine_options: stages.EngineOptions = field(default_factory=stages.EngineOptions)
 
 
 @dataclass
@@ -115,58 +131,31 @@ def _check_static(model: nn.Module, in_ch: int, shape: tuple[int, int, int], spe
 
 
 def export(config: ExportConfig, progress: Progress | None = None) -> ExportResult:
-    """Run the export chain and write ``model.onnx`` + ``manifest.json`` into ``config.output_dir``.
+    """Run the export chain and write the artifacts + ``manifest.json`` into ``config.output_dir``.
 
     Raises:
         UnetrtError: on any bad input or failed check; the output directory is left untouched.
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-
     step("building model")
     model, model_section, spec = build_model(config)
     _resolve_alignment(config, spec)
     in_ch = input_channels(model)
-    timings["build"] = time.perf_counter() - t0
+    calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
+    engine_mode = stages.engine_flavour(config.engine, config.engine_options.flavour)
+    stages.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
+    timings = {"build": time.perf_counter() - t0}
 
     step("tracing with torch.export")
     t = time.perf_counter()
-    exporter = "torch.export"
-    notes: list[str] = []
-    guards: list[str] = []
-    residues = 16
-    if config.static_shape is not None:
-        _check_static(model, in_ch, config.static_shape, spec)
-        sample = torch.randn(config.static_shape[0], in_ch, *config.static_shape[1:])
-        with torch.no_grad():
-            program = torch.export.export(model, (sample,), strict=False)
-        alignment, min_size = 1, None
-    else:
-        try:
-            traced = trace(model, in_ch, align=config.align, spec_alignment=spec.alignment if spec else 1,
-                           spec_min_size=spec.min_size if spec else 1)
-            program, alignment, min_size = traced.program, traced.alignment, traced.min_size
-            sample = torch.randn(traced.sample_shape)
-            notes, guards = traced.notes, traced.guards
-        except NotTraceableError as exc:
-            exporter, program, residues = "torchscript", None, 32
-            alignment = config.align or (spec.alignment if spec else 1)
-            min_size = spec.min_size if spec else 16
-            sample = torch.randn(2, in_ch, *(2 * [max(64, -(-min_size // alignment) * alignment)]))
-            notes.append(f"torch.export could not trace the model ({exc}); used the TorchScript exporter, "
-                         f"guarded only by the verification sweep over every residue mod {residues}")
+    traced = _trace_step(config, model, in_ch, spec)
     timings["trace"] = time.perf_counter() - t
 
     step("converting to ONNX")
     t = time.perf_counter()
-    if program is not None:
-        proto = onnx_io.from_exported_program(program, sample, config.opset)
-    else:
-        proto = onnx_io.from_torchscript(model, sample, config.opset, dynamic=True)
-    same = spec.geometry == "same" if spec else _same_geometry(model, in_ch, sample)
-    onnx_io.rename_dynamic_dims(proto, same_geometry=same)
+    proto, same = _convert_step(config, model, in_ch, spec, traced)
     timings["convert"] = time.perf_counter() - t
 
     step("simplifying")
@@ -178,24 +167,14 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         pads_removed += onnx_io.strip_noop_pads(proto)
     timings["simplify"] = time.perf_counter() - t
 
-    manifest = new_manifest()
-    manifest["model"] = model_section
-    manifest["input"] = {
-        "name": onnx_io.INPUT_NAME, "channels": in_ch, "dtype": "float32", "layout": "NCHW",
-        "alignment": alignment, "min_size": min_size,
-        "dynamic": {"batch": config.static_shape is None, "height": config.static_shape is None,
-                    "width": config.static_shape is None},
-        "static_shape": [config.static_shape[0], in_ch, *config.static_shape[1:]] if config.static_shape else None,
-        "pad_to_alignment": alignment > 1,
-    }
-    classes = _num_classes(model, in_ch, sample)
-    manifest["output"] = {"name": onnx_io.OUTPUT_NAME, "classes": classes, "dtype": "float32",
-                          "geometry": "same" if same else "valid"}
-    manifest["mask_values"] = model_section.pop("mask_values")
-    manifest["export"] = {"exporter": exporter, "opset": config.opset,
-                          "align_requested": "auto" if config.align is None else config.align,
-                          "notes": notes, "guards": guards, "sample_shape": list(sample.shape)}
-
+    manifest = _describe(config, model, model_section, in_ch, traced, same)
+    static = manifest["input"]["static_shape"]
+    profiles = config.engine_options.profiles or [
+        {onnx_io.INPUT_NAME: stages.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
+    if engine_mode:
+        stages.check_profiles(profiles, in_ch, traced.alignment, traced.min_size, static)
+    sizes = sweep_sizes(traced.alignment, traced.min_size or 1, residues=traced.residues,
+                        static=config.static_shape)
     with Staging(target) as staging:
         onnx_path = staging.path / ONNX_NAME
         onnx_io.save_onnx(proto, onnx_path)
@@ -203,18 +182,11 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         if config.verify:
             step("verifying parity (onnxruntime CPU vs eager)")
             t = time.perf_counter()
-            static = config.static_shape
-            sizes = sweep_sizes(alignment, min_size or 1, residues=residues, static=static)
             rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
             check(rows, "ONNX (onnxruntime CPU) vs eager")
             timings["verify"] = time.perf_counter() - t
-        manifest["output"]["examples"] = [{"input": r["input_shape"][2:], "output": r["output_shape"][2:]}
-                                          for r in rows[:3] if r.get("output_shape")]
-        manifest["verification"] = {"backend": "onnxruntime-cpu", "reference": "eager fp32",
-                                    "performed": config.verify,
-                                    "tolerance": {"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
-                                    "passed": all(r["passed"] for r in rows) if rows else None, "sizes": rows}
-        step("writing artifacts")
+        _record_verification(manifest, config, rows)
+        step("writing ONNX")
         onnx_io.set_metadata(proto, onnx_metadata(manifest))
         onnx_io.set_metadata(proto, {"unetrt.verification": _verification_summary(rows)})
         written = onnx_io.save_onnx(proto, onnx_path)
@@ -222,13 +194,108 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
                             "nodes": len(proto.graph.node), "op_counts": onnx_io.op_counts(proto),
                             "pads_removed": pads_removed,
                             "simplify": simplify_report.to_dict() if simplify_report else None}
+        fp16_path = None
+        if config.fp16:
+            step("converting to FP16")
+            t = time.perf_counter()
+            manifest["fp16"] = stages.fp16_stage(
+                model, onnx_path, staging.path, in_ch, sizes, keep_io_types=not config.fp16_io,
+                atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib,
+                progress=step)
+            fp16_path = staging.path / stages.FP16_ONNX_NAME
+            timings["fp16"] = time.perf_counter() - t
+        manifest["engines"] = []
+        if engine_mode:
+            t = time.perf_counter()
+            precision = "fp16" if config.fp16 else "fp32"
+            manifest["engines"].append(stages.engine_stage(onnx_path, fp16_path, staging.path, precision,
+                                                           engine_mode, config.engine_options, profiles, step))
+            timings["engine"] = time.perf_counter() - t
+        elif config.engine is None:
+            manifest["export"]["notes"].append(NO_TRT_NOTE)
+        step("writing manifest")
+        produced = written + [p for p in sorted(staging.path.iterdir()) if p not in written]
         manifest["artifacts"] = [{"path": p.name, "sha256": onnx_io.sha256_file(p), "bytes": p.stat().st_size}
-                                 for p in written]
+                                 for p in produced]
         timings["total"] = time.perf_counter() - t0
         manifest["export"]["seconds"] = {k: round(v, 3) for k, v in timings.items()}
         write_json_atomic(staging.path / MANIFEST_NAME, manifest)
         files = staging.commit()
     return ExportResult(target, manifest, files)
+
+
+@dataclass
+class _Traced:
+    program: Any
+    sample: torch.Tensor
+    alignment: int
+    min_size: int | None
+    exporter: str = "torch.export"
+    residues: int = 16
+    notes: list[str] = field(default_factory=list)
+    guards: list[str] = field(default_factory=list)
+
+
+def _trace_step(config: ExportConfig, model: nn.Module, in_ch: int, spec) -> _Traced:
+    if config.static_shape is not None:
+        _check_static(model, in_ch, config.static_shape, spec)
+        sample = torch.randn(config.static_shape[0], in_ch, *config.static_shape[1:])
+        with torch.no_grad(), onnx_io.quiet_torch():
+            program = torch.export.export(model, (sample,), strict=False)
+        return _Traced(program, sample, 1, None)
+    try:
+        t = trace(model, in_ch, align=config.align, spec_alignment=spec.alignment if spec else 1,
+                  spec_min_size=spec.min_size if spec else 1)
+        return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, t.min_size, notes=t.notes,
+                       guards=t.guards)
+    except NotTraceableError as exc:
+        alignment = config.align or (spec.alignment if spec else 1)
+        min_size = spec.min_size if spec else 16
+        sample = torch.randn(2, in_ch, *(2 * [max(64, -(-min_size // alignment) * alignment)]))
+        note = (f"torch.export could not trace the model ({exc}); used the TorchScript exporter, guarded "
+                f"only by the verification sweep over every residue mod 32")
+        return _Traced(None, sample, alignment, min_size, "torchscript", 32, [note])
+
+
+def _convert_step(config: ExportConfig, model: nn.Module, in_ch: int, spec, traced: _Traced):
+    if traced.program is not None:
+        proto = onnx_io.from_exported_program(traced.program, traced.sample, config.opset)
+    else:
+        proto = onnx_io.from_torchscript(model, traced.sample, config.opset, dynamic=True)
+    same = spec.geometry == "same" if spec else _same_geometry(model, in_ch, traced.sample)
+    onnx_io.rename_dynamic_dims(proto, same_geometry=same)
+    return proto, same
+
+
+def _describe(config: ExportConfig, model: nn.Module, model_section: dict, in_ch: int, traced: _Traced,
+              same: bool) -> dict[str, Any]:
+    """The manifest's model/input/output/export sections."""
+    dynamic = config.static_shape is None
+    manifest = new_manifest()
+    manifest["model"] = model_section
+    manifest["input"] = {
+        "name": onnx_io.INPUT_NAME, "channels": in_ch, "dtype": "float16" if config.fp16_io else "float32",
+        "layout": "NCHW", "alignment": traced.alignment, "min_size": traced.min_size,
+        "dynamic": {"batch": dynamic, "height": dynamic, "width": dynamic},
+        "static_shape": None if dynamic else [config.static_shape[0], in_ch, *config.static_shape[1:]],
+        "pad_to_alignment": traced.alignment > 1,
+    }
+    manifest["output"] = {"name": onnx_io.OUTPUT_NAME, "classes": _num_classes(model, in_ch, traced.sample),
+                          "dtype": "float32", "geometry": "same" if same else "valid"}
+    manifest["mask_values"] = model_section.pop("mask_values")
+    manifest["export"] = {"exporter": traced.exporter, "opset": config.opset,
+                          "align_requested": "auto" if config.align is None else config.align,
+                          "notes": list(traced.notes), "guards": traced.guards,
+                          "sample_shape": list(traced.sample.shape)}
+    return manifest
+
+
+def _record_verification(manifest: dict, config: ExportConfig, rows: list[dict]) -> None:
+    manifest["output"]["examples"] = [{"input": r["input_shape"][2:], "output": r["output_shape"][2:]}
+                                      for r in rows[:3] if r.get("output_shape")]
+    manifest["verification"] = {"backend": "onnxruntime-cpu", "reference": "eager fp32", "performed": config.verify,
+                                "tolerance": {"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
+                                "passed": all(r["passed"] for r in rows) if rows else None, "sizes": rows}
 
 
 def _verification_summary(rows: list[dict]) -> str:

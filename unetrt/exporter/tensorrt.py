@@ -350,3 +350,13 @@ def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[st
                                        f"{d} as in the network {net}", "keep static dimensions as they are")
             trt_profile.set_shape(name, shape.min, shape.opt, shape.max)
         config.add_optimization_profile(trt_profile)
+
+
+def build_mode(flavour: str = "auto") -> tuple[str, str, bool]:
+    """``(flavour, version, strongly_typed)`` of the TensorRT that ``build_engine`` would use.
+
+    Strongly typed builds take FP16 from an FP16 ONNX; weakly typed ones (TensorRT < 10.12)
+    build FP16 from the FP32 ONNX with ``BuilderFlag.FP16``.
+    """
+    _, name, version = import_tensorrt(flavour)
+    return name, version, _capabilities(name, version).strongly_typed

@@ -1,0 +1,166 @@
+"""Optional export stages after the FP32 ONNX: FP16 ONNX and TensorRT engines.
+
+Each stage is a plain function the pipeline calls explicitly; each returns its manifest
+section and raises :class:`UnetrtError` subclasses on bad input or failed checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from torch import nn
+
+from ..errors import EngineBuildError, MissingDependencyError, ProfileError
+from ..parity import Tolerance
+from .onnx import INPUT_NAME, sha256_file
+from .verify import SweepSize, check, eager_outputs, verify
+
+FP16_ONNX_NAME = "model_fp16.onnx"
+ORT_CPU_FP16_NOTE = ("ONNX Runtime's CPU provider runs FP16 graphs by upcasting to FP32, so this sweep sees "
+                     "weight rounding only; the FP32-node search also measured activation rounding by emulation")
+
+
+@dataclass
+class EngineOptions:
+    """Engine-build options (trtexec-style) as the pipeline receives them."""
+
+    flavour: str = "auto"
+    profiles: list[dict[str, Any]] | None = None   # [{input: ShapeProfile}]; None = derived
+    workspace_bytes: int | None = None
+    optimization_level: int | None = None
+    timing_cache: str | None = None
+    compute_capabilities: Sequence[str] | None = None
+    version_compatible: bool = False
+
+
+def calibration_feeds(sizes: Sequence[SweepSize], in_ch: int, calib: Sequence[np.ndarray] | None,
+                      seed: int = 7, count: int = 3) -> list[np.ndarray]:
+    """Calibration inputs: the user's (NCHW float32) or a few sizes of the verification sweep."""
+    if calib:
+        return [np.ascontiguousarray(a, dtype=np.float32) for a in calib]
+    rng = np.random.default_rng(seed)
+    picks = list(sizes[:1]) + list(sizes[2:2 + count - 1])
+    return [rng.standard_normal((s.batch, in_ch, s.height, s.width)).astype(np.float32) for s in picks]
+
+
+def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
+               keep_io_types: bool, atol_factor: float, min_argmax: float, calib: Sequence[np.ndarray] | None,
+               progress: Callable[[str], None]) -> dict[str, Any]:
+    """Write ``model_fp16.onnx`` (accuracy-driven mixed precision) and verify it over the sweep."""
+    from .precision import convert_fp16
+
+    feeds = calibration_feeds(sizes, in_ch, calib)
+    refs = [{"logits": eager_outputs(model, x)} for x in feeds]
+    out_path = out_dir / FP16_ONNX_NAME
+    result = convert_fp16(onnx_path, out_path, feeds=[{INPUT_NAME: x} for x in feeds], references=refs,
+                          keep_io_types=keep_io_types, max_abs_tol=atol_factor, min_argmax_agreement=min_argmax,
+                          progress=progress)
+    progress("verifying FP16 parity (onnxruntime CPU vs eager fp32)")
+    rows = verify(model, str(out_path), in_ch, sizes, tolerance=Tolerance(atol_factor, min_argmax),
+                  input_dtype=np.float32 if keep_io_types else np.float16)
+    check(rows, "FP16 ONNX (onnxruntime CPU) vs eager fp32")
+    info = result.to_dict()
+    info.update(path=FP16_ONNX_NAME, sha256=sha256_file(out_path),
+                calibration={"source": "user images" if calib else "verification sizes, N(0,1) inputs",
+                             "inputs": [list(x.shape) for x in feeds]},
+                verification={"backend": "onnxruntime-cpu", "reference": "eager fp32",
+                              "tolerance": {"max_abs": f"{atol_factor:g} * max(1, |ref|max)",
+                                            "argmax_agreement": min_argmax},
+                              "passed": True, "note": ORT_CPU_FP16_NOTE, "sizes": rows})
+    return info
+
+
+def _round_up(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
+def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Sequence[int] | None):
+    """min/opt/max for the input: the variant's minimum, 256² (opt) and 1024² at batch 4 (max)."""
+    from .tensorrt import ShapeProfile
+
+    if static is not None:
+        shape = tuple(static)
+        return ShapeProfile(shape, shape, shape)
+    lo = _round_up(max(min_size or 1, 1), alignment)
+    opt = _round_up(max(256, lo), alignment)
+    hi = _round_up(max(1024, opt), alignment)
+    return ShapeProfile((1, in_ch, lo, lo), (1, in_ch, opt, opt), (4, in_ch, hi, hi))
+
+
+def check_profiles(profiles: Sequence[dict[str, Any]], in_ch: int, alignment: int, min_size: int | None,
+                   static: Sequence[int] | None) -> None:
+    """Refuse, before building, profile shapes the exported graph cannot take."""
+    for i, prof in enumerate(profiles):
+        if set(prof) != {INPUT_NAME}:
+            raise ProfileError(f"profile {i} names inputs {sorted(prof)}", f"exactly the input {INPUT_NAME!r}",
+                               "use --min-shape/--opt-shape/--max-shape")
+        p = prof[INPUT_NAME]
+        for label, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
+            text = "x".join(map(str, shape))
+            if len(shape) != 4 or shape[1] != in_ch:
+                raise ProfileError(f"profile {i} {label} shape {text}", f"Nx{in_ch}xHxW (rank 4, {in_ch} channels)",
+                                   "fix the shape")
+            if static is not None and tuple(shape) != tuple(static):
+                raise ProfileError(f"profile {i} {label} shape {text} on a static graph",
+                                   "x".join(map(str, static)), "re-export without --static or use that shape")
+            bad_min = min_size and min(shape[2:]) < min_size
+            if bad_min or shape[2] % alignment or shape[3] % alignment:
+                need = f"H and W >= {min_size or 1}" + (f" and multiples of {alignment}" if alignment > 1 else "")
+                raise ProfileError(f"profile {i} {label} shape {text} is outside what the model supports",
+                                   need, "choose another shape")
+
+
+def check_timing_cache(path: str | None) -> None:
+    """An unwritable timing cache must fail before the build, not after it."""
+    if not path:
+        return
+    p = Path(path).expanduser()
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir() or (p.exists() and not os.access(p, os.R_OK | os.W_OK)) or \
+            (not p.exists() and not (parent.is_dir() and os.access(parent, os.W_OK))):
+        raise EngineBuildError(f"timing cache {path} is not writable", "a readable/writable file path",
+                               "choose another --timing-cache path")
+
+
+def engine_flavour(requested: str | None, flavour: str) -> tuple[str, str, bool] | None:
+    """Resolve whether/which TensorRT builds: ``None`` when ``requested`` is auto and none imports."""
+    from .tensorrt import build_mode
+
+    if requested is False:
+        return None
+    try:
+        return build_mode(flavour)
+    except MissingDependencyError:
+        if requested is None and flavour == "auto":
+            return None
+        raise
+
+
+def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precision: str, mode: tuple[str, str, bool],
+                 opts: EngineOptions, profiles: list[dict[str, Any]], progress: Callable[[str], None]) -> dict:
+    """Build ``model.engine`` / ``model_fp16.engine`` and return its manifest entry."""
+    from .tensorrt import build_engine
+
+    flavour, version, strongly_typed = mode
+    source = onnx_fp16 if precision == "fp16" and strongly_typed else onnx_fp32
+    if source is None:
+        raise EngineBuildError("an FP16 engine needs the FP16 ONNX on strongly typed TensorRT", "--fp16",
+                               "export with --fp16")
+    name = "model_fp16.engine" if precision == "fp16" else "model.engine"
+
+    def on_progress(phase: str, step: int, total: int):
+        progress(f"building {precision} engine ({flavour} {version}): {phase} {step}/{total}")
+        return True
+
+    info = build_engine(source, out_dir / name, profiles=profiles, precision=precision, flavour=flavour,
+                        workspace_bytes=opts.workspace_bytes, optimization_level=opts.optimization_level,
+                        timing_cache=opts.timing_cache, compute_capabilities=opts.compute_capabilities,
+                        version_compatible=opts.version_compatible, progress=on_progress).to_dict()
+    info.update(path=name, onnx=source.name,
+                fp16_mode="strongly typed, FP16 from the ONNX" if strongly_typed and precision == "fp16" else
+                ("BuilderFlag.FP16 on the FP32 ONNX" if precision == "fp16" else None))
+    return info

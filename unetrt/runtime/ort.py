@@ -1,0 +1,180 @@
+"""ONNX Runtime runner (CPU, CUDA or TensorRT execution provider)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingDependencyError, RunnerError
+from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
+
+__all__ = ["OrtRunner", "resolve_providers"]
+
+#: Our short provider names -> ONNX Runtime's.
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}
+#: What a single short name expands to (the providers ORT falls back to for nodes it cannot place).
+_CHAINS = {"cpu": ("cpu",), "cuda": ("cuda", "cpu"), "tensorrt": ("tensorrt", "cuda", "cpu"),
+           "trt": ("tensorrt", "cuda", "cpu")}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+           "tensor(bfloat16)": "bfloat16", "tensor(int64)": "int64", "tensor(int32)": "int32",
+           "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MissingDependencyError(f"onnxruntime cannot be imported ({exc})", "onnxruntime or onnxruntime-gpu",
+                                     "pip install onnxruntime (or 'unetrt[gpu]' for CUDA)") from None
+    return onnxruntime
+
+
+def resolve_providers(providers: str | Sequence[str]) -> list[str]:
+    """Map short names (``"cpu"``, ``"cuda"``, ``"tensorrt"``) or ORT names to ORT provider names.
+
+    A single short name expands to its fallback chain (``"tensorrt"`` -> TensorRT, CUDA, CPU);
+    a sequence is taken as given, in priority order.
+
+    Raises:
+        RunnerError: An unknown provider name.
+    """
+    names = list(_CHAINS.get(providers.lower(), (providers,))) if isinstance(providers, str) else list(providers)
+    known = set(PROVIDERS.values())
+    out = []
+    for name in names:
+        full = PROVIDERS.get(str(name).lower(), name)
+        if full not in known and not str(full).endswith("ExecutionProvider"):
+            raise RunnerError(f"unknown ONNX Runtime provider {name!r}",
+                              "'cpu', 'cuda', 'tensorrt' or an ORT name such as 'CUDAExecutionProvider'",
+                              "fix providers")
+        if full not in out:
+            out.append(full)
+    if not out:
+        raise RunnerError("no ONNX Runtime provider given", "e.g. providers='cpu'", "fix providers")
+    return out
+
+
+def _provider_options(name: str, trt_options: Mapping[str, Any] | None,
+                      cuda_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    if name == "TensorrtExecutionProvider" and trt_options:
+        opts = {(k if k.startswith("trt_") else f"trt_{k}"): v for k, v in trt_options.items()}
+        if "trt_engine_cache_path" in opts:
+            Path(opts["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+            opts.setdefault("trt_engine_cache_enable", True)
+        if "trt_timing_cache_path" in opts:
+            opts.setdefault("trt_timing_cache_enable", True)
+        return opts
+    if name == "CUDAExecutionProvider" and cuda_options:
+        return dict(cuda_options)
+    return {}
+
+
+class OrtRunner(Runner):
+    """Runs an ONNX file with ONNX Runtime.
+
+    Input constraints come from the graph's dims, tightened by ``manifest["input"]`` (min size,
+    alignment) or, without a manifest, by the ``unetrt.input`` entry the exporter writes into the
+    ONNX ``metadata_props``; failing both, from the graph alone (said in ``notes``).
+
+    Args:
+        onnx_path: The ``.onnx`` file.
+        providers: ``"cpu"``, ``"cuda"`` (CUDA then CPU), ``"tensorrt"`` (TensorRT, CUDA, CPU) or a
+            sequence of short or ORT names in priority order.
+        threads: Intra-op threads (``None``: ONNX Runtime's default).
+        graph_optimization_level: ``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``.
+        trt_options: TensorRT EP options, with or without the ``trt_`` prefix, e.g.
+            ``{"fp16_enable": True, "engine_cache_path": "cache/"}`` (a cache path enables the cache).
+        cuda_options: CUDA EP options (``device_id``, ``gpu_mem_limit``, ...).
+        manifest: The artifact's ``manifest.json`` dict.
+        name: Label for reports.
+
+    Raises:
+        RunnerError: The file does not exist, or an unknown provider name.
+        MissingDependencyError: A requested provider is not in this ONNX Runtime build.
+    """
+
+    def __init__(self, onnx_path: str | os.PathLike, providers: str | Sequence[str] = ("cpu",), *,
+                 threads: int | None = None, graph_optimization_level: str = "all",
+                 trt_options: Mapping[str, Any] | None = None, cuda_options: Mapping[str, Any] | None = None,
+                 manifest: Mapping[str, Any] | None = None, name: str | None = None):
+        self.providers = resolve_providers(providers)
+        short = {v: k for k, v in PROVIDERS.items() if k != "trt"}
+        super().__init__(name or "ort-" + short.get(self.providers[0], self.providers[0]), manifest)
+        self.path = Path(onnx_path)
+        if not self.path.is_file():
+            raise RunnerError(f"ONNX file {self.path} does not exist", "an existing .onnx file", "check the path")
+        if graph_optimization_level not in _LEVELS:
+            raise RunnerError(f"unknown graph_optimization_level {graph_optimization_level!r}",
+                              f"one of {', '.join(_LEVELS)}", "fix graph_optimization_level")
+        if threads is not None and threads < 1:
+            raise RunnerError(f"threads={threads}", "a positive integer or None", "fix threads")
+        available = _ort().get_available_providers()
+        missing = [p for p in self.providers if p not in available]
+        if missing:
+            raise MissingDependencyError(f"ONNX Runtime provider(s) {', '.join(missing)} not available",
+                                         f"one of the installed ones: {', '.join(available)}",
+                                         "pip install 'unetrt[gpu]' (onnxruntime-gpu replaces onnxruntime) "
+                                         "on a CUDA machine, or use providers='cpu'")
+        self.threads, self.level = threads, graph_optimization_level
+        self._provider_opts = [_provider_options(p, trt_options, cuda_options) for p in self.providers]
+        self.session = None
+
+    def _activate(self) -> None:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[self.level])
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
+        try:
+            session = ort.InferenceSession(str(self.path), options,
+                                           providers=list(zip(self.providers, self._provider_opts)))
+        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+            raise RunnerError(f"ONNX Runtime cannot load {self.path}: {' '.join(str(exc).split())[:300]}",
+                              "a valid ONNX model", "re-export it (unet-export ...)") from None
+        used = session.get_providers()
+        if used[0] != self.providers[0]:
+            raise RunnerError(f"ONNX Runtime did not enable {self.providers[0]} (session uses {', '.join(used)})",
+                              f"{self.providers[0]} usable (CUDA/cuDNN/TensorRT libraries found)",
+                              "check the CUDA/TensorRT installation or use providers='cpu'")
+        self.session = session
+        section = (self.manifest or {}).get("input")
+        if section is None:
+            section = self._metadata_input(session)
+        self._inputs = {}
+        for arg in session.get_inputs():
+            spec = InputConstraint(arg.name, _DTYPES.get(arg.type, arg.type), _dims(arg.shape))
+            self._inputs[arg.name] = apply_manifest_input(spec, section if len(spec.shape) == 4 else None)
+        self._outputs = {o.name: TensorMeta(_DTYPES.get(o.type, o.type), _dims(o.shape))
+                         for o in session.get_outputs()}
+
+    def _metadata_input(self, session) -> dict | None:
+        props = session.get_modelmeta().custom_metadata_map
+        try:
+            section = json.loads(props["unetrt.input"])
+        except (KeyError, ValueError):
+            self._note("no manifest and no unetrt metadata: inputs are checked against the ONNX graph's dims only")
+            return None
+        self._note("no manifest: input min size and alignment taken from the ONNX metadata_props")
+        return section
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _infer(self, feed: dict[str, Any], to_host: bool) -> dict[str, Any]:
+        arrays = {n: to_numpy(v) for n, v in feed.items()}
+        values = self.session.run(None, arrays)
+        return dict(zip(self._outputs, values))
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+
+def _dims(shape) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)

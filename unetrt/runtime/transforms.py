@@ -1,0 +1,219 @@
+"""Image pre/post-processing compatible with milesial/Pytorch-UNet, and alignment padding.
+
+``preprocess`` reproduces ``BasicDataset.preprocess`` (bicubic resize by ``scale``, HWC -> CHW,
+``/ 255`` when any value exceeds 1) and ``postprocess`` + ``mask_to_image`` reproduce
+``predict.py`` (bilinear resize of the logits to the full size, argmax or sigmoid threshold,
+mask values). Resizing with ``scale != 1`` uses Pillow (imported lazily, as milesial does); nothing
+else here needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+
+__all__ = ["preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
+           "mask_to_image", "to_pil_image"]
+
+_PAD_MODES = {"replicate": "edge", "reflect": "reflect", "constant": "constant"}
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependencyError("resizing images needs Pillow, which is not installed",
+                                     "Pillow (milesial resizes with PIL's bicubic filter)",
+                                     "pip install pillow, or pass scale=1.0 with an image already at size") from None
+    return Image
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma of an HxWx3 image, exactly as PIL's ``convert("L")`` for uint8."""
+    if img.dtype == np.uint8:
+        r, g, b = (img[..., i].astype(np.uint32) for i in range(3))
+        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+
+
+def convert_channels(img: np.ndarray, in_channels: int | None) -> np.ndarray:
+    """Give an HxW / HxWxC image the model's channel count where the conversion is unambiguous.
+
+    RGB -> gray uses PIL's ``L`` luma; gray -> RGB repeats the channel; an alpha channel (RGBA,
+    LA) is dropped. Returns HxWxC (HxW stays HxW when one channel is wanted).
+
+    Raises:
+        InputError: Not an HxW / HxWxC image, or no unambiguous conversion.
+    """
+    img = np.asarray(img)
+    if img.ndim not in (2, 3):
+        raise InputError(f"image of shape {img.shape}", "an HxW or HxWxC image", "pass one image, channels last")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if in_channels is None or channels == in_channels:
+        return img
+    if channels in (2, 4) and in_channels in (1, 3, channels - 1):  # LA / RGBA: drop alpha first
+        img, channels = img[..., :channels - 1], channels - 1
+        if channels == 1:
+            img = img[..., 0]
+        if channels == in_channels:
+            return img
+    if channels == 3 and in_channels == 1:
+        return _luma(img)
+    if channels == 1 and in_channels == 3:
+        gray = img if img.ndim == 2 else img[..., 0]
+        return np.repeat(gray[..., None], 3, axis=2)
+    raise InputError(f"image with {channels} channel(s) for a model with {in_channels} input channel(s)",
+                     "gray (1), gray+alpha (2), RGB (3) or RGBA (4) converted to 1 or 3 channels, or the model's "
+                     f"own {in_channels}", "convert the image yourself to the model's channel count")
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an HxW / HxWxC image to ``(width, height)`` with PIL's bicubic filter (as milesial).
+
+    uint8 gray/RGB/RGBA go through PIL's own modes; any other dtype is resized per channel as 32-bit
+    float (PIL mode ``F``).
+    """
+    image_mod = _pil()
+    img = np.asarray(img)
+    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] in (3, 4)):
+        return np.asarray(image_mod.fromarray(img).resize(size, resample=image_mod.BICUBIC))
+    planes = img[..., None] if img.ndim == 2 else img
+    out = [np.asarray(image_mod.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32))
+                      .resize(size, resample=image_mod.BICUBIC)) for c in range(planes.shape[2])]
+    stacked = np.stack(out, axis=-1)
+    return stacked[..., 0] if img.ndim == 2 else stacked
+
+
+def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> np.ndarray:
+    """Turn an image into the network's ``1xCxHxW`` float32 input, like milesial's ``preprocess``.
+
+    Args:
+        img: HxW or HxWxC array (uint8 or float), or a PIL image.
+        scale: Resize factor; the new size is ``int(scale * w) x int(scale * h)`` (bicubic, Pillow).
+        in_channels: The model's input channels (conversion as in :func:`convert_channels`);
+            ``None`` keeps the image's.
+
+    Returns:
+        ``1xCxHxW`` float32, divided by 255 when any value is greater than 1.
+
+    Raises:
+        InputError: A scale that leaves no pixel, or no channel conversion.
+        MissingDependencyError: ``scale != 1`` without Pillow.
+    """
+    img = convert_channels(np.asarray(img), in_channels)
+    h, w = img.shape[:2]
+    new_w, new_h = int(scale * w), int(scale * h)
+    if new_w <= 0 or new_h <= 0:
+        raise InputError(f"scale {scale} turns the {w}x{h} image into {new_w}x{new_h}", "at least 1x1 pixel",
+                         "use a larger scale")
+    if (new_w, new_h) != (w, h):
+        img = resize(img, (new_w, new_h))
+    chw = img[np.newaxis, ...] if img.ndim == 2 else img.transpose((2, 0, 1))
+    if (chw > 1).any():
+        chw = chw / 255.0
+    return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)
+
+
+class CropBox(NamedTuple):
+    """Where the original content sits in a padded array (last two axes)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def align_pad(x: Any, alignment: int, mode: str = "replicate", *, min_size: int = 1,
+              value: float = 0.0) -> tuple[np.ndarray, CropBox]:
+    """Pad the last two axes at the bottom and right up to multiples of ``alignment`` (and ``min_size``).
+
+    Bottom/right padding keeps the content at the origin, so the pooling grid stays where an
+    unpadded run would put it.
+
+    Args:
+        x: Array with H, W as its last two axes (e.g. ``1xCxHxW``).
+        alignment: H and W multiple (1 = only ``min_size`` applies).
+        mode: ``"replicate"`` (edge), ``"reflect"`` or ``"constant"`` (``value``).
+        min_size: Smallest padded H and W.
+        value: Fill value for ``mode="constant"``.
+
+    Returns:
+        ``(padded, crop_box)``; ``crop(model_output, crop_box)`` undoes it.
+    """
+    if mode not in _PAD_MODES:
+        raise InputError(f"unknown pad mode {mode!r}", f"one of {', '.join(_PAD_MODES)}", "fix mode")
+    if int(alignment) < 1 or int(min_size) < 1:
+        raise InputError(f"alignment={alignment}, min_size={min_size}", "positive integers", "fix the arguments")
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise InputError(f"array of shape {x.shape}", "H and W as the last two axes", "pass e.g. a 1xCxHxW array")
+    h, w = x.shape[-2:]
+    targets = [max(-(-max(s, min_size) // alignment) * alignment, 1) for s in (h, w)]
+    pad = [(0, 0)] * (x.ndim - 2) + [(0, targets[0] - h), (0, targets[1] - w)]
+    if targets != [h, w]:
+        kwargs = {"constant_values": value} if mode == "constant" else {}
+        if mode == "reflect" and min(h, w) < 2:
+            mode = "replicate"  # nothing to reflect in a 1-pixel axis
+        x = np.pad(x, pad, mode=_PAD_MODES[mode], **kwargs)
+    return x, CropBox(0, 0, h, w)
+
+
+def crop(y: Any, box: CropBox) -> Any:
+    """Cut the original region out of a same-geometry output (last two axes)."""
+    top, left, height, width = box
+    return y[..., top:top + height, left:left + width]
+
+
+def postprocess(logits: Any, full_size: tuple[int, int], mask_threshold: float = 0.5) -> np.ndarray:
+    """Logits ``1xKxhxw`` (or ``Kxhxw``) -> ``HxW`` int64 class mask, like milesial's ``predict_img``.
+
+    The logits are resized to ``full_size = (H, W)`` bilinearly (``align_corners=False``); K > 1
+    takes the argmax, K == 1 thresholds the sigmoid at ``mask_threshold``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.as_tensor(np.asarray(logits) if not hasattr(logits, "detach") else logits.detach().cpu())
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[0] != 1:
+        raise InputError(f"logits of shape {tuple(t.shape)}", "1xKxhxw or Kxhxw", "post-process one image at a time")
+    h, w = int(full_size[0]), int(full_size[1])
+    t = F.interpolate(t.float(), (h, w), mode="bilinear")
+    mask = t.argmax(dim=1) if t.shape[1] > 1 else torch.sigmoid(t) > mask_threshold
+    return mask[0].long().reshape(h, w).numpy()
+
+
+def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:
+    """Class mask -> image array, exactly as milesial's ``predict.mask_to_image`` (before ``fromarray``).
+
+    Args:
+        mask: ``HxW`` class indices (or ``KxHxW`` scores: argmax over axis 0).
+        mask_values: One value per class: ints -> ``HxW`` uint8; lists (e.g. RGB triples) ->
+            ``HxWxlen`` uint8; exactly ``[0, 1]`` (also ``[False, True]``) -> ``HxW`` bool. ``None``
+            means ``[0, 1]``, milesial's default for checkpoints without ``mask_values``.
+
+    Returns:
+        The array ``PIL.Image.fromarray`` would receive (see :func:`to_pil_image`).
+    """
+    values = [0, 1] if mask_values is None else list(mask_values)
+    mask = np.asarray(mask)
+    if isinstance(values[0], (list, tuple)):
+        out = np.zeros((mask.shape[-2], mask.shape[-1], len(values[0])), dtype=np.uint8)
+    elif values == [0, 1]:
+        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=bool)
+    else:
+        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=np.uint8)
+    if mask.ndim == 3:
+        mask = np.argmax(mask, axis=0)
+    for i, v in enumerate(values):
+        out[mask == i] = v
+    return out
+
+
+def to_pil_image(array: np.ndarray):
+    """``PIL.Image.fromarray`` (Pillow imported lazily)."""
+    return _pil().fromarray(np.asarray(array))

@@ -1,11 +1,11 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   - create .venv, install unetrt, export the default variant and print parity
+#   make demo   - create .venv, install unetrt, export the built-in demo model (milesial) to ONNX,
+#                 FP16 ONNX and a TensorRT-RTX engine, print parity, and segment the sample images
 #   make test   - create .venv with the dev extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-ARCH   ?= milesial
 DEMO_ARGS ?=
 
 .PHONY: demo test venv dev clean
@@ -16,7 +16,7 @@ $(VENV)/bin/python:
 
 # Stamp files make the second run fast: reinstall only when the metadata changes.
 $(VENV)/.installed-base: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
-	$(PIP) install -c constraints.txt -e .
+	$(PIP) install -c constraints.txt -e '.[rtx]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
@@ -26,8 +26,15 @@ $(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.
 venv: $(VENV)/.installed-base
 dev: $(VENV)/.installed-dev
 
+DEMO_CKPT := unetrt/assets/milesial_demo.pth
+DEMO_SAMPLES := $(filter-out %_mask.png,$(wildcard unetrt/assets/samples/*.png))
+
 demo: $(VENV)/.installed-base
-	$(VENV)/bin/unet-export --arch $(ARCH) -o export/$(ARCH) --force $(DEMO_ARGS)
+	$(VENV)/bin/unet-export --arch milesial --checkpoint $(DEMO_CKPT) --classes 3 --width 8 --fp16 \
+		-o export/milesial --force $(DEMO_ARGS)
+	@mkdir -p export/milesial-predictions
+	$(VENV)/bin/unet-predict -m export/milesial $(addprefix -i ,$(DEMO_SAMPLES)) \
+		-o export/milesial-predictions/ --overlay --force
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -257,8 +257,22 @@ main.add_command(models_cmd)
 main.add_command(inspect_cmd)
 
 
+def _predict_cmd():
+    from .runtime.cli import predict_cmd
+
+    predict_cmd.callback = _handle_errors(predict_cmd.callback)
+    return predict_cmd
+
+
+def predict_main():  # console script `unet-predict`
+    _predict_cmd()(prog_name="unet-predict")
+
+
 def export_main():  # console script `unet-export`
     export_cmd(prog_name="unet-export")
+
+
+main.add_command(_predict_cmd())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,294 @@
+"""The benchmark grid: every backend at every (size, batch), timed and compared with eager FP32.
+
+Order of work: validate the configuration and the sizes (model spec, then the export manifest),
+build or reuse the artifacts, make the inputs, compute the eager FP32 reference on CPU once per
+shape, then run one backend at a time (its runner stays active over all shapes, and only one
+backend holds threads at any moment).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnetrtError
+from .artifacts import Artifact, ArtifactCache, ModelSource
+from .backends import BACKENDS, Backend, eager_device, make_runner, parse_backends, unavailable_reason
+from .inputs import check_sizes, image_batch, load_images, parse_batches, parse_sizes, random_batch
+from .machine import PeakMemory, cuda_available, default_threads, machine_info
+from .parity import parity_row
+from .results import BenchResult, add_speedups, new_row, set_timing
+from .timing import TimingPlan, measure
+
+__all__ = ["BenchConfig", "run_grid", "Progress"]
+
+#: ``progress(message, rows done, rows in the grid)``.
+Progress = Callable[[str, int, int], None]
+_DEVICES = ("auto", "cpu", "cuda")
+_ORT_LEVELS = ("disable", "basic", "extended", "all")
+REFERENCE = "eager FP32 on CPU (torch.inference_mode), same inputs"
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark and how.
+
+    Attributes:
+        arch: Zoo variant (or ``factory``: ``pkg.module:factory``).
+        model_kwargs: Model keyword arguments (``{"width": 64}``).
+        checkpoint: Weights to load (random initialisation otherwise).
+        sizes: ``"256,512"``, ints or ``(H, W)`` pairs.
+        batches: ``"1,4"`` or ints.
+        backends: Names from :data:`unetrt.bench.backends.BACKENDS`.
+        timing: Warm-up and count/duration (:class:`TimingPlan`).
+        threads: CPU threads for every CPU backend (PyTorch intra-op and ONNX Runtime
+            ``intra_op_num_threads``); ``None``: every core this process may use.
+        device: ``"auto"``, ``"cpu"`` (GPU backends skipped) or ``"cuda"`` (CPU-only ones skipped).
+        transfers: Time host->device input and device->host output copies on CUDA backends
+            (``False`` = trtexec's ``--noDataTransfers``; ONNX Runtime rows always copy).
+        images: Folder of images to use instead of seeded random inputs.
+        workdir: Artifact cache directory.
+        seed: Seed of the random inputs.
+        ort_level: ONNX Runtime graph optimisation level.
+        channels_last: Run eager with a channels-last model.
+    """
+
+    arch: str | None = None
+    factory: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    sizes: Any = "256"
+    batches: Any = "1"
+    backends: Any = "eager,ort"
+    timing: TimingPlan = field(default_factory=TimingPlan)
+    threads: int | None = None
+    device: str = "auto"
+    transfers: bool = True
+    images: str | None = None
+    workdir: str = ".unetrt-bench"
+    seed: int = 0
+    ort_level: str = "all"
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if bool(self.arch) == bool(self.factory):
+            raise UnetrtError("exactly one of arch and factory must be given", "--arch NAME or --model pkg.mod:fn",
+                              "run `unetrt models` for the zoo")
+        self.sizes = parse_sizes(self.sizes)
+        self.batches = parse_batches(self.batches)
+        self.backends = parse_backends(self.backends)
+        if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
+            raise UnetrtError(f"--threads {self.threads}", "a positive number of threads",
+                              f"e.g. --threads {default_threads()} (all usable cores, the default)")
+        if self.device not in _DEVICES:
+            raise UnetrtError(f"device {self.device!r}", f"one of {', '.join(_DEVICES)}", "fix --device")
+        if self.ort_level not in _ORT_LEVELS:
+            raise UnetrtError(f"ort_level {self.ort_level!r}", f"one of {', '.join(_ORT_LEVELS)}", "fix --ort-opt-level")
+        if self.images is not None and not os.path.isdir(os.path.expanduser(self.images)):
+            raise UnetrtError(f"--images {self.images} is not a directory", "a folder of images", "check the path")
+
+    @property
+    def source(self) -> ModelSource:
+        return ModelSource(self.arch, self.factory, dict(self.model_kwargs), self.checkpoint)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "timing"}
+        d.update(sizes=[list(s) for s in self.sizes], timing=self.timing.to_dict(),
+                 threads=self.threads or default_threads())
+        return d
+
+
+def _report(progress: Progress | None, message: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(message, done, total)
+
+
+def _build_model(config: BenchConfig):
+    import torch
+
+    from ..exporter.pipeline import build_model
+    from ..models.geometry import input_channels
+
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            model, section, spec = build_model(config.source.export_config(config.workdir))
+    except TypeError as exc:  # create_model: a keyword the variant does not take
+        raise UnetrtError(str(exc)) from None
+    return model, section, spec, input_channels(model)
+
+
+def _check_manifests(config: BenchConfig, artifacts: dict[str, Any], name: str) -> None:
+    for art in artifacts.values():
+        if isinstance(art, Artifact):
+            section = art.manifest.get("input") or {}
+            check_sizes(config.sizes, name=name, min_size=int(section.get("min_size") or 1),
+                        alignment=int(section.get("alignment") or 1), source=f"export manifest {art.path.parent}")
+
+
+def _inputs(config: BenchConfig, shapes: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], np.ndarray]:
+    if config.images:
+        images = load_images(config.images)
+        return {s: image_batch(images, s) for s in shapes}
+    return {s: random_batch(s, config.seed + i) for i, s in enumerate(shapes)}
+
+
+def _references(model, feeds: dict[tuple[int, ...], np.ndarray]) -> dict[tuple[int, ...], np.ndarray]:
+    from ..runtime import TorchRunner
+
+    with TorchRunner(model, device="cpu", precision="fp32", name="reference") as ref:
+        out = next(iter(ref.output_metadata))
+        return {s: np.asarray(ref.infer({ref.input_name: x})[out]) for s, x in feeds.items()}
+
+
+def _timed_call(runner, backend: Backend, device: str, x: np.ndarray, transfers: bool):
+    """``(step, sync, transfers_included)`` for the timing loop."""
+    name = next(iter(runner.input_constraints))
+    if device != "cuda":
+        feed = {name: x}
+        return (lambda: runner.infer(feed)), None, None
+    import torch
+
+    if transfers or backend.family == "ort":  # OrtRunner feeds host arrays (no I/O binding)
+        feed = {name: x}
+        return (lambda: runner.infer(feed, to_host=True)), torch.cuda.synchronize, True
+    feed = {name: torch.from_numpy(x).to("cuda")}
+    return (lambda: runner.infer(feed, to_host=False)), torch.cuda.synchronize, False
+
+
+def _run_row(runner, backend: Backend, row: dict, x: np.ndarray, ref: np.ndarray, config: BenchConfig) -> None:
+    """Parity (one inference, which also counts as the first warm-up iteration), then timing."""
+    name, constraint = next(iter(runner.input_constraints.items()))
+    x = x.astype(constraint.dtype) if constraint.dtype != "float32" else x
+    output = next(iter(runner.infer({name: x}).values()))
+    row.update(parity_row(ref, output, backend.precision))
+    step, sync, row["transfers_included"] = _timed_call(runner, backend, row["device"], x, config.transfers)
+    plan = dataclasses.replace(config.timing, warmup=max(config.timing.warmup - 1, 0))
+    memory = PeakMemory(row["device"])
+    memory.start()
+    stats = measure(step, plan, batch=row["batch"], sync=sync)
+    row["peak_memory_mb"], row["memory_kind"] = memory.stop()
+    set_timing(row, stats)
+    row["notes"] = [n for n in runner.notes if n not in row["notes"]] + row["notes"]
+
+
+def _fail(rows: list[dict], status: str) -> None:
+    for row in rows:
+        row["status"] = status
+
+
+def _run_backend(backend: Backend, rows: list[dict], *, model, artifact, reason: str | None, feeds, refs,
+                 config: BenchConfig, threads: int, tick: Callable[[str], None]) -> None:
+    if reason is not None or isinstance(artifact, Exception):
+        _fail(rows, f"skipped: {reason}" if reason else f"failed: artifact: {artifact}")
+        for row in rows:
+            tick(f"{backend.name} {row['status']}")
+        return
+    try:
+        if backend.family == "eager" and config.channels_last:
+            import torch
+
+            model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        runner = make_runner(backend, model=model, path=artifact.path if artifact else None,
+                             manifest=artifact.manifest if artifact else None, device=rows[0]["device"],
+                             threads=threads, ort_level=config.ort_level,
+                             ort_trt_cache=artifact.path.parent / "ort-trt-cache" if artifact else None)
+        runner.activate()
+    except Exception as exc:  # noqa: BLE001 - any backend failure becomes a row, the grid goes on
+        _fail(rows, f"failed: {_why(exc)}")
+        for row in rows:
+            tick(f"{backend.name} {row['status']}")
+        return
+    try:
+        for row in rows:
+            shape = tuple(row["shape"])
+            try:
+                _run_row(runner, backend, row, feeds[shape], refs[shape], config)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory at the largest size
+                row["status"] = f"failed: {_why(exc)}"
+            tick(f"{backend.name} {'x'.join(map(str, shape))}")
+    finally:
+        runner.deactivate()
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return text if isinstance(exc, UnetrtError) else f"{type(exc).__name__}: {text}"
+
+
+def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResult:
+    """Benchmark every backend of ``config`` at every size and batch.
+
+    Args:
+        config: The grid.
+        progress: Called with a status line and (rows done, rows total).
+
+    Returns:
+        The machine, the configuration and one row per (backend, shape); unavailable backends
+        are ``"skipped: <reason>"`` rows, backends that broke ``"failed: <reason>"`` rows.
+
+    Raises:
+        UnetrtError: A size the model cannot take, an unreadable image folder, a model that
+            cannot be built.
+    """
+    import torch
+
+    threads = config.threads or default_threads()
+    cuda = cuda_available()
+    model, _section, spec, in_ch = _build_model(config)
+    name = config.source.label
+    check_sizes(config.sizes, name=name, min_size=spec.min_size if spec else 1,
+                alignment=spec.alignment if spec else 1, model=model, in_channels=in_ch)
+    shapes = [(n, in_ch, h, w) for h, w in config.sizes for n in config.batches]
+    backends = [BACKENDS[b] for b in config.backends]
+    reasons = {b.name: unavailable_reason(b, cuda=cuda, device=config.device) for b in backends}
+    total, done = len(backends) * len(shapes), 0
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        kinds = {b.artifact for b in backends if b.artifact and reasons[b.name] is None}
+        cache = ArtifactCache(config.workdir, config.source, shapes, lambda m: _report(progress, m, 0, total))
+        weights = cache.use_weights_of(model)
+        artifacts = cache.prepare(kinds)
+        _check_manifests(config, artifacts, name)
+        feeds = _inputs(config, shapes)
+        _report(progress, "eager FP32 reference outputs", 0, total)
+        refs = _references(model, feeds)
+        rows: list[dict] = []
+        for backend in backends:
+            device = eager_device(backend, cuda, config.device) if backend.family == "eager" else backend.device
+            group = [new_row(backend, s, device=device, threads=threads if device == "cpu" else None)
+                     for s in shapes]
+
+            def tick(message: str) -> None:
+                nonlocal done
+                done += 1
+                _report(progress, message, done, total)
+
+            _run_backend(backend, group, model=model, artifact=artifacts.get(backend.artifact),
+                         reason=reasons[backend.name], feeds=feeds, refs=refs, config=config, threads=threads,
+                         tick=tick)
+            rows += group
+    finally:
+        torch.set_num_threads(previous)
+    add_speedups(rows)
+    described = config.to_dict()
+    described.update(threads=threads, reference=REFERENCE,
+                     model=_section_summary(_section, cache.root, weights),
+                     artifacts={k: ({"path": str(a.path), "reused": a.reused} if isinstance(a, Artifact)
+                                    else {"error": str(a)}) for k, a in artifacts.items()},
+                     transfers_note="host<->device copies exist only on CUDA rows; CPU rows: n/a")
+    return BenchResult(machine_info(), described, rows)
+
+
+def _section_summary(section: dict[str, Any], root, weights) -> dict[str, Any]:
+    checkpoint = section.get("checkpoint") or (
+        {"path": str(weights), "note": "random initialisation (seeded), pinned in the workdir"} if weights else None)
+    return {"arch": section.get("arch"), "factory": section.get("factory"), "kwargs": section.get("kwargs"),
+            "params": section.get("params"), "checkpoint": checkpoint, "workdir": str(root)}

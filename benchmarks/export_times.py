@@ -1,7 +1,8 @@
 """Export time per zoo variant (export + simplify + verify) on this machine.
 
-Usage: python benchmarks/export_times.py [--width 64] [--archs a,b] [--out benchmarks/results]
-Writes <out>/<machine>/export_times.json and export_times.md.
+Usage: python benchmarks/export_times.py [--width 64] [--archs a,b] [--fp16] [--out benchmarks/results]
+Writes <out>/<machine>/export_times[_fp16].json and .md. An engine is built whenever a TensorRT
+flavour imports (TensorRT-RTX builds on the CPU), as unet-export does by default.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=None, help="base width (default: each variant's own)")
     ap.add_argument("--archs", default=",".join(list_models()))
+    ap.add_argument("--fp16", action="store_true", help="export with --fp16 (FP16 ONNX, FP16 engine)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
     info = machine()
@@ -47,7 +49,7 @@ def main() -> None:
         kwargs = {"width": args.width} if args.width else {}
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            m = export(ExportConfig(arch=arch, model_kwargs=kwargs, output_dir=tmp + "/o")).manifest
+            m = export(ExportConfig(arch=arch, model_kwargs=kwargs, output_dir=tmp + "/o", fp16=args.fp16)).manifest
             wall = time.perf_counter() - t
         rows.append({"arch": arch, "params": m["model"]["params"], "width": m["model"]["kwargs"].get("width"),
                      "alignment": m["input"]["alignment"], "min_size": m["input"]["min_size"],
@@ -57,16 +59,20 @@ def main() -> None:
         print(json.dumps(rows[-1]))
     out = Path(args.out) / info["slug"]
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "export_times.json", {"machine": info, "tools": tool_versions(), "results": rows})
-    lines = [f"Export times on {info['cpu']} ({info['cores']} threads), torch {torch.__version__}.", "",
+    name = "export_times_fp16" if args.fp16 else "export_times"
+    write_json_atomic(out / f"{name}.json", {"machine": info, "tools": tool_versions(), "fp16": args.fp16,
+                                             "results": rows})
+    lines = [f"Export times on {info['cpu']} ({info['cores']} threads), torch {torch.__version__}"
+             f"{', with --fp16' if args.fp16 else ''}.", "",
              "| variant | params | align | min size | ONNX nodes | trace | convert | simplify | verify (sizes) "
-             "| total |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| fp16 | engine | total |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["seconds"]
         lines.append(f"| {r['arch']} | {r['params'] / 1e6:.2f}M | {r['alignment']} | {r['min_size']} | "
                      f"{r['onnx_nodes']} | {s['trace']:.1f}s | {s['convert']:.1f}s | {s['simplify']:.1f}s | "
-                     f"{s.get('verify', 0):.1f}s ({r['sizes_verified']}) | {s['total']:.1f}s |")
-    (out / "export_times.md").write_text("\n".join(lines) + "\n")
+                     f"{s.get('verify', 0):.1f}s ({r['sizes_verified']}) | {s.get('fp16', 0):.1f}s | "
+                     f"{s.get('engine', 0):.1f}s | {s['total']:.1f}s |")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -9,44 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import wraps
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from .cli_options import ALIGN, Shape, build_profiles, engine_options, fp16_options, model_options
-from .errors import ParityError, UnetrtError
+from .cli_options import (ALIGN, Shape, build_profiles, engine_options, fp16_options, handle_errors,
+                          merge_model_kwargs, model_options)
+from .errors import UnetrtError
 
 DEFAULT_ARCH = "milesial"
 err_console = Console(stderr=True)
-
-
-def _handle_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ParityError as exc:
-            if exc.table:
-                err_console.print(exc.table, markup=False, highlight=False)
-            raise click.ClickException(str(exc)) from exc
-        except UnetrtError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return wrapper
-
-
-def model_kwargs(arch, factory, kwargs, in_channels, classes, width, bilinear) -> dict:
-    """Merge --model-kwargs with the explicit model options (explicit options win)."""
-    merged = dict(kwargs or {})
-    explicit = {"in_channels": in_channels, "num_classes": classes, "width": width, "bilinear": bilinear}
-    given = {k: v for k, v in explicit.items() if v is not None}
-    if factory and given:
-        flags = ", ".join("--" + k.replace("num_classes", "classes").replace("_", "-") for k in given)
-        raise UnetrtError(f"{flags} only apply to zoo variants (--arch)", "factory arguments in --model-kwargs",
-                          f"pass them as --model-kwargs '{json.dumps(given)}'")
-    merged.update(given)
-    return merged
 
 
 def _parity_table(rows: list[dict], title: str) -> Table:
@@ -144,7 +117,7 @@ def _render(manifest: dict, out_dir) -> None:
 @engine_options
 @click.option("--force", is_flag=True, help="Replace artifacts in a non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@_handle_errors
+@handle_errors
 def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classes, width, bilinear, output, opset,
                static, shape, align, no_simplify, no_verify, atol, fp16, fp16_io, fp16_atol, fp16_argmax,
                calib_images, engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level,
@@ -164,7 +137,7 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
     name = arch or factory.split(":")[-1]
     config = ExportConfig(
         arch=arch, factory=factory, checkpoint=checkpoint, opset=opset, static_shape=static_shape, align=align,
-        model_kwargs=model_kwargs(arch, factory, model_kwargs_json, in_channels, classes, width, bilinear),
+        model_kwargs=merge_model_kwargs(factory, model_kwargs_json, in_channels, classes, width, bilinear),
         output_dir=output or f"export/{name}", simplify=not no_simplify, verify=not no_verify, force=force,
         atol_factor=atol, fp16=fp16 or fp16_io, fp16_io=fp16_io, fp16_atol=fp16_atol, fp16_min_argmax=fp16_argmax,
         calib_images=calib_images, engine=engine,
@@ -188,7 +161,7 @@ for _p in export_cmd.params:
 
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
-@_handle_errors
+@handle_errors
 def models_cmd(as_json):
     """List the zoo variants with parameters, alignment and geometry."""
     import torch
@@ -218,7 +191,7 @@ def models_cmd(as_json):
 @click.command("inspect")
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@_handle_errors
+@handle_errors
 def inspect_cmd(path, as_json):
     """What unetrt knows about an exported .onnx, .engine or export directory."""
     from .exporter.inspect import describe
@@ -260,8 +233,13 @@ main.add_command(inspect_cmd)
 def _predict_cmd():
     from .runtime.cli import predict_cmd
 
-    predict_cmd.callback = _handle_errors(predict_cmd.callback)
     return predict_cmd
+
+
+def _bench_cmd():
+    from .bench.cli import bench_cmd
+
+    return bench_cmd
 
 
 def predict_main():  # console script `unet-predict`
@@ -273,6 +251,7 @@ def export_main():  # console script `unet-export`
 
 
 main.add_command(_predict_cmd())
+main.add_command(_bench_cmd())
 
 
 if __name__ == "__main__":

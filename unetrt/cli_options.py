@@ -3,8 +3,41 @@
 from __future__ import annotations
 
 import json
+from functools import wraps
 
 import click
+
+from .errors import ParityError, UnetrtError
+
+
+def handle_errors(fn):
+    """Turn :class:`UnetrtError` into one clean error line and exit code 1 (a parity failure
+    prints its table first); other exceptions keep their traceback."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ParityError as exc:
+            if exc.table:
+                click.echo(exc.table, err=True)
+            raise click.ClickException(str(exc)) from exc
+        except UnetrtError as exc:
+            raise click.ClickException(str(exc)) from exc
+    return wrapper
+
+
+def merge_model_kwargs(factory, kwargs, in_channels, classes, width, bilinear) -> dict:
+    """Merge --model-kwargs with the explicit zoo options (explicit options win); the zoo options
+    are refused with --model, whose factory arguments belong in --model-kwargs."""
+    merged = dict(kwargs or {})
+    explicit = {"in_channels": in_channels, "num_classes": classes, "width": width, "bilinear": bilinear}
+    given = {k: v for k, v in explicit.items() if v is not None}
+    if factory and given:
+        flags = ", ".join("--" + k.replace("num_classes", "classes").replace("_", "-") for k in given)
+        raise UnetrtError(f"{flags} only apply to zoo variants (--arch)", "factory arguments in --model-kwargs",
+                          f"pass them as --model-kwargs '{json.dumps(given)}'")
+    merged.update(given)
+    return merged
 
 
 class JsonKwargs(click.ParamType):

@@ -41,6 +41,8 @@ class OutputParity:
     max_rel: float
     rel_to_range: float
     argmax_agreement: float
+    argmax_agreement_all: float
+    decisive_fraction: float
     mean_iou: float
     dice: float
     atol: float
@@ -54,6 +56,21 @@ class OutputParity:
         d = asdict(self)
         d["shape"] = list(self.shape)
         return d
+
+
+def _decisive(ref: np.ndarray, atol: float) -> np.ndarray:
+    """Pixels whose reference class is decided by more than the error budget.
+
+    With every logit allowed to move by ``atol``, a pixel whose top-2 margin is at most ``2*atol``
+    (or, for one class, whose logit is within ``atol`` of the 0.5 sigmoid threshold) may flip
+    class without any logit leaving the tolerance: such ties say nothing about the backend.
+    """
+    if ref.ndim >= 3 and ref.shape[1] > 1:
+        top2 = np.partition(ref, -2, axis=1)
+        return (top2[:, -1] - top2[:, -2]) > 2 * atol
+    if ref.ndim >= 3:
+        return (np.abs(ref) > atol).reshape(ref.shape[0], *ref.shape[2:])
+    return np.abs(ref) > atol
 
 
 def _masks(x: np.ndarray) -> np.ndarray:
@@ -82,25 +99,30 @@ def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -
 def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLERANCE) -> OutputParity:
     """Compare two outputs of the same shape (NCHW logits for segmentation).
 
-    A shape mismatch is a failure, not an exception, so sweeps can report it in their table.
+    ``argmax_agreement`` counts the pixels whose reference class is decisive (top-2 margin above
+    ``2*atol``, see :func:`_decisive`); ``argmax_agreement_all`` counts every pixel. A shape
+    mismatch is a failure, not an exception, so sweeps can report it in their table.
     """
     ref = np.asarray(ref, dtype=np.float64)
     test = np.asarray(test, dtype=np.float64)
     atol = tolerance.atol(ref)
     if ref.shape != test.shape:
         nan = float("nan")
-        return OutputParity(tuple(test.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, atol, False,
+        return OutputParity(tuple(test.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
                             f"shape {tuple(test.shape)} != reference {tuple(ref.shape)}")
     if not np.all(np.isfinite(test)):
         nan = float("nan")
-        return OutputParity(tuple(ref.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, atol, False,
+        return OutputParity(tuple(ref.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
                             "non-finite values in output")
     diff = np.abs(ref - test)
     max_abs = float(diff.max()) if diff.size else 0.0
     value_range = float(ref.max() - ref.min()) if ref.size else 0.0
     rel = diff / np.maximum(np.abs(ref), 1e-6)
     ref_mask, test_mask = _masks(ref), _masks(test)
-    agreement = float(np.mean(ref_mask == test_mask)) if ref_mask.size else 1.0
+    same = ref_mask == test_mask
+    decisive = _decisive(ref, atol)
+    agreement_all = float(np.mean(same)) if same.size else 1.0
+    agreement = float(np.mean(same[decisive])) if decisive.any() else 1.0
     classes = ref.shape[1] if ref.ndim >= 3 else 2
     iou, dice = mask_scores(ref_mask, test_mask, classes)
     reasons = []
@@ -116,6 +138,8 @@ def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLER
         max_rel=float(rel.max()) if rel.size else 0.0,
         rel_to_range=max_abs / value_range if value_range > 0 else 0.0,
         argmax_agreement=agreement,
+        argmax_agreement_all=agreement_all,
+        decisive_fraction=float(np.mean(decisive)) if decisive.size else 0.0,
         mean_iou=iou,
         dice=dice,
         atol=atol,

@@ -1,6 +1,5 @@
 """The export chain end to end: every variant, alignment, fallback, metadata and bad input."""
 
-import json
 
 import numpy as np
 import onnx

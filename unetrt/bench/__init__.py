@@ -10,7 +10,8 @@ Example::
 
 from .artifacts import ArtifactCache, ModelSource
 from .backends import BACKENDS, Backend, parse_backends, unavailable_reason
-from .grid import BenchConfig, run_grid
+from .config import BenchConfig
+from .grid import run_grid
 from .machine import PeakMemory, default_threads, machine_info
 from .parity import TOLERANCES, parity_row
 from .report import markdown, rich_table, write_csv, write_json, write_markdown, write_plot, write_reports

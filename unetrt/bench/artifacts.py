@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnetrtError
+from ..fileio import sha256_file
 
 __all__ = ["ModelSource", "Artifact", "ArtifactCache", "FILES"]
 
@@ -33,12 +34,7 @@ _BUILD_ORDER = ("engine_fp16", "engine", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 @dataclass(frozen=True)
@@ -191,8 +187,8 @@ class ArtifactCache:
         options = EngineOptions(profiles=[self._profile()]) if engine else EngineOptions()
         # Parity is the benchmark's own measurement: the FP32 sweep is skipped here (the FP16 stage
         # still verifies, as it must to choose which nodes stay FP32).
-        config = self.source.export_config(target, checkpoint=self.weights, force=True, verify=False, fp16=fp16, engine=engine,
-                                           engine_options=options)
+        config = self.source.export_config(target, checkpoint=self.weights, force=True, verify=False, fp16=fp16,
+                                           engine=engine, engine_options=options)
         result = export(config, progress=lambda msg: self.progress(f"{kind}: {msg}"))
         return Artifact(target / FILES[kind], result.manifest, False)
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import RunnerError, UnetrtError
 
-__all__ = ["Backend", "BACKENDS", "parse_backends", "unavailable_reason", "make_runner"]
+__all__ = ["Backend", "BACKENDS", "parse_backends", "unavailable_reason", "make_runner", "backend_notes",
+           "eager_device"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,26 @@ def unavailable_reason(backend: Backend, *, cuda: bool, device: str = "auto") ->
         except UnetrtError as exc:
             return f"TensorRT not usable: {exc}"
     return None
+
+
+def backend_notes(backend: Backend, device: str) -> list[str]:
+    """Caveats a reader of ``backend``'s rows on ``device`` should know."""
+    notes = []
+    if backend.name == "ort-fp16" and device == "cpu":
+        notes.append("ort-fp16 on CPU: ONNX Runtime's CPU provider has few FP16 kernels and runs most of the graph "
+                     "through inserted casts, so this row measures FP16 accuracy, not FP16 speed")
+    if backend.family == "eager" and backend.precision == "fp32" and device == "cuda":
+        import torch
+
+        if torch.backends.cudnn.allow_tf32:
+            notes.append("eager FP32 on CUDA: cuDNN may use TF32 for convolutions "
+                         "(torch.backends.cudnn.allow_tf32 is True, PyTorch's default)")
+    if backend.family == "ort" and device == "cuda":
+        notes.append(f"{backend.name}: host<->device copies always timed (OrtRunner feeds host arrays); peak memory "
+                     "excludes ONNX Runtime's own CUDA allocations")
+    if backend.family == "trt":
+        notes.append(f"{backend.name}: peak memory excludes TensorRT's activation memory (see the runner's note)")
+    return notes
 
 
 def eager_device(backend: Backend, cuda: bool, device: str) -> str:

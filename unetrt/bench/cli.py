@@ -6,12 +6,9 @@ A thin click command over :func:`unetrt.bench.run_grid` and :mod:`unetrt.bench.r
 
 from __future__ import annotations
 
-from functools import wraps
-
 import click
 
-from ..cli_options import model_options
-from ..errors import UnetrtError
+from ..cli_options import handle_errors, merge_model_kwargs, model_options
 from .backends import BACKENDS
 from .timing import DEFAULT_MIN_SECONDS
 
@@ -19,25 +16,6 @@ __all__ = ["bench_cmd", "main"]
 
 DEFAULT_ARCH = "milesial"
 _REPORTS = (("json_path", "--json"), ("csv_path", "--csv"), ("markdown_path", "--markdown"), ("plot_path", "--plot"))
-
-
-def _clean_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UnetrtError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return wrapper
-
-
-def _model_kwargs(factory, kwargs, in_channels, classes, width, bilinear) -> dict:
-    explicit = {"in_channels": in_channels, "num_classes": classes, "width": width, "bilinear": bilinear}
-    given = {k: v for k, v in explicit.items() if v is not None}
-    if factory and given:
-        raise UnetrtError(f"{', '.join(given)} only apply to zoo variants (--arch)",
-                          "factory arguments in --model-kwargs", "pass them in --model-kwargs")
-    return {**(kwargs or {}), **given}
 
 
 def _check_outputs(paths: dict) -> None:
@@ -51,9 +29,13 @@ def _check_outputs(paths: dict) -> None:
 
 
 def _run_with_progress(config, console):
+    """Run the grid under a rich progress bar (on a terminal; elsewhere silently)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .grid import run_grid
+
+    if not console.is_terminal:
+        return run_grid(config)
 
     columns = (TextColumn("{task.description}", table_column=None), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -99,7 +81,7 @@ def _run_with_progress(config, console):
 @click.option("--plot", "plot_path", default=None, metavar="PATH",
               help="Write a PNG (latency vs resolution, speedup vs eager); needs matplotlib.")
 @click.option("--fail-on-parity", is_flag=True, help="Exit with status 1 when a backend fails its parity bar.")
-@_clean_errors
+@handle_errors
 def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, width, bilinear, sizes, batches,
               backends, warmup, iters, min_seconds, threads, device, no_transfers, images, workdir, seed,
               ort_opt_level, channels_last, json_path, csv_path, markdown_path, plot_path, fail_on_parity):
@@ -115,7 +97,7 @@ def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wid
     if not arch and not factory:
         arch = DEFAULT_ARCH
     config = BenchConfig(arch=arch, factory=factory, checkpoint=checkpoint,
-                         model_kwargs=_model_kwargs(factory, model_kwargs, in_channels, classes, width, bilinear),
+                         model_kwargs=merge_model_kwargs(factory, model_kwargs, in_channels, classes, width, bilinear),
                          sizes=sizes, batches=batches, backends=backends,
                          timing=TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds), threads=threads,
                          device=device, transfers=not no_transfers, images=images, workdir=workdir, seed=seed,
@@ -135,3 +117,7 @@ def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wid
 
 def main():  # console script `unet-bench`
     bench_cmd(prog_name="unet-bench")
+
+
+if __name__ == "__main__":
+    main()

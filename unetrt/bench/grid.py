@@ -10,98 +10,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnetrtError
-from .artifacts import Artifact, ArtifactCache, ModelSource
-from .backends import BACKENDS, Backend, eager_device, make_runner, parse_backends, unavailable_reason
-from .inputs import check_sizes, image_batch, load_images, parse_batches, parse_sizes, random_batch
+from .artifacts import Artifact, ArtifactCache
+from .backends import BACKENDS, Backend, backend_notes, eager_device, make_runner, unavailable_reason
+from .config import BenchConfig
+from .inputs import check_sizes, image_batch, load_images, random_batch
 from .machine import PeakMemory, cuda_available, default_threads, machine_info
 from .parity import parity_row
 from .results import BenchResult, add_speedups, new_row, set_timing
-from .timing import TimingPlan, measure
+from .timing import measure
 
 __all__ = ["BenchConfig", "run_grid", "Progress"]
 
 #: ``progress(message, rows done, rows in the grid)``.
 Progress = Callable[[str, int, int], None]
-_DEVICES = ("auto", "cpu", "cuda")
-_ORT_LEVELS = ("disable", "basic", "extended", "all")
 REFERENCE = "eager FP32 on CPU (torch.inference_mode), same inputs"
-
-
-@dataclass
-class BenchConfig:
-    """What to benchmark and how.
-
-    Attributes:
-        arch: Zoo variant (or ``factory``: ``pkg.module:factory``).
-        model_kwargs: Model keyword arguments (``{"width": 64}``).
-        checkpoint: Weights to load (random initialisation otherwise).
-        sizes: ``"256,512"``, ints or ``(H, W)`` pairs.
-        batches: ``"1,4"`` or ints.
-        backends: Names from :data:`unetrt.bench.backends.BACKENDS`.
-        timing: Warm-up and count/duration (:class:`TimingPlan`).
-        threads: CPU threads for every CPU backend (PyTorch intra-op and ONNX Runtime
-            ``intra_op_num_threads``); ``None``: every core this process may use.
-        device: ``"auto"``, ``"cpu"`` (GPU backends skipped) or ``"cuda"`` (CPU-only ones skipped).
-        transfers: Time host->device input and device->host output copies on CUDA backends
-            (``False`` = trtexec's ``--noDataTransfers``; ONNX Runtime rows always copy).
-        images: Folder of images to use instead of seeded random inputs.
-        workdir: Artifact cache directory.
-        seed: Seed of the random inputs.
-        ort_level: ONNX Runtime graph optimisation level.
-        channels_last: Run eager with a channels-last model.
-    """
-
-    arch: str | None = None
-    factory: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-    sizes: Any = "256"
-    batches: Any = "1"
-    backends: Any = "eager,ort"
-    timing: TimingPlan = field(default_factory=TimingPlan)
-    threads: int | None = None
-    device: str = "auto"
-    transfers: bool = True
-    images: str | None = None
-    workdir: str = ".unetrt-bench"
-    seed: int = 0
-    ort_level: str = "all"
-    channels_last: bool = False
-
-    def __post_init__(self):
-        if bool(self.arch) == bool(self.factory):
-            raise UnetrtError("exactly one of arch and factory must be given", "--arch NAME or --model pkg.mod:fn",
-                              "run `unetrt models` for the zoo")
-        self.sizes = parse_sizes(self.sizes)
-        self.batches = parse_batches(self.batches)
-        self.backends = parse_backends(self.backends)
-        if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
-            raise UnetrtError(f"--threads {self.threads}", "a positive number of threads",
-                              f"e.g. --threads {default_threads()} (all usable cores, the default)")
-        if self.device not in _DEVICES:
-            raise UnetrtError(f"device {self.device!r}", f"one of {', '.join(_DEVICES)}", "fix --device")
-        if self.ort_level not in _ORT_LEVELS:
-            raise UnetrtError(f"ort_level {self.ort_level!r}", f"one of {', '.join(_ORT_LEVELS)}", "fix --ort-opt-level")
-        if self.images is not None and not os.path.isdir(os.path.expanduser(self.images)):
-            raise UnetrtError(f"--images {self.images} is not a directory", "a folder of images", "check the path")
-
-    @property
-    def source(self) -> ModelSource:
-        return ModelSource(self.arch, self.factory, dict(self.model_kwargs), self.checkpoint)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "timing"}
-        d.update(sizes=[list(s) for s in self.sizes], timing=self.timing.to_dict(),
-                 threads=self.threads or default_threads())
-        return d
 
 
 def _report(progress: Progress | None, message: str, done: int, total: int) -> None:
@@ -175,7 +103,7 @@ def _run_row(runner, backend: Backend, row: dict, x: np.ndarray, ref: np.ndarray
     stats = measure(step, plan, batch=row["batch"], sync=sync)
     row["peak_memory_mb"], row["memory_kind"] = memory.stop()
     set_timing(row, stats)
-    row["notes"] = [n for n in runner.notes if n not in row["notes"]] + row["notes"]
+    row["notes"] = list(dict.fromkeys([*runner.notes, *backend_notes(backend, row["device"])]))
 
 
 def _fail(rows: list[dict], status: str) -> None:
@@ -241,7 +169,10 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
 
     threads = config.threads or default_threads()
     cuda = cuda_available()
-    model, _section, spec, in_ch = _build_model(config)
+    if config.device == "cuda" and not cuda:
+        raise UnetrtError("--device cuda but PyTorch sees no CUDA GPU", "an NVIDIA GPU and a CUDA build of torch",
+                          "use --device auto or cpu")
+    model, section, spec, in_ch = _build_model(config)
     name = config.source.label
     check_sizes(config.sizes, name=name, min_size=spec.min_size if spec else 1,
                 alignment=spec.alignment if spec else 1, model=model, in_channels=in_ch)
@@ -261,16 +192,16 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
         _report(progress, "eager FP32 reference outputs", 0, total)
         refs = _references(model, feeds)
         rows: list[dict] = []
+
+        def tick(message: str) -> None:
+            nonlocal done
+            done += 1
+            _report(progress, message, done, total)
+
         for backend in backends:
             device = eager_device(backend, cuda, config.device) if backend.family == "eager" else backend.device
             group = [new_row(backend, s, device=device, threads=threads if device == "cpu" else None)
                      for s in shapes]
-
-            def tick(message: str) -> None:
-                nonlocal done
-                done += 1
-                _report(progress, message, done, total)
-
             _run_backend(backend, group, model=model, artifact=artifacts.get(backend.artifact),
                          reason=reasons[backend.name], feeds=feeds, refs=refs, config=config, threads=threads,
                          tick=tick)
@@ -280,7 +211,7 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
     add_speedups(rows)
     described = config.to_dict()
     described.update(threads=threads, reference=REFERENCE,
-                     model=_section_summary(_section, cache.root, weights),
+                     model=_section_summary(section, cache.root, weights),
                      artifacts={k: ({"path": str(a.path), "reused": a.reused} if isinstance(a, Artifact)
                                     else {"error": str(a)}) for k, a in artifacts.items()},
                      transfers_note="host<->device copies exist only on CUDA rows; CPU rows: n/a")

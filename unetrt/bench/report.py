@@ -11,15 +11,16 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, OutputError
 from .results import CSV_COLUMNS, BenchResult, flat_row
+from ..fileio import atomic_write_bytes
 
 __all__ = ["check_output_path", "write_json", "write_csv", "write_markdown", "write_plot", "markdown",
-           "rich_table", "render", "write_reports", "to_jsonable", "require_matplotlib"]
+           "rich_table", "render", "write_reports", "to_jsonable", "require_matplotlib",
+           "write_text_atomic"]
 
 
 def check_output_path(path: str | os.PathLike, option: str = "output") -> Path:
@@ -41,19 +42,15 @@ def check_output_path(path: str | os.PathLike, option: str = "output") -> Path:
 def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     target = Path(path).expanduser()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        return atomic_write_bytes(target, data)
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror}", "a writable location",
                           "choose another path") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and ``os.replace``."""
+    return _atomic_write(path, text.encode())
 
 
 def to_jsonable(value: Any) -> Any:

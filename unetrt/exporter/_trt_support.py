@@ -3,11 +3,11 @@ errors, network I/O and atomic file writes. Nothing here compares TensorRT versi
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable
+
+from ..fileio import atomic_write_bytes, sha256_file
 
 log = logging.getLogger("unetrt.exporter.tensorrt")
 _DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
@@ -116,25 +116,5 @@ def load_timing_cache(config, path: str):
     return cache
 
 
-def write_atomic(path: str, data) -> None:
-    """Write bytes via a temp file in the same folder and ``os.replace``; never leave a partial file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+write_atomic = atomic_write_bytes
+file_sha256 = sha256_file

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import UnetrtError
 from .manifest import MANIFEST_NAME, read_manifest
-from .onnx import sha256_file
+from ..fileio import sha256_file
 
 
 def _onnx_facts(path: Path) -> dict[str, Any]:

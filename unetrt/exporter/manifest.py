@@ -6,10 +6,11 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 from importlib import metadata as _md
 from pathlib import Path
 from typing import Any
+
+from ..fileio import atomic_path
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "unetrt-manifest"
@@ -40,15 +41,9 @@ def new_manifest() -> dict[str, Any]:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write JSON to ``path`` through a temp file in the same directory and ``os.replace``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
+        f.write("\n")
     return path
 
 

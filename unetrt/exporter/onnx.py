@@ -4,7 +4,6 @@ tidy the graph and save it as one self-contained file."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import operator
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError
+
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -191,14 +191,6 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
         Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"could not write {path}: {exc}", "a writable output directory",
                           "check the path and free disk space") from exc
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:

@@ -5,6 +5,7 @@ Each step is an explicit call here; nothing triggers another step behind the cal
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import AlignmentError, UnetrtError
+from ..fileio import sha256_file
 from ..models import (create_model, get_spec, load_state_dict_into, load_user_model, output_hw)
 from ..models.geometry import input_channels
 from ..parity import Tolerance
@@ -103,7 +105,7 @@ def build_model(config: ExportConfig) -> tuple[nn.Module, dict[str, Any], Any]:
     if config.checkpoint:
         meta = load_state_dict_into(model, config.checkpoint)
         section["checkpoint"] = {"path": str(Path(config.checkpoint).resolve()),
-                                 "sha256": onnx_io.sha256_file(config.checkpoint)}
+                                 "sha256": sha256_file(config.checkpoint)}
     section["mask_values"] = meta.get("mask_values")
     return model.eval(), section, spec
 
@@ -130,6 +132,18 @@ def _check_static(model: nn.Module, in_ch: int, shape: tuple[int, int, int], spe
         raise AlignmentError(what, expected, "choose another --shape")
 
 
+class _Clock(dict):
+    """Seconds per step: ``with clock("trace"): ...``."""
+
+    @contextlib.contextmanager
+    def __call__(self, key: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[key] = time.perf_counter() - start
+
+
 def export(config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Run the export chain and write the artifacts + ``manifest.json`` into ``config.output_dir``.
 
@@ -138,35 +152,28 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)
-    t0 = time.perf_counter()
+    clock, t0 = _Clock(), time.perf_counter()
     step("building model")
-    model, model_section, spec = build_model(config)
-    _resolve_alignment(config, spec)
-    in_ch = input_channels(model)
-    calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
-    engine_mode = stages.engine_flavour(config.engine, config.engine_options.flavour)
-    stages.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
-    timings = {"build": time.perf_counter() - t0}
-
+    with clock("build"):
+        model, model_section, spec = build_model(config)
+        _resolve_alignment(config, spec)
+        in_ch = input_channels(model)
+        calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
+        engine_mode = stages.engine_flavour(config.engine, config.engine_options.flavour)
+        stages.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
     step("tracing with torch.export")
-    t = time.perf_counter()
-    traced = _trace_step(config, model, in_ch, spec)
-    timings["trace"] = time.perf_counter() - t
-
+    with clock("trace"):
+        traced = _trace_step(config, model, in_ch, spec)
     step("converting to ONNX")
-    t = time.perf_counter()
-    proto, same = _convert_step(config, model, in_ch, spec, traced)
-    timings["convert"] = time.perf_counter() - t
-
+    with clock("convert"):
+        proto, same = _convert_step(config, model, in_ch, spec, traced)
     step("simplifying")
-    t = time.perf_counter()
-    simplify_report = None
-    pads_removed = onnx_io.strip_noop_pads(proto)
-    if config.simplify:
-        proto, simplify_report = run_onnxsim(proto)
-        pads_removed += onnx_io.strip_noop_pads(proto)
-    timings["simplify"] = time.perf_counter() - t
-
+    with clock("simplify"):
+        simplify_report = None
+        pads_removed = onnx_io.strip_noop_pads(proto)
+        if config.simplify:
+            proto, simplify_report = run_onnxsim(proto)
+            pads_removed += onnx_io.strip_noop_pads(proto)
     manifest = _describe(config, model, model_section, in_ch, traced, same)
     static = manifest["input"]["static_shape"]
     profiles = config.engine_options.profiles or [
@@ -181,47 +188,49 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         rows: list[dict] = []
         if config.verify:
             step("verifying parity (onnxruntime CPU vs eager)")
-            t = time.perf_counter()
-            rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
-            check(rows, "ONNX (onnxruntime CPU) vs eager")
-            timings["verify"] = time.perf_counter() - t
+            with clock("verify"):
+                rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
+                check(rows, "ONNX (onnxruntime CPU) vs eager")
         _record_verification(manifest, config, rows)
         step("writing ONNX")
         onnx_io.set_metadata(proto, onnx_metadata(manifest))
         onnx_io.set_metadata(proto, {"unetrt.verification": _verification_summary(rows)})
         written = onnx_io.save_onnx(proto, onnx_path)
-        manifest["onnx"] = {"path": ONNX_NAME, "sha256": onnx_io.sha256_file(onnx_path), "opset": config.opset,
+        manifest["onnx"] = {"path": ONNX_NAME, "sha256": sha256_file(onnx_path), "opset": config.opset,
                             "nodes": len(proto.graph.node), "op_counts": onnx_io.op_counts(proto),
                             "pads_removed": pads_removed,
                             "simplify": simplify_report.to_dict() if simplify_report else None}
-        fp16_path = None
-        if config.fp16:
-            step("converting to FP16")
-            t = time.perf_counter()
-            manifest["fp16"] = stages.fp16_stage(
-                model, onnx_path, staging.path, in_ch, sizes, keep_io_types=not config.fp16_io,
-                atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib,
-                progress=step)
-            fp16_path = staging.path / stages.FP16_ONNX_NAME
-            timings["fp16"] = time.perf_counter() - t
-        manifest["engines"] = []
-        if engine_mode:
-            t = time.perf_counter()
-            precision = "fp16" if config.fp16 else "fp32"
-            manifest["engines"].append(stages.engine_stage(onnx_path, fp16_path, staging.path, precision,
-                                                           engine_mode, config.engine_options, profiles, step))
-            timings["engine"] = time.perf_counter() - t
-        elif config.engine is None:
-            manifest["export"]["notes"].append(NO_TRT_NOTE)
+        _later_stages(config, model, manifest, staging.path, in_ch, sizes, calib, engine_mode, profiles, clock, step)
         step("writing manifest")
         produced = written + [p for p in sorted(staging.path.iterdir()) if p not in written]
-        manifest["artifacts"] = [{"path": p.name, "sha256": onnx_io.sha256_file(p), "bytes": p.stat().st_size}
+        manifest["artifacts"] = [{"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
                                  for p in produced]
-        timings["total"] = time.perf_counter() - t0
-        manifest["export"]["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        clock["total"] = time.perf_counter() - t0
+        manifest["export"]["seconds"] = {k: round(v, 3) for k, v in clock.items()}
         write_json_atomic(staging.path / MANIFEST_NAME, manifest)
         files = staging.commit()
     return ExportResult(target, manifest, files)
+
+
+def _later_stages(config: ExportConfig, model: nn.Module, manifest: dict, folder: Path, in_ch: int, sizes,
+                  calib, engine_mode, profiles, clock: _Clock, step: Progress) -> None:
+    """FP16 ONNX and the TensorRT engine, when asked for, into the staging folder."""
+    onnx_path, fp16_path = folder / ONNX_NAME, None
+    if config.fp16:
+        step("converting to FP16")
+        with clock("fp16"):
+            manifest["fp16"] = stages.fp16_stage(
+                model, onnx_path, folder, in_ch, sizes, keep_io_types=not config.fp16_io,
+                atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib, progress=step)
+        fp16_path = folder / stages.FP16_ONNX_NAME
+    manifest["engines"] = []
+    if engine_mode:
+        with clock("engine"):
+            precision = "fp16" if config.fp16 else "fp32"
+            manifest["engines"].append(stages.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
+                                                           config.engine_options, profiles, step))
+    elif config.engine is None:
+        manifest["export"]["notes"].append(NO_TRT_NOTE)
 
 
 @dataclass

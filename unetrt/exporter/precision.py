@@ -30,6 +30,7 @@ from onnx import TensorProto
 from unetrt.errors import ExportError, MissingDependencyError, ParityError
 from unetrt.exporter import _fp16_search as search
 from unetrt.parity import Tolerance
+from ..fileio import atomic_write_bytes
 
 __all__ = ["Fp16Result", "convert_fp16"]
 
@@ -267,17 +268,6 @@ def _set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
 
 
 def _save_atomic(model: onnx.ModelProto, out_path) -> None:
-    """Write ``model`` as one self-contained file via a temp file in the same folder and ``os.replace``."""
-    out_path = os.fspath(out_path)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``model`` as one self-contained file, atomically."""
+    atomic_write_bytes(out_path, model.SerializeToString())
 

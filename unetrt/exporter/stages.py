@@ -16,7 +16,8 @@ from torch import nn
 
 from ..errors import EngineBuildError, MissingDependencyError, ProfileError
 from ..parity import Tolerance
-from .onnx import INPUT_NAME, sha256_file
+from ..fileio import sha256_file
+from .onnx import INPUT_NAME
 from .verify import SweepSize, check, eager_outputs, verify
 
 FP16_ONNX_NAME = "model_fp16.onnx"

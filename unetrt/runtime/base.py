@@ -193,7 +193,7 @@ class Runner(abc.ABC):
     def _require_active(self, action: str) -> None:
         if not self._active:
             raise RunnerError(f"{self.name}: {action} before activate()", "an active runner",
-                              f"use `with runner:` or call runner.activate() first")
+                              "use `with runner:` or call runner.activate() first")
 
     @property
     def input_metadata(self) -> dict[str, TensorMeta]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..cli_options import handle_errors
 from ..errors import UnetrtError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -60,23 +61,15 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _save(array: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (temp file + rename)."""
-    import os
-    import tempfile
-
+    from ..fileio import atomic_path
     from .transforms import to_pil_image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         to_pil_image(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command("predict")
+@handle_errors
 @click.option("-m", "--model", "model_path", required=True, type=click.Path(),
               help="Export directory, .onnx, .engine/.plan, or a .pth checkpoint (with --arch).")
 @click.option("-i", "--input", "inputs", required=True, multiple=True, help="Image file(s) or folder(s).")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from ..errors import EngineBuildError, MissingDependencyError, RunnerError
 from .base import Runner
+from ..fileio import sha256_file
 
 __all__ = ["load", "BACKENDS"]
 
@@ -18,12 +18,7 @@ _KINDS = {".onnx": "ort", ".engine": "trt", ".plan": "trt", ".pth": "torch", ".p
 MANIFEST_NAME = "manifest.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 def _cuda() -> bool:

@@ -1,0 +1,90 @@
+"""Grid parsing, image inputs, backend availability and the artifact cache's reuse rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import unetrt
+from unetrt.bench.artifacts import ArtifactCache, ModelSource
+from unetrt.bench.backends import BACKENDS, parse_backends, unavailable_reason
+from unetrt.bench.inputs import image_batch, load_images, parse_batches, parse_sizes, random_batch
+from unetrt.errors import UnetrtError
+from unetrt.models import create_model
+
+SAMPLES = Path(unetrt.__file__).parent / "assets" / "samples"
+
+
+def test_parse_sizes_and_batches():
+    assert parse_sizes("256, 512x384,256") == [(256, 256), (512, 384)]
+    assert parse_sizes([64, (32, 48)]) == [(64, 64), (32, 48)]
+    assert parse_batches("1,4,1") == [1, 4]
+    for bad in ("", "0", "-16", "16x", "x16", "a"):
+        with pytest.raises(UnetrtError):
+            parse_sizes(bad)
+    for bad in ("", "0", "-1", "two", "1.5"):
+        with pytest.raises(UnetrtError):
+            parse_batches(bad)
+
+
+def test_parse_backends_keeps_order_and_lists_valid_names():
+    assert parse_backends("ort, eager,ort") == ["ort", "eager"]
+    with pytest.raises(UnetrtError) as err:
+        parse_backends("ort,foo")
+    assert "'foo'" in str(err.value) and all(name in str(err.value) for name in BACKENDS)
+
+
+def test_availability_on_this_machine():
+    assert unavailable_reason(BACKENDS["eager"], cuda=False) is None
+    assert unavailable_reason(BACKENDS["ort"], cuda=False) is None
+    assert "CUDA" in unavailable_reason(BACKENDS["eager-fp16"], cuda=False)
+    assert "CUDA GPU" in unavailable_reason(BACKENDS["trt"], cuda=False)
+    assert "--device cpu" in unavailable_reason(BACKENDS["ort-cuda"], cuda=True, device="cpu")
+    assert "--device cuda" in unavailable_reason(BACKENDS["ort"], cuda=True, device="cuda")
+
+
+def test_random_inputs_are_seeded():
+    a, b = random_batch((2, 3, 8, 8), 1), random_batch((2, 3, 8, 8), 1)
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+    assert not np.array_equal(a, random_batch((2, 3, 8, 8), 2))
+
+
+def test_image_batches_are_preprocessed_and_cropped_to_the_grid_size():
+    images = load_images(SAMPLES)
+    assert len(images) == 4  # *_mask.png files are not inputs
+    batch = image_batch(images, (5, 3, 40, 24))
+    assert batch.shape == (5, 3, 40, 24) and batch.dtype == np.float32
+    assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0.01
+    assert np.array_equal(batch[0], batch[4])  # images repeat cyclically
+    gray = image_batch(images, (1, 1, 16, 16))
+    assert gray.shape == (1, 1, 16, 16)
+
+
+def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):
+    source = ModelSource("milesial", None, {"width": 2})
+    shapes = [(1, 3, 32, 32)]
+    cache = ArtifactCache(tmp_path, source, shapes)
+    torch.manual_seed(0)
+    model = create_model("milesial", width=2)
+    weights = cache.use_weights_of(model)
+    assert weights.is_file()
+    first = cache.prepare({"onnx"})["onnx"]
+    assert not first.reused and first.path.is_file()
+    assert first.manifest["model"]["checkpoint"]["path"] == str(weights.resolve())
+
+    other = create_model("milesial", width=2)  # fresh random weights: pinned ones are loaded into it
+    again = ArtifactCache(tmp_path, source, shapes)
+    again.use_weights_of(other)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    second = again.prepare({"onnx"})["onnx"]
+    assert second.reused and second.path == first.path
+
+    first.path.write_bytes(first.path.read_bytes() + b"\0")  # a changed file no longer matches its manifest
+    assert again._find("onnx") is None
+    manifest = json.loads((first.path.parent / "manifest.json").read_text())
+    assert ArtifactCache(tmp_path, ModelSource("milesial", None, {"width": 3}), shapes).root != again.root
+    assert manifest["model"]["kwargs"]["width"] == 2

@@ -36,6 +36,10 @@ def machine() -> dict:
             + f"-{torch.get_num_threads()}c"}
 
 
+def _opt(seconds: dict, key: str) -> str:
+    return f"{seconds[key]:.1f}s" if key in seconds else "-"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=None, help="base width (default: each variant's own)")
@@ -70,8 +74,8 @@ def main() -> None:
         s = r["seconds"]
         lines.append(f"| {r['arch']} | {r['params'] / 1e6:.2f}M | {r['alignment']} | {r['min_size']} | "
                      f"{r['onnx_nodes']} | {s['trace']:.1f}s | {s['convert']:.1f}s | {s['simplify']:.1f}s | "
-                     f"{s.get('verify', 0):.1f}s ({r['sizes_verified']}) | {s.get('fp16', 0):.1f}s | "
-                     f"{s.get('engine', 0):.1f}s | {s['total']:.1f}s |")
+                     f"{s.get('verify', 0):.1f}s ({r['sizes_verified']}) | {_opt(s, 'fp16')} | "
+                     f"{_opt(s, 'engine')} | {s['total']:.1f}s |")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

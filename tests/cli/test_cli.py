@@ -168,3 +168,26 @@ def test_output_under_a_file_is_refused(runner, tmp_path):
     (tmp_path / "file.txt").write_text("x")
     res = runner.invoke(export_cmd, ["--width", "4", "-o", str(tmp_path / "file.txt" / "o")])
     assert res.exit_code == 1 and "not writable" in res.output
+
+
+def test_inspect_reports_manifest_facts(runner, tmp_path):
+    out = tmp_path / "m"
+    assert runner.invoke(main, ["export", "--width", "4", "-o", str(out), "--fp16", "--no-verify"]).exit_code == 0
+    res = runner.invoke(main, ["inspect", str(out / "model_fp16.onnx"), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["manifest_match"] is True
+    assert info["model"]["arch"] == "milesial" and info["input"]["min_size"] == 16
+    assert info["onnx"]["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
+    assert info["fp16"]["keep_io_types"] is True
+    if _trt_available():
+        res = runner.invoke(main, ["inspect", str(out / "model_fp16.engine"), "--json"])
+        eng = json.loads(res.output)
+        assert eng["engine"]["precision"] == "fp16" and eng["manifest_match"] is True
+        assert eng["layers"]["available"] is False and "GPU" in eng["layers"]["reason"]
+    with open(out / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    res = runner.invoke(main, ["inspect", str(out / "model.onnx")])
+    assert res.exit_code == 0 and "does NOT match" in res.output and "not a readable ONNX file" in res.output
+    res = runner.invoke(main, ["inspect", str(tmp_path / "missing.onnx")])
+    assert res.exit_code == 1 and "does not exist" in res.output

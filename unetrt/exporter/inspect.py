@@ -75,7 +75,10 @@ def describe(path: str | Path) -> dict[str, Any]:
         entry = listed.get(p.name)
         out["manifest_match"] = bool(entry and entry["sha256"] == digest)
     if p.suffix == ".onnx":
-        out["onnx"] = _onnx_facts(p)
+        try:
+            out["onnx"] = _onnx_facts(p)
+        except Exception as exc:  # protobuf's DecodeError and friends: report, don't crash
+            out["onnx"] = {"error": f"not a readable ONNX file ({type(exc).__name__}: {exc})"}
         if manifest and p.name == manifest.get("onnx", {}).get("path"):
             out["verification"] = {k: manifest["verification"].get(k) for k in ("backend", "passed", "tolerance")}
         elif manifest and manifest.get("fp16") and p.name == manifest["fp16"].get("path"):

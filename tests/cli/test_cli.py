@@ -9,20 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers import trt_available
 from unetrt.cli import export_cmd, main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _trt_available() -> bool:
-    from unetrt.errors import MissingDependencyError
-    from unetrt.exporter.tensorrt import import_tensorrt
-
-    try:
-        import_tensorrt("auto")
-        return True
-    except MissingDependencyError:
-        return False
 
 
 @pytest.fixture
@@ -44,9 +34,9 @@ def test_export_json_summary(runner, tmp_path):
     assert summary["onnx"]["opset"] == 18
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["onnx"]["sha256"] == summary["onnx"]["sha256"]
-    built = {"model.onnx", "model.engine"} if _trt_available() else {"model.onnx"}  # engine: default when TRT imports
+    built = {"model.onnx", "model.engine"} if trt_available() else {"model.onnx"}  # engine: default when TRT imports
     assert {a["path"] for a in manifest["artifacts"]} == built
-    assert [e["precision"] for e in summary["engines"]] == (["fp32"] if _trt_available() else [])
+    assert [e["precision"] for e in summary["engines"]] == (["fp32"] if trt_available() else [])
     assert manifest["tools"]["torch"].startswith("2.")
 
 
@@ -180,7 +170,7 @@ def test_inspect_reports_manifest_facts(runner, tmp_path):
     assert info["model"]["arch"] == "milesial" and info["input"]["min_size"] == 16
     assert info["onnx"]["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
     assert info["fp16"]["keep_io_types"] is True
-    if _trt_available():
+    if trt_available():
         res = runner.invoke(main, ["inspect", str(out / "model_fp16.engine"), "--json"])
         eng = json.loads(res.output)
         assert eng["engine"]["precision"] == "fp16" and eng["manifest_match"] is True

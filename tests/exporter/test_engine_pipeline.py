@@ -6,24 +6,14 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.helpers import trt_available
 from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
 from unetrt.exporter import ExportConfig, export
 from unetrt.exporter.stages import EngineOptions, default_profile
 from unetrt.exporter.tensorrt import ShapeProfile, build_engine
 from unetrt.models import get_spec, list_models
 
-
-def _trt_available() -> bool:
-    try:
-        from unetrt.exporter.tensorrt import import_tensorrt
-
-        import_tensorrt("auto")
-        return True
-    except MissingDependencyError:
-        return False
-
-
-trt = pytest.mark.skipif(not _trt_available(), reason="neither tensorrt nor tensorrt_rtx is installed")
+trt = pytest.mark.skipif(not trt_available(), reason="neither tensorrt nor tensorrt_rtx is installed")
 WIDTH = {"width": 16}  # weights must dominate the plan's fixed overhead for the size comparison
 
 
@@ -41,7 +31,7 @@ def test_every_variant_exports_exactly(arch, tmp_path):
     """FP32 ONNX verified over the sweep, FP16 ONNX verified, and (with TensorRT) an FP16 engine."""
     spec = get_spec(arch)
     out = tmp_path / arch
-    has_trt = _trt_available()
+    has_trt = trt_available()
     m = export(ExportConfig(arch=arch, model_kwargs=WIDTH, output_dir=str(out), fp16=True, engine=has_trt)).manifest
     expected = ["manifest.json", "model.onnx", "model_fp16.onnx"] + (["model_fp16.engine"] if has_trt else [])
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # self-contained, no .data sidecar

@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+#: Image file types read by calibration, prediction and benchmarking (Pillow opens them all).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB chunks."""

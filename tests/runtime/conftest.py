@@ -49,10 +49,10 @@ def export_dir(tmp_path_factory) -> Path:
 
 def _add_artifact(directory: Path, name: str, section: str | None = None, **fields) -> None:
     """Record a file in manifest.json as the exporter does (sha256 in ``artifacts`` and a section)."""
-    from unetrt.runtime.loader import _sha256
+    from unetrt.fileio import sha256_file
 
     manifest = read_manifest(directory)
-    sha = _sha256(directory / name)
+    sha = sha256_file(directory / name)
     manifest["artifacts"].append({"path": name, "sha256": sha, "bytes": (directory / name).stat().st_size})
     if section == "engines":
         manifest.setdefault("engines", []).append({"path": name, "sha256": sha, **fields})

@@ -34,7 +34,6 @@ _BUILD_ORDER = ("engine_fp16", "engine", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
 
 
-_sha256 = sha256_file
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class ModelSource:
         return self.arch or (self.factory or "model").split(":")[-1]
 
     def checkpoint_sha256(self) -> str | None:
-        return _sha256(self.checkpoint) if self.checkpoint else None
+        return sha256_file(self.checkpoint) if self.checkpoint else None
 
     def key(self, checkpoint_sha256: str | None = None) -> str:
         """sha256 of the identity (arch/factory, non-None kwargs, checkpoint sha256, computed unless given)."""
@@ -130,7 +129,7 @@ class ArtifactCache:
             tmp = path.with_name(f".{path.name}.tmp")
             torch.save(model.state_dict(), tmp)
             tmp.replace(path)
-        self.weights, self._ckpt = str(path), _sha256(path)
+        self.weights, self._ckpt = str(path), sha256_file(path)
         return path
 
     def _valid(self, directory: Path, kind: str) -> dict[str, Any] | None:
@@ -151,7 +150,7 @@ class ArtifactCache:
         name = FILES[kind]
         entry = next((a for a in manifest.get("artifacts") or [] if a.get("path") == name), None)
         path = directory / name
-        if entry is None or not path.is_file() or entry.get("sha256") != _sha256(path):
+        if entry is None or not path.is_file() or entry.get("sha256") != sha256_file(path):
             return None
         if kind.startswith("engine"):
             engine = next((e for e in manifest.get("engines") or [] if e.get("path") == name), {})

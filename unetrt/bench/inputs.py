@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnetrtError
+from ..fileio import IMAGE_SUFFIXES
 
 __all__ = ["parse_sizes", "parse_batches", "random_batch", "load_images", "image_batch", "check_sizes",
            "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _items(value: str | int | Sequence) -> list:

@@ -7,8 +7,6 @@ import logging
 import os
 from collections.abc import Callable
 
-from ..fileio import atomic_write_bytes, sha256_file
-
 log = logging.getLogger("unetrt.exporter.tensorrt")
 _DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
            "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8"}
@@ -114,7 +112,3 @@ def load_timing_cache(config, path: str):
     cache = config.create_timing_cache(data)
     config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
-
-
-write_atomic = atomic_write_bytes
-file_sha256 = sha256_file

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnetrtError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from ..fileio import IMAGE_SUFFIXES
 
 
 def _to_nchw(arr: np.ndarray, in_ch: int, name: str) -> np.ndarray:
@@ -41,7 +40,7 @@ def load_calibration(directory: str | Path, in_ch: int, limit: int = 8) -> list[
     if not root.is_dir():
         raise UnetrtError(f"--calib-images {directory} is not a directory", "a folder of images or .npy files",
                           "check the path")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".npy"})[:limit]
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in (*IMAGE_SUFFIXES, ".npy"))[:limit]
     if not files:
         raise UnetrtError(f"no images or .npy files in {directory}", "at least one calibration input",
                           "add files (png/jpg/npy)")

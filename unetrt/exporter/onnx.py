@@ -8,7 +8,6 @@ import io
 import logging
 import operator
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError
-
+from ..fileio import atomic_path
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -174,21 +173,16 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
     Returns the written files (the .onnx, plus ``<name>.data`` for a >2 GB model).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        if model.ByteSize() < TWO_GB:
-            onnx.save_model(model, tmp, save_as_external_data=False)
-            os.replace(tmp, path)
-            return [path]
-        data_name = path.name + ".data"
-        onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_name)
-        os.replace(Path(path.parent, data_name), path.parent / data_name)
-        os.replace(tmp, path)
-        return [path, path.parent / data_name]
+        with atomic_path(path) as tmp:
+            if model.ByteSize() < TWO_GB:
+                onnx.save_model(model, str(tmp), save_as_external_data=False)
+                return [path]
+            data_name = path.name + ".data"  # written beside the temp file, i.e. beside the target
+            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name)
+            return [path, path.parent / data_name]
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"could not write {path}: {exc}", "a writable output directory",
                           "check the path and free disk space") from exc
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import AlignmentError, UnetrtError
 from ..fileio import sha256_file
-from ..models import (create_model, get_spec, load_state_dict_into, load_user_model, output_hw)
+from ..models import create_model, get_spec, load_state_dict_into, load_user_model, output_hw
 from ..models.geometry import input_channels
 from ..parity import Tolerance
 from . import onnx as onnx_io
@@ -25,7 +25,7 @@ from .calib import load_calibration
 from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
 from .outputs import Staging, check_output_dir
 from .simplify import simplify as run_onnxsim
-from .trace import NotTraceableError, trace
+from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
 
 DEFAULT_OPSET = 18
@@ -260,7 +260,7 @@ def _trace_step(config: ExportConfig, model: nn.Module, in_ch: int, spec) -> _Tr
     except NotTraceableError as exc:
         alignment = config.align or (spec.alignment if spec else 1)
         min_size = spec.min_size if spec else 16
-        sample = torch.randn(2, in_ch, *(2 * [max(64, -(-min_size // alignment) * alignment)]))
+        sample = torch.randn(sample_shape(in_ch, alignment, min_size))
         note = (f"torch.export could not trace the model ({exc}); used the TorchScript exporter, guarded "
                 f"only by the verification sweep over every residue mod 32")
         return _Traced(None, sample, alignment, min_size, "torchscript", 32, [note])

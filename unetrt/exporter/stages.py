@@ -15,8 +15,9 @@ import numpy as np
 from torch import nn
 
 from ..errors import EngineBuildError, MissingDependencyError, ProfileError
-from ..parity import Tolerance
 from ..fileio import sha256_file
+from ..models.geometry import round_up
+from ..parity import Tolerance
 from .onnx import INPUT_NAME
 from .verify import SweepSize, check, eager_outputs, verify
 
@@ -75,9 +76,6 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
     return info
 
 
-def _round_up(x: int, a: int) -> int:
-    return -(-x // a) * a
-
 
 def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Sequence[int] | None):
     """min/opt/max for the input: the variant's minimum, 256² (opt) and 1024² at batch 4 (max)."""
@@ -86,9 +84,9 @@ def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Se
     if static is not None:
         shape = tuple(static)
         return ShapeProfile(shape, shape, shape)
-    lo = _round_up(max(min_size or 1, 1), alignment)
-    opt = _round_up(max(256, lo), alignment)
-    hi = _round_up(max(1024, opt), alignment)
+    lo = round_up(max(min_size or 1, 1), alignment)
+    opt = round_up(max(256, lo), alignment)
+    hi = round_up(max(1024, opt), alignment)
     return ShapeProfile((1, in_ch, lo, lo), (1, in_ch, opt, opt), (4, in_ch, hi, hi))
 
 

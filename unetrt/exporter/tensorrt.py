@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
 from unetrt.exporter import _trt_support as support
+from unetrt.fileio import atomic_write_bytes, sha256_file
 
 __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
 
@@ -223,13 +224,13 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if plan is None:
         raise _build_failed(onnx_path, monitor.aborted, logger.summary())
     data = memoryview(plan).cast("B")
-    support.write_atomic(engine_path, data)
+    atomic_write_bytes(engine_path, data)
     if cache is not None:
-        support.write_atomic(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
+        atomic_write_bytes(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
     options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
     return EngineInfo(path=engine_path, sha256=hashlib.sha256(data).hexdigest(), flavour=flavour, version=version,
                       precision=precision, profiles=[{k: p.to_dict() for k, p in prof.items()} for prof in profiles],
-                      io=io, onnx_sha256=support.file_sha256(onnx_path), build_seconds=round(seconds, 3),
+                      io=io, onnx_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 3),
                       size_bytes=data.nbytes, options=options)
 
 

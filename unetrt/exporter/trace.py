@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import AlignmentError, ExportError
+from ..models.geometry import round_up
 from .onnx import quiet_torch
 
 MAX_SIZE = 16384
@@ -103,16 +104,13 @@ def parse_constraint_violation(message: str, align: int) -> _Fixes:
     return fixes
 
 
-def _round_up(x: int, a: int) -> int:
-    return -(-x // a) * a
-
 
 def sample_shape(in_channels: int, align: int, min_size: int) -> tuple[int, int, int, int]:
     """A tracing sample that avoids 0/1 specialisation: batch 2, H != W, neither tiny."""
     if align == 1:
         h = max(min_size, 64) + 3          # odd H
         return 2, in_channels, h, h + 10   # W odd too, different
-    h = _round_up(max(min_size, 64, 2 * align), align)
+    h = round_up(max(min_size, 64, 2 * align), align)
     return 2, in_channels, h, h + align
 
 
@@ -124,7 +122,7 @@ def _dynamic_shapes(model: nn.Module, align: int, min_size: int):
         hdim = Dim("H", min=max(min_size, 2), max=MAX_SIZE)
         wdim = Dim("W", min=max(min_size, 2), max=MAX_SIZE)
     else:
-        lo = max(1, -(-min_size // align))
+        lo = max(1, round_up(min_size, align) // align)
         hdim = align * Dim("_H", min=lo, max=MAX_SIZE // align)
         wdim = align * Dim("_W", min=lo, max=MAX_SIZE // align)
     return ({0: batch, 2: hdim, 3: wdim},)
@@ -170,7 +168,7 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
         ep, shape, message = _export_once(model, in_channels, cur_align, min_size)
         if ep is not None:
             if cur_align > 1:
-                min_size = _round_up(min_size, cur_align)
+                min_size = round_up(min_size, cur_align)
             return TraceResult(ep, cur_align, min_size, shape, True, notes, all_guards)
         fixes = parse_constraint_violation(message, cur_align)
         all_guards.extend(g for g in fixes.guards if g not in all_guards)

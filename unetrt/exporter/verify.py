@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ParityError
+from ..models.geometry import round_up
 from ..parity import FP32_TOLERANCE, Tolerance, compare
 
 
@@ -23,9 +24,6 @@ class SweepSize:
     def shape(self) -> tuple[int, int, int]:
         return self.batch, self.height, self.width
 
-
-def _round_up(x: int, a: int) -> int:
-    return -(-x // a) * a
 
 
 def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tuple[int, int, int] | None = None,
@@ -44,12 +42,12 @@ def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tu
         return [SweepSize(*static)]
     lo = max(min_size, 1)
     if alignment > 1:
-        k = max(_round_up(max(lo, base), alignment) // alignment, 1)
-        m = _round_up(lo, alignment)
+        k = max(round_up(max(lo, base), alignment) // alignment, 1)
+        m = round_up(lo, alignment)
         sizes = [SweepSize(2, alignment * k, alignment * k), SweepSize(1, alignment * k, alignment * (k + 1)),
                  SweepSize(1, alignment * (k + 2), alignment * k), SweepSize(1, m, m + alignment)]
     else:
-        start = _round_up(max(lo, base), residues)
+        start = round_up(max(lo, base), residues)
         sizes = [SweepSize(2, start, start), SweepSize(1, lo, lo + 1), SweepSize(1, 3 * start + 5, 2 * start + 7)]
         for r in range(residues):
             sizes.append(SweepSize(1, start + r, start + (5 * r + 3) % residues))

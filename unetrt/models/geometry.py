@@ -8,6 +8,11 @@ import torch
 from torch import nn
 
 
+def round_up(x: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= ``x``."""
+    return -(-x // multiple) * multiple
+
+
 def output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """Shape of ``model(x)`` for an input of ``input_shape``, or ``None`` if the model rejects it.
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..cli_options import handle_errors
 from ..errors import UnetrtError
+from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+IMAGE_SUFFIXES = (*FILE_IMAGE_SUFFIXES, ".gif")
 
 
 def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:

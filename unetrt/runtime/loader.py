@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EngineBuildError, MissingDependencyError, RunnerError
-from .base import Runner
 from ..fileio import sha256_file
+from .base import Runner
 
 __all__ = ["load", "BACKENDS"]
 
@@ -18,7 +18,6 @@ _KINDS = {".onnx": "ort", ".engine": "trt", ".plan": "trt", ".pth": "torch", ".p
 MANIFEST_NAME = "manifest.json"
 
 
-_sha256 = sha256_file
 
 
 def _cuda() -> bool:
@@ -65,7 +64,7 @@ def _matching_manifest(path: Path, kind: str, verify: bool,
                               f"without a sha256 check"]
         return None, [f"{MANIFEST_NAME} beside {path.name} does not list it: manifest ignored"]
     if verify:
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != recorded:
             raise RunnerError(f"manifest does not match the model file {path.name} (sha256 {actual[:12]}... != "
                               f"{recorded[:12]}... recorded)", "the file the manifest was written for",

@@ -32,6 +32,22 @@ def _constraint(runner: Runner):
     return name, c
 
 
+def _geometry(runner: Runner) -> str:
+    """``"same"`` or ``"valid"`` from the manifest (``"same"`` without one)."""
+    return ((runner.manifest or {}).get("output") or {}).get("geometry", "same")
+
+
+def _channels(c) -> int | None:
+    return c.shape[1] if len(c.shape) == 4 else None
+
+
+def _infer_aligned(runner: Runner, name: str, c, x: np.ndarray, pad_mode: str) -> tuple[np.ndarray, bool]:
+    """One ``infer`` on ``x`` padded to the alignment / minimum size, cropped back; (logits, padded?)."""
+    padded, box = align_pad(x, c.alignment, pad_mode, min_size=c.min_size)
+    logits = crop(runner.infer({name: padded.astype(c.dtype)})[next(iter(runner.output_metadata))], box)
+    return logits, padded.shape != x.shape
+
+
 def _valid_tile(min_size: int, period: int = 16) -> int:
     """Largest admissible tile ≤ 572 that keeps every pooling even (min_size + k·period)."""
     return min_size + period * max(0, (PAPER_TILE - min_size) // period)
@@ -55,12 +71,10 @@ def predict(runner: Runner, image: Any, *, scale: float = 1.0, mask_threshold: f
     full = np.asarray(image)
     h_full, w_full = full.shape[:2]
     name, c = _constraint(runner)
-    out_name = next(iter(runner.output_metadata))
-    x = preprocess(image, scale, c.shape[1] if len(c.shape) == 4 else None)
+    x = preprocess(image, scale, _channels(c))
     h, w = x.shape[-2:]
-    geometry = ((runner.manifest or {}).get("output") or {}).get("geometry", "same")
     t1 = time.perf_counter()
-    if geometry == "valid":
+    if _geometry(runner) == "valid":
         size = tile or _valid_tile(c.min_size)
         logits, mode = overlap_tile(runner, x, size, period=16, progress=progress), "overlap-tile"
     else:
@@ -77,9 +91,8 @@ def predict(runner: Runner, image: Any, *, scale: float = 1.0, mask_threshold: f
             logits = crop(sliding_window(runner, padded, tile_hw, progress=progress), box)
             mode = "sliding-window"
         else:
-            padded, box = align_pad(x, c.alignment, pad_mode, min_size=c.min_size)
-            logits = crop(runner.infer({name: padded.astype(c.dtype)})[out_name], box)
-            mode = "aligned" if padded.shape != x.shape else "direct"
+            logits, was_padded = _infer_aligned(runner, name, c, x, pad_mode)
+            mode = "aligned" if was_padded else "direct"
     t2 = time.perf_counter()
     mask = postprocess(np.asarray(logits, dtype=np.float32), (h_full, w_full), mask_threshold)
     t3 = time.perf_counter()
@@ -92,19 +105,17 @@ def predict_batch(runner: Runner, images: list[Any], *, scale: float = 1.0, mask
     """Segment images of one size in a single ``infer`` call (batch dimension); same-size models
     within the engine profile only. Falls back to :func:`predict` per image otherwise."""
     name, c = _constraint(runner)
-    geometry = ((runner.manifest or {}).get("output") or {}).get("geometry", "same")
     shapes = {np.asarray(im).shape for im in images}
     max_batch = c.max_shape[0] if c.max_shape else None
-    if len(images) == 1 or geometry != "same" or len(shapes) != 1 or (max_batch and len(images) > max_batch):
+    if len(images) == 1 or _geometry(runner) != "same" or len(shapes) != 1 or (max_batch and len(images) > max_batch):
         return [predict(runner, im, scale=scale, mask_threshold=mask_threshold, pad_mode=pad_mode) for im in images]
     t0 = time.perf_counter()
-    xs = np.concatenate([preprocess(im, scale, c.shape[1] if len(c.shape) == 4 else None) for im in images])
+    xs = np.concatenate([preprocess(im, scale, _channels(c)) for im in images])
     h_full, w_full = np.asarray(images[0]).shape[:2]
     if min(xs.shape[-2:]) < c.min_size or (c.max_shape and any(a > b for a, b in zip(xs.shape[-2:], c.max_shape[-2:]))):
         return [predict(runner, im, scale=scale, mask_threshold=mask_threshold, pad_mode=pad_mode) for im in images]
-    padded, box = align_pad(xs, c.alignment, pad_mode, min_size=c.min_size)
     t1 = time.perf_counter()
-    logits = crop(runner.infer({name: padded.astype(c.dtype)})[next(iter(runner.output_metadata))], box)
+    logits, _ = _infer_aligned(runner, name, c, xs, pad_mode)
     t2 = time.perf_counter()
     out = []
     for i in range(len(images)):

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
+from ..models.geometry import round_up
 
 __all__ = ["preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
            "mask_to_image", "to_pil_image"]
@@ -151,7 +152,7 @@ def align_pad(x: Any, alignment: int, mode: str = "replicate", *, min_size: int 
     if x.ndim < 2:
         raise InputError(f"array of shape {x.shape}", "H and W as the last two axes", "pass e.g. a 1xCxHxW array")
     h, w = x.shape[-2:]
-    targets = [max(-(-max(s, min_size) // alignment) * alignment, 1) for s in (h, w)]
+    targets = [max(round_up(max(s, min_size), alignment), 1) for s in (h, w)]
     pad = [(0, 0)] * (x.ndim - 2) + [(0, targets[0] - h), (0, targets[1] - w)]
     if targets != [h, w]:
         kwargs = {"constant_values": value} if mode == "constant" else {}

@@ -5,7 +5,7 @@ from unetrt.errors import MissingDependencyError
 
 def trt_available() -> bool:
     """Whether tensorrt or tensorrt_rtx imports (engine builds are possible)."""
-    from unetrt.exporter.tensorrt import import_tensorrt
+    from unetrt.artifacts.trt import import_tensorrt
 
     try:
         import_tensorrt("auto")

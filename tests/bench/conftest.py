@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from unetrt.bench.cli import bench_cmd
+from unetrt.cli.bench import bench_cmd
 
 GRID_BACKENDS = ("eager", "ort", "ort-fp16", "trt", "ort-cuda")
 GRID_SIZES = ((32, 32), (48, 48))

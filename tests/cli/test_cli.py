@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import trt_available
-from unetrt.cli import export_cmd, main
+from unetrt.cli import main
+from unetrt.cli.export import export_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 

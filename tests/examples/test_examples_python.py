@@ -25,7 +25,7 @@ def _export_command() -> list[str]:
     exe = Path(sys.executable).with_name("unet-export")
     if exe.exists():
         return [str(exe)]
-    return [sys.executable, "-c", "from unetrt.cli import export_main; export_main()"]
+    return [sys.executable, "-c", "from unetrt.cli.export import main; main()"]
 
 
 @pytest.fixture(scope="module")

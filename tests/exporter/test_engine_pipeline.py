@@ -9,8 +9,8 @@ import pytest
 from tests.helpers import trt_available
 from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
 from unetrt.exporter import ExportConfig, export
-from unetrt.exporter.stages import EngineOptions, default_profile
-from unetrt.exporter.tensorrt import ShapeProfile, build_engine
+from unetrt.exporter.steps import EngineOptions, default_profile
+from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 from unetrt.models import get_spec, list_models
 
 trt = pytest.mark.skipif(not trt_available(), reason="neither tensorrt nor tensorrt_rtx is installed")
@@ -93,7 +93,7 @@ def test_profiles_outside_the_variant_are_refused(tmp_path):
 @trt
 @pytest.mark.trt
 def test_rtx_refuses_timing_cache_before_building(tmp_path):
-    from unetrt.exporter.stages import engine_flavour
+    from unetrt.exporter.steps import engine_flavour
 
     if engine_flavour(True, "auto")[0] != "tensorrt-rtx":
         pytest.skip("TensorRT-RTX specific")
@@ -104,7 +104,7 @@ def test_rtx_refuses_timing_cache_before_building(tmp_path):
 
 
 def test_unwritable_timing_cache_fails_before_build(tmp_path):
-    from unetrt.exporter.stages import check_timing_cache
+    from unetrt.exporter.steps import check_timing_cache
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(EngineBuildError, match="not writable"):

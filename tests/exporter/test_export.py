@@ -8,7 +8,7 @@ import torch
 
 from unetrt.errors import AlignmentError, CheckpointError, OutputError, ParityError
 from unetrt.exporter import ExportConfig, export
-from unetrt.exporter.onnx import strip_noop_pads
+from unetrt.exporter.onnx_io import strip_noop_pads
 from unetrt.exporter.verify import make_session, sweep_sizes
 from unetrt.models import create_model
 

@@ -163,7 +163,7 @@ def test_pad_variant_output_is_input_minus_8():
         assert output_hw(model, h, w) == (h - 8, w - 8)
 
 
-def test_notebook_modes_share_parameters_but_not_geometry():
+def test_bn_unet_modes_share_parameters_but_not_geometry():
     shapes = {n: {k: v.shape for k, v in create_model(n, width=4).state_dict().items()}
               for n in ("crop", "pad", "same")}
     assert shapes["crop"] == shapes["pad"] == shapes["same"]

@@ -30,7 +30,7 @@ def export_dir(tmp_path_factory) -> Path:
     The engine is left out so the tests behave the same with or without TensorRT; engine tests add
     their own.
     """
-    from unetrt.exporter.precision import convert_fp16
+    from unetrt.exporter.fp16 import convert_fp16
 
     root = tmp_path_factory.mktemp("runtime_export")
     torch.manual_seed(0)

@@ -32,7 +32,7 @@ BACKENDS = [
 def _engine(export_dir, tmp_path_factory):
     """Build a TensorRT engine for the GPU cases (needs TensorRT and a GPU)."""
     from unetrt.errors import MissingDependencyError
-    from unetrt.exporter.tensorrt import ShapeProfile, build_engine
+    from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 
     path = tmp_path_factory.getbasetemp() / "runtime_model.engine"
     if not path.exists():

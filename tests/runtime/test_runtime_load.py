@@ -137,7 +137,7 @@ def test_engine_preferred_on_a_gpu(export_copy, monkeypatch, add_artifact):
 
 
 def test_engine_of_a_missing_flavour_falls_back_to_onnx(export_copy, monkeypatch, add_artifact):
-    import unetrt.exporter.tensorrt as trt_build
+    import unetrt.exporter.trt_builder as trt_build
 
     def missing(flavour="auto"):
         raise MissingDependencyError(f"{flavour} not installed")

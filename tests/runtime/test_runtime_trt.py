@@ -91,7 +91,7 @@ def test_activate_without_cuda_says_so(tmp_path):
 
 def test_deserialisation_failure_names_the_rebuild(tmp_path, monkeypatch):
     try:
-        from unetrt.exporter.tensorrt import import_tensorrt
+        from unetrt.artifacts.trt import import_tensorrt
 
         import_tensorrt("auto")
     except ImportError:
@@ -114,7 +114,7 @@ def test_deserialisation_failure_names_the_rebuild(tmp_path, monkeypatch):
 @pytest.mark.trt
 def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
     from unetrt.errors import MissingDependencyError
-    from unetrt.exporter.tensorrt import ShapeProfile, build_engine
+    from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 
     engine = tmp_path / "model.engine"
     try:

@@ -167,7 +167,7 @@ class ArtifactCache:
         return None
 
     def _profile(self):
-        from ..exporter.tensorrt import ShapeProfile
+        from ..artifacts.profiles import ShapeProfile
 
         if not self.shapes:
             raise UnetrtError("no shapes to build an engine profile for", "at least one size and batch",
@@ -178,7 +178,7 @@ class ArtifactCache:
 
     def _build(self, kind: str) -> Artifact:
         from ..exporter import export
-        from ..exporter.stages import EngineOptions
+        from ..exporter.steps import EngineOptions
 
         fp16, engine = _SETS[kind]
         target = self.root / kind

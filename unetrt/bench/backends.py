@@ -100,7 +100,7 @@ def unavailable_reason(backend: Backend, *, cuda: bool, device: str = "auto") ->
     if gpu_only and not cuda:
         return f"needs a CUDA GPU (none visible){'; eager FP16 is CUDA-only' if backend.family == 'eager' else ''}"
     if backend.family == "trt":
-        from ..exporter.tensorrt import import_tensorrt
+        from ..artifacts.trt import import_tensorrt
 
         try:
             import_tensorrt("auto")

@@ -19,8 +19,8 @@ from ..fileio import sha256_file
 from ..models import create_model, get_spec, load_state_dict_into, load_user_model, output_hw
 from ..models.geometry import input_channels
 from ..parity import Tolerance
-from . import onnx as onnx_io
-from . import stages
+from . import onnx_io
+from . import steps
 from .calib import load_calibration
 from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
 from .outputs import Staging, check_output_dir
@@ -68,7 +68,7 @@ class ExportConfig:
     fp16_min_argmax: float = 0.995
     calib_images: str | None = None
     engine: bool | None = None
-    engine_options: stages.EngineOptions = field(default_factory=stages.EngineOptions)
+    engine_options: steps.EngineOptions = field(default_factory=steps.EngineOptions)
 
 
 @dataclass
@@ -159,8 +159,8 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
         calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
-        engine_mode = stages.engine_flavour(config.engine, config.engine_options.flavour)
-        stages.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
+        engine_mode = steps.engine_flavour(config.engine, config.engine_options.flavour)
+        steps.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
     step("tracing with torch.export")
     with clock("trace"):
         traced = _trace_step(config, model, in_ch, spec)
@@ -177,9 +177,9 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     manifest = _describe(config, model, model_section, in_ch, traced, same)
     static = manifest["input"]["static_shape"]
     profiles = config.engine_options.profiles or [
-        {onnx_io.INPUT_NAME: stages.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
+        {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
     if engine_mode:
-        stages.check_profiles(profiles, in_ch, traced.alignment, traced.min_size, static)
+        steps.check_profiles(profiles, in_ch, traced.alignment, traced.min_size, static)
     sizes = sweep_sizes(traced.alignment, traced.min_size or 1, residues=traced.residues,
                         static=config.static_shape)
     with Staging(target) as staging:
@@ -219,15 +219,15 @@ def _later_stages(config: ExportConfig, model: nn.Module, manifest: dict, folder
     if config.fp16:
         step("converting to FP16")
         with clock("fp16"):
-            manifest["fp16"] = stages.fp16_stage(
+            manifest["fp16"] = steps.fp16_stage(
                 model, onnx_path, folder, in_ch, sizes, keep_io_types=not config.fp16_io,
                 atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib, progress=step)
-        fp16_path = folder / stages.FP16_ONNX_NAME
+        fp16_path = folder / steps.FP16_ONNX_NAME
     manifest["engines"] = []
     if engine_mode:
         with clock("engine"):
             precision = "fp16" if config.fp16 else "fp32"
-            manifest["engines"].append(stages.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
+            manifest["engines"].append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
     elif config.engine is None:
         manifest["export"]["notes"].append(NO_TRT_NOTE)

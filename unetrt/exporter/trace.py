@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import AlignmentError, ExportError
 from ..models.geometry import round_up
-from .onnx import quiet_torch
+from .onnx_io import quiet_torch
 
 MAX_SIZE = 16384
 MAX_BATCH = 4096

@@ -75,7 +75,7 @@ def register_model(name: str, *, family: str, description: str, defaults: dict[s
 
 def _ensure_loaded() -> None:
     # Importing the package registers every family.
-    from . import milesial, notebook, paper, prelu, resnet  # noqa: F401
+    from . import bn_unet, milesial, paper, prelu, resnet  # noqa: F401
 
 
 def list_models() -> list[str]:

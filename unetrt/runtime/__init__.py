@@ -15,7 +15,7 @@ from .base import InputConstraint, Runner, TensorMeta
 from .loader import load
 from .ort import OrtRunner
 from .tiling import overlap_tile, sliding_window
-from .torch import TorchRunner
+from .pyt import TorchRunner
 from .transforms import align_pad, crop, mask_to_image, postprocess, preprocess
 from .trt import TrtRunner
 

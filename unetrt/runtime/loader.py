@@ -82,7 +82,7 @@ def _ort_providers(device: str) -> str:
 
 def _make(kind: str, path: Path, device: str, precision: str | None, manifest, kw: dict) -> Runner:
     if kind == "torch":
-        from .torch import TorchRunner
+        from .pyt import TorchRunner
 
         dev = ("cuda" if _cuda() else "cpu") if device == "auto" else device
         return TorchRunner(path, device=dev, precision=precision or "fp32", manifest=manifest, **kw)
@@ -100,7 +100,7 @@ def _make(kind: str, path: Path, device: str, precision: str | None, manifest, k
 
 
 def _usable_engine(entry: Mapping[str, Any], directory: Path, notes: list[str]) -> bool:
-    from ..exporter.tensorrt import import_tensorrt
+    from ..artifacts.trt import import_tensorrt
 
     if not (directory / entry.get("path", "")).is_file():
         notes.append(f"engine {entry.get('path')} listed in the manifest is missing")

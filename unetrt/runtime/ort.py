@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.dtypes import ORT_DTYPES
 from ..errors import MissingDependencyError, RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
 
@@ -21,9 +22,6 @@ _CHAINS = {"cpu": ("cpu",), "cuda": ("cuda", "cpu"), "tensorrt": ("tensorrt", "c
            "trt": ("tensorrt", "cuda", "cpu")}
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
-_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-           "tensor(bfloat16)": "bfloat16", "tensor(int64)": "int64", "tensor(int32)": "int32",
-           "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
 def _ort():
@@ -148,9 +146,9 @@ class OrtRunner(Runner):
             section = self._metadata_input(session)
         self._inputs = {}
         for arg in session.get_inputs():
-            spec = InputConstraint(arg.name, _DTYPES.get(arg.type, arg.type), _dims(arg.shape))
+            spec = InputConstraint(arg.name, ORT_DTYPES.get(arg.type, arg.type), _dims(arg.shape))
             self._inputs[arg.name] = apply_manifest_input(spec, section if len(spec.shape) == 4 else None)
-        self._outputs = {o.name: TensorMeta(_DTYPES.get(o.type, o.type), _dims(o.shape))
+        self._outputs = {o.name: TensorMeta(ORT_DTYPES.get(o.type, o.type), _dims(o.shape))
                          for o in session.get_outputs()}
 
     def _metadata_input(self, session) -> dict | None:

@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.trt import import_tensorrt, process_logger
 from ..errors import RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input
 
 __all__ = ["TrtRunner", "engine_io", "rebuild_command"]
-
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
 
 
 def engine_io(engine) -> tuple[dict[str, InputConstraint], dict[str, TensorMeta]]:
@@ -33,8 +32,7 @@ def engine_io(engine) -> tuple[dict[str, InputConstraint], dict[str, TensorMeta]
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         mode = getattr(engine.get_tensor_mode(name), "name", str(engine.get_tensor_mode(name)))
-        dtype = engine.get_tensor_dtype(name)
-        dtype = _DTYPES.get(getattr(dtype, "name", str(dtype)), str(dtype).lower())
+        dtype = trt_dtype_name(engine.get_tensor_dtype(name))
         shape = tuple(int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name))
         if mode.upper().endswith("INPUT"):
             low = high = None
@@ -65,24 +63,6 @@ def rebuild_command(manifest: Mapping[str, Any] | None, precision: str | None = 
         parts.append("--fp16")
     parts.append(f"--engine -o {out_dir or 'DIR'} --force")
     return " ".join(parts)
-
-
-def _make_logger(trt):
-    """A TensorRT logger that keeps the last error messages (for one-line failure reports)."""
-
-    class _Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg):
-            if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                self.errors = (self.errors + [" ".join(str(msg).split())])[-2:]
-
-        def last(self) -> str:
-            return f"; TensorRT: {' / '.join(self.errors)[:300]}" if self.errors else ""
-
-    return _Logger()
 
 
 def _cuda_torch(path: Path):
@@ -124,11 +104,9 @@ class TrtRunner(Runner):
 
     def _activate(self) -> None:
         torch = _cuda_torch(self.path)
-        from ..exporter.tensorrt import import_tensorrt
-
         trt, flavour, version = import_tensorrt(self.flavour)
         torch.cuda.set_device(self.device)
-        logger = _make_logger(trt)
+        logger = process_logger(trt).reset()
         runtime = trt.Runtime(logger)
         entry = self._manifest_entry()
         if (entry.get("options") or {}).get("version_compatible"):

@@ -7,7 +7,14 @@ from functools import wraps
 
 import click
 
-from .errors import ParityError, UnetrtError
+from rich.console import Console
+
+from ..errors import ParityError, UnetrtError
+
+#: The zoo variant used when neither --arch nor --model is given.
+DEFAULT_ARCH = "milesial"
+#: Progress and summaries go to stderr, so --json output on stdout stays clean.
+err_console = Console(stderr=True)
 
 
 def handle_errors(fn):
@@ -167,8 +174,8 @@ def engine_options(f):
 
 def build_profiles(mins, opts, maxs):
     """Zip --min/--opt/--max-shape into optimisation profiles (None when none given)."""
-    from .errors import ProfileError
-    from .exporter.tensorrt import ShapeProfile
+    from ..errors import ProfileError
+    from ..artifacts.profiles import ShapeProfile
 
     if not (mins or opts or maxs):
         return None

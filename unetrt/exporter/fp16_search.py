@@ -1,4 +1,4 @@
-"""Parity machinery behind :func:`unetrt.exporter.precision.convert_fp16` (private).
+"""Parity machinery behind :func:`unetrt.exporter.fp16.convert_fp16` (private).
 
 ONNX Runtime's CPU provider runs most FP16 ops (Conv, ConvTranspose, ...) through FP32 kernels and drops
 the Cast pairs it inserts between them, so an FP16 graph on CPU only shows the effect of rounded weights.

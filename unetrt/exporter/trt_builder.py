@@ -3,7 +3,7 @@
 One code path over the API the three share; what differs between versions is decided in
 :func:`_capabilities` only. Strongly typed builds (TensorRT >= 10.12, 11.x, TensorRT-RTX) take their
 precision from the ONNX, so ``precision="fp16"`` needs the FP16 ONNX from
-:func:`unetrt.exporter.precision.convert_fp16` and is refused for an FP32 graph; only TensorRT < 10.12
+:func:`unetrt.exporter.fp16.convert_fp16` and is refused for an FP32 graph; only TensorRT < 10.12
 builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. TensorRT-RTX builds ahead of time without a
 GPU, for explicit compute-capability targets.
 """
@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
-from unetrt.exporter import _trt_support as support
+from unetrt.artifacts.profiles import ShapeProfile
+from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, process_logger
+from unetrt.errors import EngineBuildError, ProfileError
+from unetrt.exporter import trt_support as support
 from unetrt.fileio import atomic_write_bytes, sha256_file
 
 __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
@@ -31,50 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
 #: Called with (phase name, steps done, steps in phase); returning False aborts the build.
 BuildProgress = Callable[[str, int, int], "bool | None"]
-
-
-def _dims(text: str | Sequence[int], what: str) -> tuple[int, ...]:
-    """Parse ``"1x3x256x256"`` (or a sequence of ints) into a tuple of positive ints."""
-    if isinstance(text, str):
-        parts = text.lower().replace(",", "x").split("x")
-        if not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
-            raise ProfileError(f"bad {what} shape {text!r}", "positive integers joined by 'x', e.g. 1x3x256x256",
-                               "fix the shape")
-        text = [int(p) for p in parts]
-    dims = tuple(int(d) for d in text)
-    if not dims or any(d < 1 for d in dims):
-        raise ProfileError(f"bad {what} shape {dims}", "a non-empty shape of positive sizes", "fix the shape")
-    return dims
-
-
-@dataclass(frozen=True)
-class ShapeProfile:
-    """Min / opt / max shape of one input tensor in one optimisation profile."""
-
-    min: tuple[int, ...]
-    opt: tuple[int, ...]
-    max: tuple[int, ...]
-
-    def __post_init__(self):
-        shapes = {k: _dims(getattr(self, k), k) for k in ("min", "opt", "max")}
-        for key, dims in shapes.items():
-            object.__setattr__(self, key, dims)
-        text = "/".join("x".join(map(str, d)) for d in shapes.values())
-        if len({len(d) for d in shapes.values()}) != 1:
-            raise ProfileError(f"profile {text} mixes ranks", "min, opt and max of the same rank",
-                               "give all three shapes the same number of dimensions")
-        if not all(a <= b <= c for a, b, c in zip(self.min, self.opt, self.max)):
-            raise ProfileError(f"profile {text} is not ordered", "min <= opt <= max in every dimension",
-                               "fix the shapes")
-
-    @classmethod
-    def parse(cls, min: str, opt: str, max: str) -> ShapeProfile:  # noqa: A002 - API names
-        """Build a profile from ``"NxCxHxW"`` strings, e.g. ``parse("1x3x64x64", "1x3x256x256", ...)``."""
-        return cls(_dims(min, "min"), _dims(opt, "opt"), _dims(max, "max"))
-
-    def to_dict(self) -> dict:
-        """Return ``{"min": [...], "opt": [...], "max": [...]}``."""
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
 
 @dataclass
@@ -96,46 +54,6 @@ class EngineInfo:
     def to_dict(self) -> dict:
         """Return a JSON-serialisable copy."""
         return asdict(self)
-
-
-def import_tensorrt(flavour: str = "auto"):
-    """Import TensorRT or TensorRT-RTX.
-
-    Args:
-        flavour: ``"tensorrt"``, ``"tensorrt-rtx"`` or ``"auto"`` (TensorRT first, then TensorRT-RTX).
-
-    Returns:
-        ``(module, "tensorrt" | "tensorrt-rtx", version string)``.
-
-    Raises:
-        MissingDependencyError: The requested flavour is not installed (names the extra to install).
-    """
-    wanted = {"auto": ("tensorrt", "tensorrt-rtx"), "tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt-rtx",),
-              "rtx": ("tensorrt-rtx",)}.get(flavour)
-    if wanted is None:
-        raise EngineBuildError(f"unknown TensorRT flavour {flavour!r}", "'auto', 'tensorrt' or 'tensorrt-rtx'",
-                               "pick one of those")
-    for name in wanted:
-        try:
-            module = __import__("tensorrt" if name == "tensorrt" else "tensorrt_rtx")
-        except (ImportError, OSError) as exc:
-            log.debug("cannot import %s: %s", name, exc)
-            continue
-        version = str(getattr(module, "__version__", "0"))
-        if name == "tensorrt" and _version(version) < (10, 0):
-            raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
-                                         "pip install -U 'unetrt[gpu]'")
-        return module, name, version
-    extras = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)",
-              "tensorrt-rtx": "pip install 'unetrt[rtx]' (TensorRT-RTX)"}
-    raise MissingDependencyError(f"{' and '.join(wanted)} not installed", "an importable TensorRT flavour",
-                                 " or ".join(extras[n] for n in wanted))
-
-
-def _version(text: str) -> tuple[int, int]:
-    """``"10.12.0.36"`` -> ``(10, 12)``."""
-    numbers = [int(x) for x in re.findall(r"\d+", text)[:2]]
-    return tuple(numbers + [0] * (2 - len(numbers)))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -199,7 +117,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if not os.path.isfile(onnx_path):
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
-    logger = support.make_logger(trt)
+    logger = process_logger(trt).reset()
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt, caps))
     parser = trt.OnnxParser(network, logger)
@@ -287,7 +205,7 @@ def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -
     if precision == "fp16" and caps.strongly_typed and not has_fp16:
         raise EngineBuildError(f"precision 'fp16' requested but {onnx_path} holds no float16 tensors",
                                "an FP16 ONNX: strongly typed TensorRT takes precision from the graph",
-                               "convert it with unetrt.exporter.precision.convert_fp16 and pass that file")
+                               "convert it with unetrt.exporter.fp16.convert_fp16 and pass that file")
 
 
 def _configure(trt, builder, config, caps, precision, workspace, level, targets, version_compatible) -> dict:

@@ -1,4 +1,4 @@
-"""The notebook U-Nets: one configurable BN U-Net (three skip modes) and a plain no-BN U-Net.
+"""Batch-norm U-Nets: one configurable BN U-Net (three skip modes) and a plain no-BN U-Net.
 
 :class:`ConfigurableUNet` joins the decoder and the skip in one of three ways, each registered
 under its own name:
@@ -83,7 +83,7 @@ class UpSample(nn.Module):
 
 
 class ConfigurableUNet(nn.Module):
-    """The notebook's BN U-Net with a selectable skip-join mode.
+    """The BN U-Net with a selectable skip-join mode.
 
     Args:
         n_channels: Input channels.
@@ -135,7 +135,7 @@ def double_convolution(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class PlainUNet(nn.Module):
-    """The notebook's plain U-Net: padded convs, no BatchNorm, no pad or crop at the skips.
+    """The plain U-Net: padded convs, no BatchNorm, no pad or crop at the skips.
 
     Skips are concatenated directly, so H and W must be multiples of 16.
 
@@ -184,7 +184,7 @@ def build_configurable(in_channels: int, num_classes: int, width: int, concat: i
 
 
 @register_model(
-    "crop", family="notebook", defaults=_DEFAULTS, alignment=1, min_size=188, geometry="valid",
+    "crop", family="bn-unet", defaults=_DEFAULTS, alignment=1, min_size=188, geometry="valid",
     description="BN U-Net, unpadded convs, skip centre-cropped to the decoder map (concat 0)",
     notes="Same geometry as 'paper': any H, W >= 188; output = input - 184 for H, W = 12 (mod 16), "
           "e.g. 572 -> 388.",
@@ -194,7 +194,7 @@ def _build_crop(in_channels: int, num_classes: int, width: int) -> nn.Module:
 
 
 @register_model(
-    "pad", family="notebook", defaults=_DEFAULTS, alignment=1, min_size=140, geometry="valid",
+    "pad", family="bn-unet", defaults=_DEFAULTS, alignment=1, min_size=140, geometry="valid",
     description="BN U-Net, unpadded convs, decoder map zero-padded to the skip (concat 1)",
     notes="Any H, W >= 140 (the bottleneck needs >= 1 px); the output is always input - 8 "
           "because every decoder level is padded back to its skip's size.",
@@ -204,7 +204,7 @@ def _build_pad(in_channels: int, num_classes: int, width: int) -> nn.Module:
 
 
 @register_model(
-    "same", family="notebook", defaults=_DEFAULTS, alignment=16, min_size=16, geometry="same",
+    "same", family="bn-unet", defaults=_DEFAULTS, alignment=16, min_size=16, geometry="same",
     description="BN U-Net, padded convs, direct concatenation (concat 2)",
     notes="H and W must be multiples of 16 (skips are concatenated without pad or crop); output "
           "size equals the input.",
@@ -214,7 +214,7 @@ def _build_same(in_channels: int, num_classes: int, width: int) -> nn.Module:
 
 
 @register_model(
-    "plain", family="notebook", defaults=_DEFAULTS, alignment=16, min_size=16, geometry="same",
+    "plain", family="bn-unet", defaults=_DEFAULTS, alignment=16, min_size=16, geometry="same",
     description="U-Net without BatchNorm: padded convs + ReLU, direct concatenation",
     notes="H and W must be multiples of 16: the skips are concatenated without pad or crop, so "
           "any other size fails at the first concatenation whose maps differ. Output equals input.",

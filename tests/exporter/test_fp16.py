@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from unetrt.errors import ExportError, MissingDependencyError, ParityError
-from unetrt.exporter import _fp16_search as search
-from unetrt.exporter.precision import Fp16Result, convert_fp16
+from unetrt.exporter import fp16_search as search
+from unetrt.exporter.fp16 import Fp16Result, convert_fp16
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_unet_onnx import eager, overflow_model, tiny_unet  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..cli_options import handle_errors
+from .options import handle_errors
 from ..errors import UnetrtError
 from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
@@ -63,7 +63,7 @@ def _read_image(path: Path) -> np.ndarray:
 def _save(array: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (temp file + rename)."""
     from ..fileio import atomic_path
-    from .transforms import to_pil_image
+    from ..runtime.transforms import to_pil_image
 
     with atomic_path(path) as tmp:
         to_pil_image(array).save(tmp, format="PNG")
@@ -99,10 +99,10 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     from rich.console import Console
     from rich.progress import Progress
 
-    from . import load
-    from .predict import overlay as blend
-    from .predict import predict, predict_batch
-    from .transforms import mask_to_image
+    from ..runtime import load
+    from ..runtime.predict import overlay as blend
+    from ..runtime.predict import predict, predict_batch
+    from ..runtime.transforms import mask_to_image
 
     con = Console(stderr=True)
     files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
@@ -157,3 +157,7 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))
+
+
+def main() -> None:  # console script `unet-predict`
+    predict_cmd(prog_name="unet-predict")

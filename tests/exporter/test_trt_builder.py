@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
-from unetrt.exporter import tensorrt as trt_build
-from unetrt.exporter.precision import convert_fp16
-from unetrt.exporter.tensorrt import EngineInfo, ShapeProfile, build_engine, import_tensorrt
+from unetrt.exporter import trt_builder as trt_build
+from unetrt.exporter.fp16 import convert_fp16
+from unetrt.exporter.trt_builder import EngineInfo, ShapeProfile, build_engine, import_tensorrt
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_unet_onnx import broken_model, tiny_unet  # noqa: E402

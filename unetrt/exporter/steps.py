@@ -18,7 +18,7 @@ from ..errors import EngineBuildError, MissingDependencyError, ProfileError
 from ..fileio import sha256_file
 from ..models.geometry import round_up
 from ..parity import Tolerance
-from .onnx import INPUT_NAME
+from .onnx_io import INPUT_NAME
 from .verify import SweepSize, check, eager_outputs, verify
 
 FP16_ONNX_NAME = "model_fp16.onnx"
@@ -53,7 +53,7 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
                keep_io_types: bool, atol_factor: float, min_argmax: float, calib: Sequence[np.ndarray] | None,
                progress: Callable[[str], None]) -> dict[str, Any]:
     """Write ``model_fp16.onnx`` (accuracy-driven mixed precision) and verify it over the sweep."""
-    from .precision import convert_fp16
+    from .fp16 import convert_fp16
 
     feeds = calibration_feeds(sizes, in_ch, calib)
     refs = [{"logits": eager_outputs(model, x)} for x in feeds]
@@ -79,7 +79,7 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
 
 def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Sequence[int] | None):
     """min/opt/max for the input: the variant's minimum, 256² (opt) and 1024² at batch 4 (max)."""
-    from .tensorrt import ShapeProfile
+    from ..artifacts.profiles import ShapeProfile
 
     if static is not None:
         shape = tuple(static)
@@ -127,7 +127,7 @@ def check_timing_cache(path: str | None) -> None:
 
 def engine_flavour(requested: str | None, flavour: str) -> tuple[str, str, bool] | None:
     """Resolve whether/which TensorRT builds: ``None`` when ``requested`` is auto and none imports."""
-    from .tensorrt import build_mode
+    from .trt_builder import build_mode
 
     if requested is False:
         return None
@@ -142,7 +142,7 @@ def engine_flavour(requested: str | None, flavour: str) -> tuple[str, str, bool]
 def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precision: str, mode: tuple[str, str, bool],
                  opts: EngineOptions, profiles: list[dict[str, Any]], progress: Callable[[str], None]) -> dict:
     """Build ``model.engine`` / ``model_fp16.engine`` and return its manifest entry."""
-    from .tensorrt import build_engine
+    from .trt_builder import build_engine
 
     flavour, version, strongly_typed = mode
     source = onnx_fp16 if precision == "fp16" and strongly_typed else onnx_fp32

@@ -28,7 +28,7 @@ import onnx
 from onnx import TensorProto
 
 from unetrt.errors import ExportError, MissingDependencyError, ParityError
-from unetrt.exporter import _fp16_search as search
+from unetrt.exporter import fp16_search as search
 from unetrt.parity import Tolerance
 from ..fileio import atomic_write_bytes
 

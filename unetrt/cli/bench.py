@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import handle_errors, merge_model_kwargs, model_options
-from .backends import BACKENDS
-from .timing import DEFAULT_MIN_SECONDS
+from ..bench.backends import BACKENDS
+from ..bench.timing import DEFAULT_MIN_SECONDS
+from .options import DEFAULT_ARCH, handle_errors, merge_model_kwargs, model_options
 
 __all__ = ["bench_cmd", "main"]
 
-DEFAULT_ARCH = "milesial"
 _REPORTS = (("json_path", "--json"), ("csv_path", "--csv"), ("markdown_path", "--markdown"), ("plot_path", "--plot"))
 
 
 def _check_outputs(paths: dict) -> None:
-    from .report import check_output_path, require_matplotlib
+    from ..bench.report import check_output_path, require_matplotlib
 
     for key, flag in _REPORTS:
         if paths.get(key):
@@ -32,7 +31,7 @@ def _run_with_progress(config, console):
     """Run the grid under a rich progress bar (on a terminal; elsewhere silently)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .grid import run_grid
+    from ..bench.grid import run_grid
 
     if not console.is_terminal:
         return run_grid(config)
@@ -88,9 +87,9 @@ def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wid
     """Benchmark latency and parity vs eager PyTorch across backends, sizes and batches."""
     from rich.console import Console
 
-    from .grid import BenchConfig
-    from .report import render, write_reports
-    from .timing import TimingPlan
+    from ..bench.grid import BenchConfig
+    from ..bench.report import render, write_reports
+    from ..bench.timing import TimingPlan
 
     paths = {"json_path": json_path, "csv_path": csv_path, "markdown_path": markdown_path, "plot_path": plot_path}
     _check_outputs(paths)

@@ -1,4 +1,4 @@
-"""Helpers behind :func:`unetrt.exporter.tensorrt.build_engine` (private): logging, progress, parser
+"""Helpers behind :func:`unetrt.exporter.trt_builder.build_engine` (private): logging, progress, parser
 errors, network I/O and atomic file writes. Nothing here compares TensorRT versions."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ import logging
 import os
 from collections.abc import Callable
 
-log = logging.getLogger("unetrt.exporter.tensorrt")
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8"}
+from ..artifacts.dtypes import trt_dtype_name
+
+log = logging.getLogger("unetrt.exporter.trt_builder")
 
 
 def network_io(trt, network) -> list[dict]:
     """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
-    return [{"name": t.name, "mode": mode, "dtype": _DTYPES.get(t.dtype.name, t.dtype.name.lower()),
+    return [{"name": t.name, "mode": mode, "dtype": trt_dtype_name(t.dtype),
              "shape": list(t.shape)} for mode, t in tensors]
 
 
@@ -29,37 +29,6 @@ def parser_errors(parser, onnx_path: str) -> str:
         parts.append(f"{where}: {' '.join(err.desc().split())}")
     more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
     return f"TensorRT could not parse {onnx_path}: " + "; ".join(parts[:3]) + more
-
-
-def make_logger(trt):
-    """A trt.ILogger that keeps warnings and errors for messages and forwards all to ``logging``.
-
-    A Ctrl-C that lands while TensorRT calls back into Python is recorded in ``interrupted`` (the
-    progress monitor then aborts the build) instead of unwinding through TensorRT's C++ frames.
-    """
-
-    class _Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-            self.interrupted = False
-
-        def log(self, severity, msg):
-            try:
-                if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                    self.errors.append(msg)
-                elif int(severity) == int(trt.ILogger.Severity.WARNING):
-                    self.warnings.append(msg)
-                log.debug("tensorrt[%s]: %s", getattr(severity, "name", severity), msg)
-            except KeyboardInterrupt:
-                self.interrupted = True
-
-        def summary(self) -> str:
-            lines = self.errors[-3:] or self.warnings[-3:] or ["no error logged"]
-            return " / ".join(" ".join(m.split()) for m in lines)
-
-    return _Logger()
 
 
 def make_monitor(trt, progress: Callable | None, logger):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnetrtError
-from .manifest import MANIFEST_NAME, read_manifest
+from ..exporter.manifest import MANIFEST_NAME, read_manifest
 from ..fileio import sha256_file
 
 
@@ -35,7 +35,7 @@ def _engine_layers(path: Path) -> dict[str, Any]:
 
         if not torch.cuda.is_available():
             return {"available": False, "reason": "deserialising a plan needs a CUDA GPU (none here)"}
-        from .tensorrt import import_tensorrt
+        from .trt import import_tensorrt
 
         trt, _, _ = import_tensorrt("auto")
     except (ImportError, UnetrtError) as exc:

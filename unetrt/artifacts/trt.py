@@ -1,0 +1,118 @@
+"""TensorRT access shared by the engine builder, the runtime and the inspector.
+
+Everything here works without TensorRT installed: the module is imported lazily by
+:func:`import_tensorrt`. TensorRT keeps the first logger a process registers (a second
+``Runtime``/``Builder`` with another logger prints "new logger is ignored"), so there is one
+:func:`process_logger` per TensorRT module, and callers read what it recorded since their
+:meth:`reset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from ..errors import EngineBuildError, MissingDependencyError
+
+__all__ = ["FLAVOURS", "import_tensorrt", "parse_version", "process_logger"]
+
+log = logging.getLogger("unetrt.tensorrt")
+
+#: Flavour names (as recorded in the manifest) -> Python module.
+FLAVOURS = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
+_ALIASES = {"auto": ("tensorrt", "tensorrt-rtx"), "tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt-rtx",),
+            "rtx": ("tensorrt-rtx",)}
+_EXTRAS = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)",
+           "tensorrt-rtx": "pip install 'unetrt[rtx]' (TensorRT-RTX)"}
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``"10.12.0.36"`` -> ``(10, 12)``."""
+    numbers = [int(x) for x in re.findall(r"\d+", str(text))[:2]]
+    return tuple(numbers + [0] * (2 - len(numbers)))  # type: ignore[return-value]
+
+
+def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:
+    """Import TensorRT or TensorRT-RTX.
+
+    Args:
+        flavour: ``"tensorrt"``, ``"tensorrt-rtx"`` (alias ``"rtx"``) or ``"auto"`` (TensorRT first,
+            then TensorRT-RTX).
+
+    Returns:
+        ``(module, "tensorrt" | "tensorrt-rtx", version string)``.
+
+    Raises:
+        EngineBuildError: An unknown flavour name.
+        MissingDependencyError: The requested flavour is not installed (names the extra to install).
+    """
+    wanted = _ALIASES.get(flavour)
+    if wanted is None:
+        raise EngineBuildError(f"unknown TensorRT flavour {flavour!r}", "'auto', 'tensorrt' or 'tensorrt-rtx'",
+                               "pick one of those")
+    for name in wanted:
+        try:
+            module = __import__(FLAVOURS[name])
+        except (ImportError, OSError) as exc:
+            log.debug("cannot import %s: %s", name, exc)
+            continue
+        version = str(getattr(module, "__version__", "0"))
+        if name == "tensorrt" and parse_version(version) < (10, 0):
+            raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
+                                         "pip install -U 'unetrt[gpu]'")
+        return module, name, version
+    raise MissingDependencyError(f"{' and '.join(wanted)} not installed", "an importable TensorRT flavour",
+                                 " or ".join(_EXTRAS[n] for n in wanted))
+
+
+_LOGGERS: dict[str, Any] = {}
+
+
+def process_logger(trt: Any) -> Any:
+    """The one ``trt.ILogger`` of this process for the module ``trt``.
+
+    It forwards every message to :mod:`logging`, keeps errors and warnings since the last
+    :meth:`reset` for one-line failure reports, and records a Ctrl-C that lands while TensorRT calls
+    back into Python in ``interrupted`` instead of unwinding through TensorRT's C++ frames.
+    """
+    key = getattr(trt, "__name__", "tensorrt")
+    if key not in _LOGGERS:
+        _LOGGERS[key] = _logger_class(trt)()
+    return _LOGGERS[key]
+
+
+def _logger_class(trt: Any) -> type:
+    class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.reset()
+
+        def reset(self) -> "_Logger":
+            """Forget what was recorded; returns ``self``."""
+            self.errors: list[str] = []
+            self.warnings: list[str] = []
+            self.interrupted = False
+            return self
+
+        def log(self, severity: Any, msg: str) -> None:
+            try:
+                text = " ".join(str(msg).split())
+                if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                    self.errors = (self.errors + [text])[-50:]
+                elif int(severity) == int(trt.ILogger.Severity.WARNING):
+                    self.warnings = (self.warnings + [text])[-50:]
+                log.debug("tensorrt[%s]: %s", getattr(severity, "name", severity), text)
+            except KeyboardInterrupt:
+                self.interrupted = True
+
+        def summary(self) -> str:
+            """The last errors (or warnings) joined into one line."""
+            lines = self.errors[-3:] or self.warnings[-3:] or ["no error logged"]
+            return " / ".join(lines)
+
+        def last(self) -> str:
+            """``"; TensorRT: <last errors>"`` or ``""``."""
+            return f"; TensorRT: {' / '.join(self.errors[-2:])[:300]}" if self.errors else ""
+
+    return _Logger

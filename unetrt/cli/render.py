@@ -1,0 +1,84 @@
+"""Console rendering of export results (rich tables) and the ``--json`` summary."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from .options import err_console
+
+def _parity_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("input", "output", "max abs", "mean abs", "rel. range", "argmax", "ok"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        out = "x".join(map(str, r["output_shape"])) if r.get("output_shape") else "-"
+        table.add_row("x".join(map(str, r["input_shape"])), out, f"{r.get('max_abs', float('nan')):.2e}",
+                      f"{r.get('mean_abs', float('nan')):.2e}", f"{r.get('rel_to_range', float('nan')):.2e}",
+                      f"{r.get('argmax_agreement', 0):.2%}", "[green]yes[/]" if r["passed"] else "[red]NO[/]")
+    return table
+
+
+def summary(manifest: dict, out_dir) -> dict:
+    inp, onnx = manifest["input"], manifest["onnx"]
+    return {
+        "output_dir": str(out_dir),
+        "model": manifest["model"],
+        "artifacts": manifest["artifacts"],
+        "input": inp,
+        "output": manifest["output"],
+        "onnx": {k: onnx[k] for k in ("path", "sha256", "opset", "nodes", "pads_removed", "simplify")},
+        "notes": manifest["export"]["notes"],
+        "seconds": manifest["export"]["seconds"],
+        "verification": {k: manifest["verification"][k] for k in ("performed", "passed", "sizes")},
+        "fp16": _fp16_summary(manifest.get("fp16")),
+        "engines": manifest.get("engines", []),
+    }
+
+
+def _fp16_summary(fp16: dict | None) -> dict | None:
+    if not fp16:
+        return None
+    keep = ("path", "sha256", "converter", "keep_io_types", "kept_fp32", "node_count", "calibration")
+    return {**{k: fp16.get(k) for k in keep}, "verification": fp16["verification"]}
+
+
+def render_export(manifest: dict, out_dir) -> None:
+    inp, onnx = manifest["input"], manifest["onnx"]
+    name = manifest["model"]["arch"] or manifest["model"]["factory"]
+    err_console.print(f"[bold]{name}[/] → {out_dir}  ({manifest['model']['params']:,} params)")
+    dyn = [k for k, v in inp["dynamic"].items() if v]
+    sizes = (f"H, W multiples of {inp['alignment']}" if inp["alignment"] > 1 else "any H, W") + \
+        (f" ≥ {inp['min_size']}" if inp["min_size"] else "")
+    err_console.print(f"  input  {inp['name']} [N,{inp['channels']},H,W] dynamic: {', '.join(dyn) or 'none'}; "
+                      f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp['static_shape']))}")
+    if inp.get("pad_to_alignment"):
+        err_console.print(f"  runtime pads inputs to multiples of {inp['alignment']} and crops outputs back")
+    simp = onnx.get("simplify")
+    simp_txt = f", onnxsim {simp['nodes_before']}→{simp['nodes_after']} nodes" if simp and simp["applied"] else ""
+    err_console.print(f"  onnx   {onnx['path']} opset {onnx['opset']}, {onnx['nodes']} nodes{simp_txt}, "
+                      f"{onnx['pads_removed']} no-op Pad removed, sha256 {onnx['sha256'][:12]}…")
+    for note in manifest["export"]["notes"]:
+        err_console.print(f"  note   {note}")
+    rows = manifest["verification"]["sizes"]
+    if rows:
+        err_console.print(_parity_table(rows, "Parity: ONNX Runtime CPU vs eager PyTorch (fp32)"))
+    else:
+        err_console.print("  parity verification skipped (--no-verify)")
+    fp16 = manifest.get("fp16")
+    if fp16:
+        kept = fp16["kept_fp32"]
+        err_console.print(f"  fp16   {fp16['path']} ({fp16['converter']}; I/O "
+                          f"{'fp32' if fp16['keep_io_types'] else 'fp16'}; {len(kept)} node(s) kept FP32"
+                          + (": " + ", ".join(f"{k['node']} ({k['op']}: {k['reason']})" for k in kept[:4])
+                             if kept else "") + ")")
+        err_console.print(_parity_table(fp16["verification"]["sizes"], "Parity: FP16 ONNX (ONNX Runtime CPU) vs "
+                                        "eager PyTorch fp32"))
+        err_console.print(f"  note   {fp16['verification']['note']}")
+    for eng in manifest.get("engines", []):
+        prof = "; ".join(f"{n}: {'x'.join(map(str, p['min']))} / {'x'.join(map(str, p['opt']))} / "
+                         f"{'x'.join(map(str, p['max']))}" for pr in eng["profiles"] for n, p in pr.items())
+        err_console.print(f"  engine {eng['path']} {eng['precision']} from {eng['onnx']}, {eng['flavour']} "
+                          f"{eng['version']}, {eng['size_bytes'] / 2**20:.1f} MiB, built in "
+                          f"{eng['build_seconds']:.1f}s; profile min/opt/max {prof}")
+    secs = manifest["export"]["seconds"]
+    err_console.print("  time   " + ", ".join(f"{k} {v:.1f}s" for k, v in secs.items()))

@@ -3,7 +3,8 @@
 A UNet that decides in Python whether to pad (``if skip.shape != up.shape: ...``) is traced
 for the sample size's branch only. ``torch.export`` turns such decisions into shape guards
 and refuses dynamic dims that violate them ("Constraints violated", with suggested fixes
-like ``H = 16*_H - 13`` or ``H = Dim('H', min=16)``). We read those suggestions to derive
+like ``H = 16*_H - 13`` or ``H = Dim('H', min=16)``). torch's own
+``refine_dynamic_shapes_from_suggested_fixes`` applies them to our spec; the refined dims give
 the alignment and the minimum size the model really needs, then trace again with
 ``H = align * _H`` so every guard holds for every admissible size.
 """
@@ -21,15 +22,18 @@ from torch import nn
 
 from ..errors import AlignmentError, ExportError
 from ..models.geometry import round_up
+from .failures import last_line
 from .onnx_io import quiet_torch
 
 MAX_SIZE = 16384
 MAX_BATCH = 4096
 
-_DIM_RE = re.compile(r"^\s*(\w+) = Dim\('\w+'(?:, min=(\d+))?(?:, max=(\d+))?\)\s*$")
-_AFFINE_RE = re.compile(r"^\s*(\w+) = (\d+)\*(\w+)(?: ([+-]) (\d+))?\s*$")
-_STATIC_RE = re.compile(r"^\s*(\w+) = (\d+)\s*$")
 _GUARD_RE = re.compile(r"^\s*- (.*)$")
+
+
+def axis_names(spatial_dims: int = 2) -> tuple[str, ...]:
+    """Names of the spatial axes: ``("H", "W")`` or ``("D", "H", "W")``."""
+    return ("D", "H", "W")[3 - spatial_dims:]
 
 
 @dataclass
@@ -39,7 +43,7 @@ class TraceResult:
     program: "torch.export.ExportedProgram"
     alignment: int
     min_size: int
-    sample_shape: tuple[int, int, int, int]
+    sample_shape: tuple[int, ...]
     dynamic: bool
     notes: list[str] = field(default_factory=list)
     guards: list[str] = field(default_factory=list)
@@ -47,8 +51,8 @@ class TraceResult:
 
 @dataclass
 class _Fixes:
-    modulus: int = 1            # lcm of every ``k*_X`` suggestion on H/W
-    min_size: int = 0           # largest suggested minimum on H/W
+    modulus: int = 1            # lcm of every affine ``k*_X + r`` fix on a spatial axis
+    min_size: int = 0           # largest suggested minimum on a spatial axis
     static: dict[str, int] = field(default_factory=dict)
     guards: list[str] = field(default_factory=list)
 
@@ -67,84 +71,129 @@ def _oblivious():
         return contextlib.nullcontext()
 
 
-def parse_constraint_violation(message: str, align: int) -> _Fixes:
+def _guards(message: str, spatial_dims: int) -> list[str]:
+    """The "generated guard" lines of the message, with ``L['x'].size()[i]`` written as H/W/D."""
+    names = axis_names(spatial_dims)
+    out = []
+    for line in message.split("Suggested fixes")[0].splitlines():
+        m = _GUARD_RE.match(line)
+        if not m:
+            continue
+        text = m.group(1)
+        g = re.search(r"satisfy the generated guard (.*?)\.?$", text)
+        guard = g.group(1) if g else text
+        for i, name in enumerate(names):
+            guard = re.sub(rf"L\['\w+'\]\.size\(\)\[{i + 2}\]", name, guard)
+        out.append(guard)
+    return out
+
+
+def _axis_fix(dim) -> tuple[int | None, int, int]:
+    """``(static size or None, modulus, minimum)`` of one refined dynamic-shapes entry."""
+    import sympy
+    from torch.export.dynamic_shapes import _DerivedDim
+
+    if isinstance(dim, int):
+        return dim, 1, dim
+    if isinstance(dim, _DerivedDim):  # fn is affine in its root: k*root + r
+        k = int(dim.fn(1) - dim.fn(0))
+        root_min = dim.root.min if isinstance(dim.root.min, int) else 0
+        return None, abs(k) or 1, max(0, int(dim.fn(root_min)))
+    if isinstance(dim, sympy.Expr):  # a relation on a new root: k*__X (+ r)
+        symbol = next(iter(dim.free_symbols))
+        return None, abs(int(dim.coeff(symbol))) or 1, 0
+    lo = getattr(dim, "min", None)
+    return None, 1, int(lo) if isinstance(lo, int) else 0
+
+
+def _fixes_block(message: str) -> str:
+    """Only the "Suggested fixes:" lines (torch appends prose after them that its parser rejects)."""
+    _, _, tail = message.partition("Suggested fixes:")
+    lines = []
+    for line in tail.strip("\n").splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return "Suggested fixes:\n" + "\n".join(lines)
+
+
+def parse_constraint_violation(message: str, align: int, min_size: int = 1, spatial_dims: int = 2) -> _Fixes:
     """Read torch.export's "Constraints violated" message into alignment/min-size fixes.
+
+    The suggested fixes are applied to the dynamic-shapes spec the failed trace used with
+    torch's own ``refine_dynamic_shapes_from_suggested_fixes``; the refined spec's spatial dims
+    then give the modulus (``k`` of ``k*_H + r``), the minimum and any static size.
 
     Args:
         message: The exception text.
-        align: The alignment the failed trace used (roots ``_H``/``_W`` are in its units).
+        align: The alignment the failed trace used.
+        min_size: The minimum size the failed trace used.
+        spatial_dims: 2 (H, W) or 3 (D, H, W).
     """
-    fixes = _Fixes()
-    in_fixes = False
-    for line in message.splitlines():
-        if line.strip().startswith("Suggested fixes"):
-            in_fixes = True
-            continue
-        if not in_fixes:
-            m = _GUARD_RE.match(line)
-            if m:
-                text = m.group(1)
-                g = re.search(r"satisfy the generated guard (.*?)\.?$", text)
-                guard = g.group(1) if g else text
-                guard = re.sub(r"L\['\w+'\]\.size\(\)\[2\]", "H", guard)
-                fixes.guards.append(re.sub(r"L\['\w+'\]\.size\(\)\[3\]", "W", guard))
-            continue
-        if m := _AFFINE_RE.match(line):
-            name, k = m.group(1), int(m.group(2))
-            if name.lstrip("_") in ("H", "W") or name.startswith("_"):
-                unit = align if name.startswith("_") else 1
-                fixes.modulus = math.lcm(fixes.modulus, k * unit)
-        elif m := _DIM_RE.match(line):
-            name, lo = m.group(1), m.group(2)
-            if lo is not None and name.lstrip("_") in ("H", "W"):
-                unit = align if name.startswith("_") else 1
-                fixes.min_size = max(fixes.min_size, int(lo) * unit)
-        elif m := _STATIC_RE.match(line):
-            fixes.static[m.group(1)] = int(m.group(2))
+    from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
+
+    fixes = _Fixes(guards=_guards(message, spatial_dims))
+    spec = _dynamic_shapes(align, min_size, spatial_dims)
+    try:
+        refined = refine_dynamic_shapes_from_suggested_fixes(_fixes_block(message), spec)[0]
+    except Exception:  # no or unsupported fixes (torch raises UserError / AssertionError): nothing derived
+        return fixes
+    names = ("N", *axis_names(spatial_dims))
+    for axis, name in zip((0, *range(2, 2 + spatial_dims)), names):
+        static, modulus, lo = _axis_fix(refined[axis])
+        if static is not None:
+            fixes.static[name] = static
+        elif axis:
+            fixes.modulus = math.lcm(fixes.modulus, modulus)
+            fixes.min_size = max(fixes.min_size, lo)
     return fixes
 
 
+def sample_shape(in_channels: int, align: int, min_size: int, spatial_dims: int = 2) -> tuple[int, ...]:
+    """A tracing sample that avoids 0/1 specialisation: batch 2, distinct spatial sizes, none tiny.
 
-def sample_shape(in_channels: int, align: int, min_size: int) -> tuple[int, int, int, int]:
-    """A tracing sample that avoids 0/1 specialisation: batch 2, H != W, neither tiny."""
+    3-D samples are smaller (a volume costs the cube of its side).
+    """
     if align == 1:
-        h = max(min_size, 64) + 3          # odd H
-        return 2, in_channels, h, h + 10   # W odd too, different
-    h = round_up(max(min_size, 64, 2 * align), align)
-    return 2, in_channels, h, h + align
+        base = max(min_size, 64 if spatial_dims == 2 else 32) + 3      # odd sizes
+        steps = (0, 10) if spatial_dims == 2 else (0, 2, 6)
+        return (2, in_channels, *(base + s for s in steps))
+    floor = 64 if spatial_dims == 2 else 16
+    h = round_up(max(min_size, floor, 2 * align), align)
+    return (2, in_channels, *(h + j * align for j in range(spatial_dims)))
 
 
-def _dynamic_shapes(model: nn.Module, align: int, min_size: int):
+def _dynamic_shapes(align: int, min_size: int, spatial_dims: int = 2):
     from torch.export import Dim
 
-    batch = Dim("N", min=1, max=MAX_BATCH)
-    if align == 1:
-        hdim = Dim("H", min=max(min_size, 2), max=MAX_SIZE)
-        wdim = Dim("W", min=max(min_size, 2), max=MAX_SIZE)
-    else:
-        lo = max(1, round_up(min_size, align) // align)
-        hdim = align * Dim("_H", min=lo, max=MAX_SIZE // align)
-        wdim = align * Dim("_W", min=lo, max=MAX_SIZE // align)
-    return ({0: batch, 2: hdim, 3: wdim},)
+    dims: dict[int, object] = {0: Dim("N", min=1, max=MAX_BATCH)}
+    for axis, name in enumerate(axis_names(spatial_dims), start=2):
+        if align == 1:
+            dims[axis] = Dim(name, min=max(min_size, 2), max=MAX_SIZE)
+        else:
+            lo = max(1, round_up(min_size, align) // align)
+            dims[axis] = align * Dim("_" + name, min=lo, max=MAX_SIZE // align)
+    return (dims,)
 
 
-def _export_once(model: nn.Module, in_channels: int, align: int, min_size: int):
-    shape = sample_shape(in_channels, align, min_size)
+def _export_once(model: nn.Module, in_channels: int, align: int, min_size: int, spatial_dims: int = 2):
+    shape = sample_shape(in_channels, align, min_size, spatial_dims)
     x = torch.randn(shape)
     try:
         # torch dumps the failing graph to stderr before raising; the exception says it all
         with _oblivious(), torch.no_grad(), quiet_torch(), contextlib.redirect_stderr(io.StringIO()):
-            ep = torch.export.export(model, (x,), dynamic_shapes=_dynamic_shapes(model, align, min_size), strict=False)
+            ep = torch.export.export(model, (x,), dynamic_shapes=_dynamic_shapes(align, min_size, spatial_dims),
+                                    strict=False)
     except Exception as exc:  # torch raises UserError / ConstraintViolationError / many others
         text = str(exc)
         if "Constraints violated" in text or "Suggested fixes" in text:
             return None, shape, text
-        raise NotTraceableError(f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}") from exc
+        raise NotTraceableError(last_line(exc)) from exc
     return ep, shape, ""
 
 
 def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_alignment: int = 1,
-          spec_min_size: int = 1, max_rounds: int = 6) -> TraceResult:
+          spec_min_size: int = 1, max_rounds: int = 6, spatial_dims: int = 2) -> TraceResult:
     """Trace ``model`` with dynamic N, H, W, deriving the alignment and minimum size it needs.
 
     Args:
@@ -154,6 +203,7 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
         spec_alignment: The alignment the variant's spec requires (a floor for ``auto``).
         spec_min_size: The variant's stated minimum H/W.
         max_rounds: How many re-traces to allow while the alignment/min size is refined.
+        spatial_dims: 2 (NCHW) or 3 (NCDHW: dynamic D, H, W).
 
     Raises:
         AlignmentError: the forced alignment cannot be exact at every admissible size.
@@ -165,16 +215,16 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
     notes: list[str] = []
     all_guards: list[str] = []
     for _ in range(max_rounds):
-        ep, shape, message = _export_once(model, in_channels, cur_align, min_size)
+        ep, shape, message = _export_once(model, in_channels, cur_align, min_size, spatial_dims)
         if ep is not None:
             if cur_align > 1:
                 min_size = round_up(min_size, cur_align)
             return TraceResult(ep, cur_align, min_size, shape, True, notes, all_guards)
-        fixes = parse_constraint_violation(message, cur_align)
+        fixes = parse_constraint_violation(message, cur_align, min_size, spatial_dims)
         all_guards.extend(g for g in fixes.guards if g not in all_guards)
         new_align = math.lcm(cur_align, fixes.modulus)
         new_min = max(min_size, fixes.min_size)
-        if any(k in fixes.static for k in ("H", "W", "_H", "_W", "N")):
+        if fixes.static:
             raise ExportError(
                 f"the model only traces at a fixed size ({', '.join(f'{k}={v}' for k, v in fixes.static.items())})",
                 "a model whose H/W/batch can vary",

@@ -34,11 +34,15 @@ def output_shape(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, .
         return None
     finally:
         fake_log.setLevel(level)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if isinstance(out, dict):
-        out = next(iter(out.values()))
-    return tuple(int(d) for d in out.shape)
+    out = first_tensor(out)
+    return None if out is None else tuple(int(d) for d in out.shape)
+
+
+def first_tensor(out):
+    """The first tensor of a model's output (a tensor, or a list/tuple/dict of them), else ``None``."""
+    from torch.utils._pytree import tree_leaves
+
+    return next((t for t in tree_leaves(out) if isinstance(t, torch.Tensor)), None)
 
 
 def output_hw(model: nn.Module, h: int, w: int, in_channels: int | None = None) -> tuple[int, int] | None:
@@ -51,14 +55,59 @@ def output_hw(model: nn.Module, h: int, w: int, in_channels: int | None = None) 
     return shape[2], shape[3]
 
 
-def _first_conv_channels(model: nn.Module) -> int:
+def output_spatial(model: nn.Module, sizes: tuple[int, ...], in_channels: int | None = None) -> tuple[int, ...] | None:
+    """Output spatial size (D, H, W or H, W) for an input of spatial ``sizes``; ``None`` when not admissible."""
+    if in_channels is None:
+        in_channels = input_channels(model)
+    shape = output_shape(model, (1, in_channels, *sizes))
+    if shape is None or len(shape) != len(sizes) + 2 or min(shape[2:]) < 1:
+        return None
+    return tuple(shape[2:])
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _first_conv(model: nn.Module) -> nn.Module:
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
+        if isinstance(m, _CONVS):
+            return m
     raise ValueError("cannot tell the model's input channels: pass in_channels")
 
 
 def input_channels(model: nn.Module) -> int:
-    """Input channels: ``model.config['in_channels']`` or the first Conv2d's."""
+    """Input channels: ``model.config['in_channels']`` or the first convolution's."""
     ch = getattr(model, "config", {}).get("in_channels")
-    return int(ch) if ch else _first_conv_channels(model)
+    return int(ch) if ch else _first_conv(model).in_channels
+
+
+def spatial_dims(model: nn.Module) -> int:
+    """Spatial rank of the input: 3 for a volumetric (Conv3d) model, else 2.
+
+    ``model.config['spatial_dims']`` wins (MONAI's factories take that keyword); otherwise the
+    first convolution decides.
+    """
+    dims = getattr(model, "config", {}).get("spatial_dims")
+    if dims in (2, 3):
+        return int(dims)
+    try:
+        first = _first_conv(model)
+    except ValueError:
+        return 2
+    return 3 if isinstance(first, (nn.Conv3d, nn.ConvTranspose3d)) else 2
+
+
+def downsampling_factor(model: nn.Module) -> int | None:
+    """Product of the strides of strided convolutions and poolings along one axis, if readable.
+
+    A rough reading (it assumes one encoder path); the probe uses it only as a last candidate.
+    """
+    factor = 1
+    for m in model.modules():
+        stride = getattr(m, "stride", None)
+        if not isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d,
+                              nn.AvgPool3d)) or stride is None:
+            continue
+        s = max(stride) if isinstance(stride, (tuple, list)) else int(stride)
+        factor *= max(1, s)
+    return factor if factor > 1 else None

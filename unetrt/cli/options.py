@@ -82,7 +82,7 @@ class Shape(click.ParamType):
         except ValueError:
             dims = ()
         if len(dims) not in self.ranks or any(d < 1 for d in dims):
-            forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW"}[r] for r in self.ranks)
+            forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}[r] for r in self.ranks)
             self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. 1x3x256x256",
                       param, ctx)
         return dims
@@ -148,13 +148,13 @@ def fp16_options(f):
 
 def engine_options(f):
     """TensorRT engine-build options (trtexec-style)."""
-    shape = Shape((4,))
+    shape = Shape((4, 5))
     options = [
         click.option("--engine/--no-engine", default=None,
                      help="Build a TensorRT engine (default: when tensorrt or tensorrt_rtx imports)."),
         click.option("--trt", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto",
                      show_default=True, help="TensorRT flavour (auto: TensorRT first, then TensorRT-RTX)."),
-        click.option("--min-shape", type=shape, multiple=True, help="Profile min NxCxHxW (repeat: more profiles)."),
+        click.option("--min-shape", type=shape, multiple=True, help="Profile min NxCxHxW or NxCxDxHxW (repeat: more profiles)."),
         click.option("--opt-shape", type=shape, multiple=True, help="Profile opt NxCxHxW."),
         click.option("--max-shape", type=shape, multiple=True, help="Profile max NxCxHxW."),
         click.option("--workspace", type=click.IntRange(min=1), default=None, metavar="MiB",

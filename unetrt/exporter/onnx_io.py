@@ -22,6 +22,28 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 TWO_GB = 2**31 - 2**24  # protobuf's hard limit, with headroom
 _DIM_NAMES = ("batch", None, "height", "width")
+_DIM_NAMES_3D = ("batch", None, "depth", "height", "width")
+
+
+def output_names(out) -> list[str]:
+    """Stable ONNX output names for a model's eager output.
+
+    A tensor is ``logits``; a list/tuple gives ``logits``, ``logits_1``, ...; a dict gives its keys
+    (in order; nested containers are flattened, their leaves numbered after the key).
+    """
+    from torch.utils._pytree import tree_leaves
+
+    if isinstance(out, torch.Tensor):
+        return [OUTPUT_NAME]
+    if isinstance(out, dict):
+        names: list[str] = []
+        for key, value in out.items():
+            count = sum(isinstance(t, torch.Tensor) for t in tree_leaves(value))
+            base = "".join(c if c.isalnum() or c in "_.-" else "_" for c in str(key)) or OUTPUT_NAME
+            names.extend([base] if count == 1 else [f"{base}_{i}" for i in range(count)])
+        return names
+    count = sum(isinstance(t, torch.Tensor) for t in tree_leaves(out))
+    return [OUTPUT_NAME] + [f"{OUTPUT_NAME}_{i}" for i in range(1, count)]
 
 
 @contextlib.contextmanager
@@ -57,49 +79,57 @@ def _floordiv(self, other):
     return op.Div(op.Sub(self, op.Mod(self, other)), other)
 
 
-def from_exported_program(program, sample: torch.Tensor, opset: int) -> onnx.ModelProto:
-    """Convert a ``torch.export`` ExportedProgram with torch's ONNX exporter."""
+def from_exported_program(program, sample: torch.Tensor, opset: int,
+                          names: list[str] | None = None) -> onnx.ModelProto:
+    """Convert a ``torch.export`` ExportedProgram with torch's ONNX exporter (``names``: output names)."""
     with quiet_torch():
         onnx_program = torch.onnx.export(program, (sample,), dynamo=True, opset_version=opset,
-                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                         input_names=[INPUT_NAME], output_names=names or [OUTPUT_NAME],
                                          custom_translation_table={operator.floordiv: _floordiv},
                                          optimize=True, verbose=False)
     return onnx_program.model_proto
 
 
-def from_torchscript(model: nn.Module, sample: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
+def from_torchscript(model: nn.Module, sample: torch.Tensor, opset: int, dynamic: bool,
+                     output_names: list[str] | None = None) -> onnx.ModelProto:
     """The TorchScript-based exporter, for models ``torch.export`` cannot trace.
 
     It records one branch of every Python ``if``: only the verification sweep guards the
     result, so the pipeline widens the sweep when this path is taken.
     """
-    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
+    names = output_names or [OUTPUT_NAME]
+    spatial = ("depth", "height", "width")[5 - sample.dim():]
+    axes = None
+    if dynamic:
+        axes = {INPUT_NAME: {0: "batch", **{i + 2: n for i, n in enumerate(spatial)}}}
+        axes.update({o: {0: "batch", **{i + 2: f"out_{n}" for i, n in enumerate(spatial)}} for o in names})
     buf = io.BytesIO()
     with quiet_torch(), torch.no_grad():
         torch.onnx.export(model, (sample,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
+                          output_names=names, dynamic_axes=axes, do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())
 
 
 def rename_dynamic_dims(model: onnx.ModelProto, same_geometry: bool) -> None:
-    """Give symbolic dims readable names: batch/height/width (output: same names when the
-    output has the input's size, else out_height/out_width)."""
+    """Give symbolic dims readable names: batch/(depth/)height/width (output: same names when the
+    output has the input's size, else out_height/out_width, suffixed per extra output)."""
     graph_in = model.graph.input[0].type.tensor_type.shape.dim
+    labels = _DIM_NAMES_3D if len(graph_in) == 5 else _DIM_NAMES
     mapping: dict[str, str] = {}
-    for dim, name in zip(graph_in, _DIM_NAMES):
+    for dim, name in zip(graph_in, labels):
         if name and dim.HasField("dim_param"):
             mapping[dim.dim_param] = name
             dim.dim_param = name
-    for out in model.graph.output:
+    for k, out in enumerate(model.graph.output):
         dims = out.type.tensor_type.shape.dim
+        suffix = f"_{k}" if k else ""  # a second output may have other sizes (deep supervision)
         for i, dim in enumerate(dims):
             if not dim.HasField("dim_param"):
                 continue
             if dim.dim_param in mapping and (i == 0 or same_geometry):
                 dim.dim_param = mapping[dim.dim_param]
-            elif i in (2, 3):
-                dim.dim_param = ("out_height", "out_width")[i - 2]
+            elif i >= 2 and labels[i:i + 1] and labels[i]:
+                dim.dim_param = "out_" + labels[i] + suffix
     for vi in model.graph.value_info:
         for dim in vi.type.tensor_type.shape.dim:
             if dim.HasField("dim_param") and dim.dim_param in mapping:

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import AlignmentError, UnetrtError
 from ..fileio import sha256_file
 from ..models import create_model, get_spec, load_state_dict_into, load_user_model, output_hw
-from ..models.geometry import input_channels
+from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io
 from . import steps
@@ -25,6 +25,8 @@ from .calib import load_calibration
 from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
 from .outputs import Staging, check_output_dir
 from .simplify import simplify as run_onnxsim
+from .failures import explain
+from .probe import probe
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
 
@@ -176,12 +178,13 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
             pads_removed += onnx_io.strip_noop_pads(proto)
     manifest = _describe(config, model, model_section, in_ch, traced, same)
     static = manifest["input"]["static_shape"]
+    dims = traced.spatial_dims
     profiles = config.engine_options.profiles or [
-        {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
+        {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static, dims)}]
     if engine_mode:
-        steps.check_profiles(profiles, in_ch, traced.alignment, traced.min_size, static)
+        steps.check_profiles(profiles, in_ch, traced.alignment, traced.min_size, static, dims)
     sizes = sweep_sizes(traced.alignment, traced.min_size or 1, residues=traced.residues,
-                        static=config.static_shape)
+                        static=config.static_shape, spatial_dims=dims)
     with Staging(target) as staging:
         onnx_path = staging.path / ONNX_NAME
         onnx_io.save_onnx(proto, onnx_path)
@@ -243,37 +246,85 @@ class _Traced:
     residues: int = 16
     notes: list[str] = field(default_factory=list)
     guards: list[str] = field(default_factory=list)
+    source: str = "guards"          # how the alignment was found (manifest input.alignment_source)
+    spatial_dims: int = 2
+    export_error: str = ""          # torch.export's failure when the TorchScript fallback ran
+    output_names: list[str] = field(default_factory=list)
 
 
 def _trace_step(config: ExportConfig, model: nn.Module, in_ch: int, spec) -> _Traced:
+    dims = spatial_dims(model)
     if config.static_shape is not None:
         _check_static(model, in_ch, config.static_shape, spec)
         sample = torch.randn(config.static_shape[0], in_ch, *config.static_shape[1:])
         with torch.no_grad(), onnx_io.quiet_torch():
             program = torch.export.export(model, (sample,), strict=False)
-        return _Traced(program, sample, 1, None)
+        return _Traced(program, sample, 1, None, source="spec" if spec else "forced", spatial_dims=dims)
+    start_align, start_min, found = _size_rule(config, model, in_ch, spec, dims)
+    notes = list(found.notes) if found else []
     try:
-        t = trace(model, in_ch, align=config.align, spec_alignment=spec.alignment if spec else 1,
-                  spec_min_size=spec.min_size if spec else 1)
-        return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, t.min_size, notes=t.notes,
-                       guards=t.guards)
+        t = trace(model, in_ch, align=config.align, spec_alignment=start_align, spec_min_size=start_min,
+                  spatial_dims=dims)
     except NotTraceableError as exc:
-        alignment = config.align or (spec.alignment if spec else 1)
-        min_size = spec.min_size if spec else 16
-        sample = torch.randn(sample_shape(in_ch, alignment, min_size))
+        alignment = config.align or start_align
+        min_size = start_min if (found or spec) else 16
+        sample = torch.randn(sample_shape(in_ch, alignment, min_size, dims))
         note = (f"torch.export could not trace the model ({exc}); used the TorchScript exporter, guarded "
                 f"only by the verification sweep over every residue mod 32")
-        return _Traced(None, sample, alignment, min_size, "torchscript", 32, [note])
+        source = _alignment_source(config, spec, found, alignment, alignment)
+        return _Traced(None, sample, alignment, min_size, "torchscript", 32, notes + [note], source=source,
+                       spatial_dims=dims, export_error=str(exc))
+    source = _alignment_source(config, spec, found, start_align, t.alignment)
+    return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, t.min_size, notes=notes + t.notes,
+                   guards=t.guards, source=source, spatial_dims=dims)
+
+
+def _size_rule(config: ExportConfig, model: nn.Module, in_ch: int, spec, dims: int):
+    """Where tracing starts: (alignment, min size, ProbeResult or None). Forced alignments and zoo
+    variants (whose spec states the rule) are not probed; user models are."""
+    if config.align is not None or spec is not None:
+        return (spec.alignment if spec else 1), (spec.min_size if spec else 1), None
+    found = probe(model, in_ch, dims)
+    return found.alignment, found.min_size, found
+
+
+def _alignment_source(config: ExportConfig, spec, found, start: int, final: int) -> str:
+    """How the alignment was found: "forced" (--align N), "guards" (torch.export's shape guards
+    raised it, or found no rule), "probed" (the eager probe), "spec" (the zoo variant's spec)."""
+    if config.align is not None:
+        return "forced"
+    if final != start:
+        return "guards"
+    if found is not None and found.probed:
+        return "probed"
+    return "spec" if spec is not None and (spec.alignment > 1 or spec.min_size > 1) else "guards"
 
 
 def _convert_step(config: ExportConfig, model: nn.Module, in_ch: int, spec, traced: _Traced):
+    names = traced.output_names = onnx_io.output_names(_eager(model, traced.sample))
     if traced.program is not None:
-        proto = onnx_io.from_exported_program(traced.program, traced.sample, config.opset)
+        try:
+            proto = onnx_io.from_exported_program(traced.program, traced.sample, config.opset, names)
+        except Exception as exc:  # torch.onnx raises many types
+            raise explain("ONNX conversion", exc, shape=tuple(traced.sample.shape)) from exc
     else:
-        proto = onnx_io.from_torchscript(model, traced.sample, config.opset, dynamic=True)
-    same = spec.geometry == "same" if spec else _same_geometry(model, in_ch, traced.sample)
+        try:
+            proto = onnx_io.from_torchscript(model, traced.sample, config.opset, dynamic=True, output_names=names)
+        except Exception as exc:  # torch.jit tracing runs the model: its own error
+            err = explain("TorchScript fallback", exc, shape=tuple(traced.sample.shape))
+            err.what = f"{err.what} (torch.export had failed: {traced.export_error})"
+            raise type(err)(err.what, err.expected, err.fix) from exc
+    if spec:
+        same = spec.geometry == "same"
+    else:
+        same = output_spatial(model, tuple(traced.sample.shape[2:]), in_ch) == tuple(traced.sample.shape[2:])
     onnx_io.rename_dynamic_dims(proto, same_geometry=same)
     return proto, same
+
+
+def _eager(model: nn.Module, sample: torch.Tensor):
+    with torch.no_grad():
+        return model(sample)
 
 
 def _describe(config: ExportConfig, model: nn.Module, model_section: dict, in_ch: int, traced: _Traced,
@@ -284,13 +335,18 @@ def _describe(config: ExportConfig, model: nn.Module, model_section: dict, in_ch
     manifest["model"] = model_section
     manifest["input"] = {
         "name": onnx_io.INPUT_NAME, "channels": in_ch, "dtype": "float16" if config.fp16_io else "float32",
-        "layout": "NCHW", "alignment": traced.alignment, "min_size": traced.min_size,
-        "dynamic": {"batch": dynamic, "height": dynamic, "width": dynamic},
+        "layout": "NCDHW" if traced.spatial_dims == 3 else "NCHW", "alignment": traced.alignment,
+        "alignment_source": traced.source, "min_size": traced.min_size,
+        "dynamic": {"batch": dynamic, **({"depth": dynamic} if traced.spatial_dims == 3 else {}),
+                    "height": dynamic, "width": dynamic},
         "static_shape": None if dynamic else [config.static_shape[0], in_ch, *config.static_shape[1:]],
         "pad_to_alignment": traced.alignment > 1,
     }
-    manifest["output"] = {"name": onnx_io.OUTPUT_NAME, "classes": _num_classes(model, in_ch, traced.sample),
+    names = traced.output_names or [onnx_io.OUTPUT_NAME]
+    manifest["output"] = {"name": names[0], "classes": _num_classes(model, in_ch, traced.sample),
                           "dtype": "float32", "geometry": "same" if same else "valid"}
+    if len(names) > 1:
+        manifest["output"]["names"] = names
     manifest["mask_values"] = model_section.pop("mask_values")
     manifest["export"] = {"exporter": traced.exporter, "opset": config.opset,
                           "align_requested": "auto" if config.align is None else config.align,
@@ -324,6 +380,4 @@ def _num_classes(model: nn.Module, in_ch: int, sample: torch.Tensor) -> int:
     return int(shape[1]) if shape else 0
 
 
-def _same_geometry(model: nn.Module, in_ch: int, sample: torch.Tensor) -> bool:
-    h, w = sample.shape[2:]
-    return output_hw(model, h, w, in_ch) == (h, w)
+

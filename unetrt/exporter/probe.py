@@ -108,14 +108,14 @@ def _candidates(model: nn.Module, spec_alignment: int) -> list[int]:
     return out
 
 
-def _min_size(run: _Runner, a: int, dims: int, upper: int) -> int:
-    """Smallest multiple of ``a`` (all axes equal) that runs, scanning up from ``a``; ``upper`` ran."""
+def _min_size(run: _Runner, a: int, dims: int, limit: int) -> int | None:
+    """Smallest multiple of ``a`` (every axis at it) that runs, scanning up from ``a`` to ``limit``."""
     k = 1
-    while a * k < upper:
+    while a * k <= limit:
         if run((a * k,) * dims):
             return a * k
         k += 1
-    return upper
+    return None
 
 
 def _geometry(outputs: dict[tuple[int, ...], tuple[int, ...]]) -> str:
@@ -172,15 +172,20 @@ def probe(model: nn.Module, in_channels: int, spatial_dims: int = 2, *, spec_ali
         run(second)
         return ProbeResult(spec_alignment, spec_min_size, False, _geometry(run.outputs), run.runs,
                            time.perf_counter() - start)
+    odd_error = last_line(run.smallest_failure[2])
     base = BASE[spatial_dims]
     for lo in (base, 4 * base):
         for a in _candidates(model, max(1, spec_alignment)):
             shapes = _shapes(a, lo, spatial_dims, spec_min_size)
-            if all(run(s) for s in shapes):
-                min_size = max(spec_min_size, _min_size(run, a, spatial_dims, min(shapes[0])))
+            if not all(run(s) for s in shapes):
+                continue
+            found = _min_size(run, a, spatial_dims, max(shapes[0]) + 2 * a)
+            if found is not None:
+                min_size = max(spec_min_size, found)
                 geometry = _geometry(run.outputs)
-                note = (f"eager probe: the model fails at {'x'.join(map(str, odd))} ({last_line(run.smallest_failure[2])}); "
-                        f"it runs at multiples of {a}, from {min_size}")
-                return ProbeResult(a, min_size, True, geometry, run.runs, time.perf_counter() - start, [note])
+                seconds = time.perf_counter() - start
+                note = (f"eager probe: the model fails at {'x'.join(map(str, odd))} ({odd_error}); it runs at "
+                        f"multiples of {a}, from {min_size} ({run.runs} eager runs, {seconds:.2f} s)")
+                return ProbeResult(a, min_size, True, geometry, run.runs, seconds, [note])
     _, sizes, exc = run.smallest_failure
     raise explain("eager probe", exc, shape=(1, in_channels, *sizes), every_size=True) from exc

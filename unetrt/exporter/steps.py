@@ -19,7 +19,7 @@ from ..fileio import sha256_file
 from ..models.geometry import round_up
 from ..parity import Tolerance
 from .onnx_io import INPUT_NAME
-from .verify import SweepSize, check, eager_outputs, verify
+from .verify import SweepSize, check, eager_all, verify
 
 FP16_ONNX_NAME = "model_fp16.onnx"
 ORT_CPU_FP16_NOTE = ("ONNX Runtime's CPU provider runs FP16 graphs by upcasting to FP32, so this sweep sees "
@@ -46,7 +46,7 @@ def calibration_feeds(sizes: Sequence[SweepSize], in_ch: int, calib: Sequence[np
         return [np.ascontiguousarray(a, dtype=np.float32) for a in calib]
     rng = np.random.default_rng(seed)
     picks = list(sizes[:1]) + list(sizes[2:2 + count - 1])
-    return [rng.standard_normal((s.batch, in_ch, s.height, s.width)).astype(np.float32) for s in picks]
+    return [rng.standard_normal((s.batch, in_ch, *s.spatial)).astype(np.float32) for s in picks]
 
 
 def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
@@ -56,7 +56,8 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
     from .fp16 import convert_fp16
 
     feeds = calibration_feeds(sizes, in_ch, calib)
-    refs = [{"logits": eager_outputs(model, x)} for x in feeds]
+    names = _output_names(onnx_path)
+    refs = [dict(zip(names, eager_all(model, x))) for x in feeds]
     out_path = out_dir / FP16_ONNX_NAME
     result = convert_fp16(onnx_path, out_path, feeds=[{INPUT_NAME: x} for x in feeds], references=refs,
                           keep_io_types=keep_io_types, max_abs_tol=atol_factor, min_argmax_agreement=min_argmax,
@@ -77,22 +78,34 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
 
 
 
-def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Sequence[int] | None):
-    """min/opt/max for the input: the variant's minimum, 256² (opt) and 1024² at batch 4 (max)."""
+def _output_names(onnx_path: Path) -> list[str]:
+    import onnx
+
+    return [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
+
+
+def default_profile(in_ch: int, alignment: int, min_size: int | None, static: Sequence[int] | None,
+                    spatial_dims: int = 2):
+    """min/opt/max for the input: the variant's minimum, 256² (opt) and 1024² at batch 4 (max);
+    volumes: the minimum, 64³ (opt) and 192³ at batch 2 (max)."""
     from ..artifacts.profiles import ShapeProfile
 
     if static is not None:
         shape = tuple(static)
         return ShapeProfile(shape, shape, shape)
     lo = round_up(max(min_size or 1, 1), alignment)
-    opt = round_up(max(256, lo), alignment)
-    hi = round_up(max(1024, opt), alignment)
-    return ShapeProfile((1, in_ch, lo, lo), (1, in_ch, opt, opt), (4, in_ch, hi, hi))
+    (opt_side, max_side, max_batch) = (256, 1024, 4) if spatial_dims == 2 else (64, 192, 2)
+    opt = round_up(max(opt_side, lo), alignment)
+    hi = round_up(max(max_side, opt), alignment)
+    k = spatial_dims
+    return ShapeProfile((1, in_ch, *(lo,) * k), (1, in_ch, *(opt,) * k), (max_batch, in_ch, *(hi,) * k))
 
 
 def check_profiles(profiles: Sequence[dict[str, Any]], in_ch: int, alignment: int, min_size: int | None,
-                   static: Sequence[int] | None) -> None:
+                   static: Sequence[int] | None, spatial_dims: int = 2) -> None:
     """Refuse, before building, profile shapes the exported graph cannot take."""
+    rank = 2 + spatial_dims
+    layout = f"Nx{in_ch}x" + ("DxHxW" if spatial_dims == 3 else "HxW")
     for i, prof in enumerate(profiles):
         if set(prof) != {INPUT_NAME}:
             raise ProfileError(f"profile {i} names inputs {sorted(prof)}", f"exactly the input {INPUT_NAME!r}",
@@ -100,15 +113,17 @@ def check_profiles(profiles: Sequence[dict[str, Any]], in_ch: int, alignment: in
         p = prof[INPUT_NAME]
         for label, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
             text = "x".join(map(str, shape))
-            if len(shape) != 4 or shape[1] != in_ch:
-                raise ProfileError(f"profile {i} {label} shape {text}", f"Nx{in_ch}xHxW (rank 4, {in_ch} channels)",
-                                   "fix the shape")
+            if len(shape) != rank or shape[1] != in_ch:
+                kind = f"the model is {'volumetric: expected 5-D' if rank == 5 else '2-D: expected 4-D'}"
+                raise ProfileError(f"profile {i} {label} shape {text} ({kind})",
+                                   f"{layout} (rank {rank}, {in_ch} channels)", "fix the shape")
             if static is not None and tuple(shape) != tuple(static):
                 raise ProfileError(f"profile {i} {label} shape {text} on a static graph",
                                    "x".join(map(str, static)), "re-export without --static or use that shape")
             bad_min = min_size and min(shape[2:]) < min_size
-            if bad_min or shape[2] % alignment or shape[3] % alignment:
-                need = f"H and W >= {min_size or 1}" + (f" and multiples of {alignment}" if alignment > 1 else "")
+            if bad_min or any(d % alignment for d in shape[2:]):
+                axes = "D, H and W" if spatial_dims == 3 else "H and W"
+                need = f"{axes} >= {min_size or 1}" + (f" and multiples of {alignment}" if alignment > 1 else "")
                 raise ProfileError(f"profile {i} {label} shape {text} is outside what the model supports",
                                    need, "choose another shape")
 

@@ -16,30 +16,59 @@ from ..parity import FP32_TOLERANCE, Tolerance, compare
 
 @dataclass(frozen=True)
 class SweepSize:
+    """One verification input size: batch and H, W (and D for a volume)."""
+
     batch: int
     height: int
     width: int
+    depth: int | None = None
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.batch, self.height, self.width
+    def spatial(self) -> tuple[int, ...]:
+        """``(H, W)`` or ``(D, H, W)``."""
+        return (self.height, self.width) if self.depth is None else (self.depth, self.height, self.width)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.spatial)
 
 
+def _volume(batch: int, d: int, h: int, w: int) -> SweepSize:
+    return SweepSize(batch, h, w, d)
 
-def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tuple[int, int, int] | None = None,
-                base: int = 32) -> list[SweepSize]:
+
+def _sweep_3d(alignment: int, lo: int, residues: int, base: int = 16) -> list[SweepSize]:
+    """Few, small volumes: a cube at batch 2, non-cubic ones, the minimum; odd ones without alignment."""
+    a = alignment
+    if a > 1:
+        s = round_up(max(lo, base), a)
+        m = round_up(lo, a)
+        return [_volume(2, s, s, s), _volume(1, s, s + a, s + 2 * a), _volume(1, s + a, s, s), _volume(1, m, m + a, m)]
+    start = round_up(max(lo, base), residues)
+    sizes = [_volume(2, start, start, start), _volume(1, lo, lo + 1, lo + 2)]
+    for r in range(0, residues, 3):  # every third residue per axis, each axis shifted differently
+        sizes.append(_volume(1, start + r, start + (5 * r + 3) % residues, start + (3 * r + 7) % residues))
+    return sizes
+
+
+def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tuple[int, ...] | None = None,
+                base: int = 32, spatial_dims: int = 2) -> list[SweepSize]:
     """Sizes that exercise every code path the graph admits.
 
     Args:
-        alignment: H and W are multiples of this.
-        min_size: Smallest admissible H/W.
+        alignment: Every spatial size is a multiple of this.
+        min_size: Smallest admissible spatial size.
         residues: For ``alignment == 1``: cover every residue of H and of W modulo this
-            (16 for four 2× poolings; the TorchScript fallback uses 32), all non-square.
-        static: ``(batch, H, W)`` for a static graph: the one admissible shape.
+            (16 for four 2× poolings; the TorchScript fallback uses 32), all non-square
+            (volumes: every third residue, small sizes).
+        static: ``(batch, H, W)`` (or ``(batch, D, H, W)``) for a static graph: the one admissible shape.
         base: Lower bound of the sweep's typical size (keeps it cheap).
+        spatial_dims: 2 (H, W) or 3 (D, H, W).
     """
     if static is not None:
-        return [SweepSize(*static)]
+        return [_volume(*static) if len(static) == 4 else SweepSize(*static)]
+    if spatial_dims == 3:
+        return list(dict.fromkeys(_sweep_3d(alignment, max(min_size, 1), residues)))
     lo = max(min_size, 1)
     if alignment > 1:
         k = max(round_up(max(lo, base), alignment) // alignment, 1)
@@ -69,12 +98,18 @@ def make_session(onnx_path: str, threads: int | None = None):
     return ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def eager_outputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
+def eager_all(model: nn.Module, x: np.ndarray) -> list[np.ndarray]:
+    """Every output tensor of ``model(x)`` (a tensor, or a list/tuple/dict of them), in export order."""
+    from torch.utils._pytree import tree_leaves
+
     with torch.inference_mode():
         out = model(torch.from_numpy(x))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.float().numpy()
+    return [t.float().numpy() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+
+
+def eager_outputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The first output of ``model(x)`` as float32 numpy."""
+    return eager_all(model, x)[0]
 
 
 def verify(model: nn.Module, onnx_path: str, in_channels: int, sizes: Sequence[SweepSize], *,
@@ -87,22 +122,43 @@ def verify(model: nn.Module, onnx_path: str, in_channels: int, sizes: Sequence[S
     """
     session = make_session(onnx_path)
     input_name = session.get_inputs()[0].name
+    names = [o.name for o in session.get_outputs()]
     rng = np.random.default_rng(seed)
     rows = []
     for size in sizes:
         if on_size:
             on_size(size)
-        x = rng.standard_normal((size.batch, in_channels, size.height, size.width)).astype(np.float32)
-        ref = eager_outputs(model, x)
-        row = {"input_shape": [size.batch, in_channels, size.height, size.width]}
+        shape = [size.batch, in_channels, *size.spatial]
+        x = rng.standard_normal(shape).astype(np.float32)
+        row: dict = {"input_shape": shape}
         try:
-            got = session.run(None, {input_name: x.astype(input_dtype)})[0]
+            refs = eager_all(model, x)
+        except Exception as exc:  # the model's own error at a size the export claims to admit
+            text = [ln for ln in str(exc).splitlines() if ln.strip()]
+            row.update(output_shape=None, passed=False,
+                       reason=f"eager PyTorch failed: {type(exc).__name__}: {text[-1] if text else ''}"[:300])
+            rows.append(row)
+            continue
+        try:
+            got = session.run(None, {input_name: x.astype(input_dtype)})
         except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
             row.update(output_shape=None, passed=False, reason=f"onnxruntime failed: {str(exc).splitlines()[0]}")
             rows.append(row)
             continue
-        parity = compare(ref, got, tolerance)
-        row.update(output_shape=list(np.shape(got)), **{k: v for k, v in parity.to_dict().items() if k != "shape"})
+        if len(got) != len(refs):
+            row.update(output_shape=list(np.shape(got[0])), passed=False,
+                       reason=f"the ONNX graph has {len(got)} outputs, eager returns {len(refs)}")
+            rows.append(row)
+            continue
+        parities = [compare(r, g, tolerance) for r, g in zip(refs, got)]
+        row.update(output_shape=list(np.shape(got[0])),
+                   **{k: v for k, v in parities[0].to_dict().items() if k != "shape"})
+        if len(parities) > 1:
+            row["outputs"] = [{"name": n, "shape": list(p.shape), "max_abs": p.max_abs, "passed": p.passed,
+                               "reason": p.reason} for n, p in zip(names, parities)]
+            bad = [(n, p) for n, p in zip(names, parities) if not p.passed]
+            if bad:
+                row.update(passed=False, reason=f"output {bad[0][0]!r}: {bad[0][1].reason}")
         rows.append(row)
     return rows
 

@@ -172,8 +172,9 @@ class ArtifactCache:
         if not self.shapes:
             raise UnetrtError("no shapes to build an engine profile for", "at least one size and batch",
                               "give --sizes and --batch")
-        lo = tuple(min(s[i] for s in self.shapes) for i in range(4))
-        hi = tuple(max(s[i] for s in self.shapes) for i in range(4))
+        rank = len(self.shapes[0])  # 4 (NCHW) or 5 (NCDHW)
+        lo = tuple(min(s[i] for s in self.shapes) for i in range(rank))
+        hi = tuple(max(s[i] for s in self.shapes) for i in range(rank))
         return {"input": ShapeProfile((1, *lo[1:]), (1, *self.shapes[0][1:]), hi)}
 
     def _build(self, kind: str) -> Artifact:

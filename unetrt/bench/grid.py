@@ -176,7 +176,7 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
     name = config.source.label
     check_sizes(config.sizes, name=name, min_size=spec.min_size if spec else 1,
                 alignment=spec.alignment if spec else 1, model=model, in_channels=in_ch)
-    shapes = [(n, in_ch, h, w) for h, w in config.sizes for n in config.batches]
+    shapes = [(n, in_ch, *size) for size in config.sizes for n in config.batches]
     backends = [BACKENDS[b] for b in config.backends]
     reasons = {b.name: unavailable_reason(b, cuda=cuda, device=config.device) for b in backends}
     total, done = len(backends) * len(shapes), 0

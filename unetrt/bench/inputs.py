@@ -30,29 +30,35 @@ def _items(value: str | int | Sequence) -> list:
     return list(value)
 
 
-def parse_sizes(value: str | int | Sequence) -> list[tuple[int, int]]:
-    """``"256,512x384"`` / ``[256, (512, 384)]`` -> ``[(256, 256), (512, 384)]`` (H, W).
+def parse_sizes(value: str | int | Sequence) -> list[tuple[int, ...]]:
+    """``"256,512x384"`` / ``[256, (512, 384)]`` -> ``[(256, 256), (512, 384)]`` (H, W); a volume's
+    ``"64x96x80"`` -> ``(64, 96, 80)`` (D, H, W). A bare ``S`` is a square image size.
 
     Raises:
-        UnetrtError: An empty list or an entry that is not ``S`` or ``HxW`` with positive integers.
+        UnetrtError: An empty list, an entry that is not ``S``, ``HxW`` or ``DxHxW`` with positive
+            integers, or 2-D and 3-D sizes mixed.
     """
     sizes = []
     for item in _items(value):
-        if isinstance(item, (tuple, list)) and len(item) == 2:
+        if isinstance(item, (tuple, list)) and len(item) in (2, 3):
             hw = tuple(item)
         elif isinstance(item, int) and not isinstance(item, bool):
             hw = (item, item)
-        elif isinstance(item, str) and re.fullmatch(r"-?\d+(x-?\d+)?", item.lower()):
+        elif isinstance(item, str) and re.fullmatch(r"-?\d+(x-?\d+){0,2}", item.lower()):
             parts = [int(p) for p in item.lower().split("x")]
-            hw = (parts[0], parts[-1])
+            hw = tuple(parts) if len(parts) > 1 else (parts[0], parts[0])
         else:
             hw = None
         if hw is None or not all(isinstance(d, int) and d > 0 for d in hw):
-            raise UnetrtError(f"invalid size {item!r} in --sizes", "positive sizes S (square) or HxW, comma-separated",
-                              "e.g. --sizes 256,512 or --sizes 256x384")
-        sizes.append((int(hw[0]), int(hw[1])))
+            raise UnetrtError(f"invalid size {item!r} in --sizes",
+                              "positive sizes S (square), HxW or DxHxW (volumes), comma-separated",
+                              "e.g. --sizes 256,512, --sizes 256x384 or --sizes 64x96x80")
+        sizes.append(tuple(int(d) for d in hw))
     if not sizes:
         raise UnetrtError("no size given", "at least one size", "e.g. --sizes 256")
+    if len({len(s) for s in sizes}) > 1:
+        raise UnetrtError("--sizes mixes image (HxW) and volume (DxHxW) sizes", "sizes of one rank",
+                          "benchmark images and volumes separately")
     return list(dict.fromkeys(sizes))
 
 
@@ -94,17 +100,25 @@ def check_sizes(sizes: Sequence[tuple[int, int]], *, name: str, min_size: int, a
     Raises:
         UnetrtError: The first size refused, with the admissible rule and the nearest valid size.
     """
-    from ..models import output_hw
+    from ..models.geometry import output_spatial, spatial_dims
 
-    rule = f"H and W >= {min_size}" + (f" and multiples of {alignment}" if alignment > 1 else "")
-    for h, w in sizes:
-        ok = min(h, w) >= min_size and h % alignment == 0 and w % alignment == 0
+    dims = spatial_dims(model) if model is not None else None
+    for size in sizes:
+        text = "x".join(map(str, size))
+        if dims is not None and len(size) != dims:
+            kind = "volumetric: expected 3-D sizes DxHxW" if dims == 3 else "2-D: expected sizes S or HxW"
+            raise UnetrtError(f"size {text} does not fit {name} ({kind})",
+                              "DxHxW sizes" if dims == 3 else "HxW sizes",
+                              "e.g. --sizes 64x96x80" if dims == 3 else "e.g. --sizes 256")
+        axes = "D, H and W" if len(size) == 3 else "H and W"
+        rule = f"{axes} >= {min_size}" + (f" and multiples of {alignment}" if alignment > 1 else "")
+        ok = min(size) >= min_size and all(d % alignment == 0 for d in size)
         if ok and model is not None:
-            ok = output_hw(model, h, w, in_channels) is not None
+            ok = output_spatial(model, tuple(size), in_channels) is not None
         if not ok:
-            near = max(min_size, alignment * math.ceil(max(h, w) / alignment))
-            raise UnetrtError(f"size {h}x{w} is not admissible for {name} (per its {source})", rule,
-                              f"choose other --sizes, e.g. {near}")
+            near = max(min_size, alignment * math.ceil(max(size) / alignment))
+            raise UnetrtError(f"size {text} is not admissible for {name} (per its {source})", rule,
+                              f"choose other --sizes, e.g. {'x'.join([str(near)] * len(size))}")
 
 
 def random_batch(shape: tuple[int, int, int, int], seed: int) -> np.ndarray:
@@ -164,6 +178,9 @@ def image_batch(images: Sequence[np.ndarray], shape: tuple[int, int, int, int]) 
 
     if not images:
         raise UnetrtError("no images", "at least one image", "pass a folder with images")
+    if len(shape) != 4:
+        raise InputError(f"--images with the volume shape {'x'.join(map(str, shape))}", "2-D image sizes (HxW)",
+                         "benchmark volumes with random inputs (drop --images)")
     n, c, h, w = shape
     batch = [preprocess(_cover_crop(convert_channels(images[i % len(images)], c), h, w), 1.0, c)[0]
              for i in range(n)]

@@ -30,8 +30,8 @@ def new_row(backend, shape: tuple[int, int, int, int], *, device: str, threads: 
     """An empty row for ``backend`` (a :class:`~unetrt.bench.backends.Backend`) at ``shape``."""
     row: dict[str, Any] = {
         "backend": backend.name, "family": backend.family, "precision": backend.precision, "device": device,
-        "status": status, "shape": [int(d) for d in shape], "batch": int(shape[0]), "height": int(shape[2]),
-        "width": int(shape[3]), "latency_ms": None, "iterations": None, "throughput_ips": None,
+        "status": status, "shape": [int(d) for d in shape], "batch": int(shape[0]), "height": int(shape[-2]),
+        "width": int(shape[-1]), **({"depth": int(shape[2])} if len(shape) == 5 else {}), "latency_ms": None, "iterations": None, "throughput_ips": None,
         "speedup_vs_eager": None, "peak_memory_mb": None, "memory_kind": None, "transfers_included": None,
         "threads": threads,
     }

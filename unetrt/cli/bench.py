@@ -49,7 +49,7 @@ def _run_with_progress(config, console):
 
 @click.command("bench")
 @model_options
-@click.option("--sizes", default="256", show_default=True, help="Input sizes: S (square) or HxW, comma-separated.")
+@click.option("--sizes", default="256", show_default=True, help="Input sizes: S (square) or HxW, comma-separated; DxHxW for volumetric models (e.g. 64x96x80).")
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, comma-separated.")
 @click.option("--backends", default="eager,ort", show_default=True,
               help=f"Comma-separated, among: {', '.join(BACKENDS)}. Unavailable ones get a 'skipped' row.")

@@ -105,6 +105,10 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     from ..runtime.transforms import mask_to_image
 
     con = Console(stderr=True)
+    if any(_is_volume(i) for i in inputs):
+        _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save,
+                         force, as_json, con)
+        return
     files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
     targets = _output_paths(files, outputs)
     if not no_save and not force:
@@ -157,6 +161,58 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))
+
+
+def _is_volume(path: str) -> bool:
+    from ..runtime.volume import VOLUME_SUFFIXES
+
+    return str(path).lower().endswith(VOLUME_SUFFIXES)
+
+
+def _volume_target(path: Path, outputs: tuple[str, ...], i: int, n: int) -> Path:
+    name = path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    suffix = path.name[len(name):]
+    if not outputs:
+        return path.with_name(name + "_OUT" + suffix)
+    if len(outputs) == n:
+        return Path(outputs[i])
+    if len(outputs) == 1 and (Path(outputs[0]).is_dir() or outputs[0].endswith("/")):
+        return Path(outputs[0]) / (name + "_OUT" + suffix)
+    raise UnetrtError(f"{len(outputs)} output path(s) for {n} input volume(s)",
+                      "one -o per input volume, or one existing folder", "fix -o")
+
+
+def _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save, force,
+                     as_json, con) -> None:
+    """Volumes (.npy, NIfTI with nibabel): one label volume each, sliding windows when larger than the engine."""
+    from ..runtime import load
+    from ..runtime.volume import predict_volume, read_volume, write_volume
+
+    if not all(_is_volume(i) for i in inputs):
+        raise UnetrtError("images and volumes mixed in -i", "only image files or only volumes (.npy, .nii, .nii.gz)",
+                          "run unet-predict once per kind")
+    paths = [Path(i) for i in inputs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UnetrtError(f"input {missing[0]} does not exist", "volume files", "check the path")
+    targets = [_volume_target(p, outputs, i, len(paths)) for i, p in enumerate(paths)]
+    if not no_save and not force and any(t.exists() for t in targets):
+        raise UnetrtError(f"output {next(t for t in targets if t.exists())} exists", "new output paths",
+                          "pass --force to overwrite, or choose -o")
+    rows = []
+    with load(model_path, backend=backend, device=device, precision=precision) as runner:
+        for path, target in zip(paths, targets):
+            volume, affine = read_volume(path)
+            pred = predict_volume(runner, volume, tile=tile, mask_threshold=mask_threshold)
+            if not no_save:
+                write_volume(pred.mask, target, affine)
+            rows.append({"input": str(path), "output": None if no_save else str(target), "size": list(pred.mask.shape),
+                         "mode": pred.mode, "class_voxels": np.bincount(pred.mask.ravel(), minlength=2).tolist(),
+                         "timings_ms": {k: round(v, 3) for k, v in pred.timings_ms.items()}})
+            con.print(f"{path} → {'(not saved)' if no_save else target}  [{pred.mode}, {pred.timings_ms['infer']:.1f} ms]")
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
+                               "volumes": rows}, indent=2))
 
 
 def main() -> None:  # console script `unet-predict`

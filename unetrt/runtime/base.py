@@ -53,8 +53,8 @@ class InputConstraint:
         shape: Shape with ``None`` for dynamic dimensions (e.g. ``(None, 3, None, None)``).
         min_shape: Per-dimension lower bounds (an engine profile's min), or ``None``.
         max_shape: Per-dimension upper bounds (an engine profile's max), or ``None``.
-        min_size: Smallest H and W (the last two dimensions of a rank-4 NCHW input).
-        alignment: H and W must be multiples of this.
+        min_size: Smallest H and W (rank-4 NCHW input) or D, H and W (rank-5 NCDHW volume).
+        alignment: The spatial sizes must be multiples of this.
     """
 
     name: str
@@ -67,8 +67,8 @@ class InputConstraint:
 
     @property
     def spatial_axes(self) -> tuple[int, ...]:
-        """Axes H and W count as spatial (NCHW rank 4); none for other ranks."""
-        return (2, 3) if len(self.shape) == 4 else ()
+        """Spatial axes: H, W of an NCHW input, D, H, W of an NCDHW volume; none for other ranks."""
+        return tuple(range(2, len(self.shape))) if len(self.shape) in (4, 5) else ()
 
     def bounds(self) -> list[tuple[int, int | None]]:
         """``(low, high)`` per dimension; ``high`` is ``None`` when unbounded."""
@@ -85,27 +85,40 @@ class InputConstraint:
         return out
 
     def _letters(self) -> list[str]:
-        return list("NCHW") if len(self.shape) == 4 else [f"d{i}" for i in range(len(self.shape))]
+        return {4: list("NCHW"), 5: list("NCDHW")}.get(len(self.shape)) or [f"d{i}" for i in range(len(self.shape))]
 
     def describe(self) -> str:
         """Admissible shapes in words, e.g. ``Nx3xHxW float32, N >= 1, H, W >= 16, H and W multiples of 16``."""
         letters, bounds = self._letters(), self.bounds()
+        spatial = self.spatial_axes
+        # spatial axes that are all dynamic with equal bounds are described together ("H, W >= 16")
+        grouped = bool(spatial) and all(self.shape[a] is None for a in spatial) and \
+            len({bounds[a] for a in spatial}) == 1
         dims, rules = [], []
         for axis, ((low, high), dim) in enumerate(zip(bounds, self.shape)):
             dims.append(str(dim) if dim is not None else letters[axis])
-            if dim is None and not (axis == 3 and self.shape[2] is None and bounds[2] == bounds[3]):
-                label = "H, W" if axis == 2 and self.shape[3] is None and bounds[2] == bounds[3] else letters[axis]
+            if dim is None and not (grouped and axis in spatial[1:]):
+                label = ", ".join(letters[a] for a in spatial) if grouped and axis == spatial[0] else letters[axis]
                 rules.append(f"{label} in [{low}, {high}]" if high is not None else f"{label} >= {low}")
-        if self.alignment > 1 and self.spatial_axes:
-            rules.append(f"H and W multiples of {self.alignment}")
+        if self.alignment > 1 and spatial:
+            rules.append(f"{self._spatial_words()} multiples of {self.alignment}")
         text = "x".join(dims) + f" {self.dtype}"
         return text + (", " + ", ".join(rules) if rules else "")
+
+    def _spatial_words(self) -> str:
+        return "D, H and W" if len(self.shape) == 5 else "H and W"
 
     def problem(self, shape: tuple[int, ...]) -> tuple[str, str] | None:
         """``(what is wrong, how to fix)`` for a shape this input refuses, ``None`` when admissible."""
         if len(shape) != len(self.shape):
+            if len(self.shape) == 5 and len(shape) == 4:
+                return ("rank 4 (an image) for a volumetric model: expected 5-D NxCxDxHxW",
+                        "pass a volume (add the batch axis of a CxDxHxW array: x[None])")
+            if len(self.shape) == 4 and len(shape) == 5:
+                return ("rank 5 (a volume) for a 2-D model: expected 4-D NxCxHxW",
+                        "pass images, or slices of the volume as a batch")
             return f"rank {len(shape)}", f"pass a rank-{len(self.shape)} array (add the batch axis: x[None])"
-        if len(self.shape) == 4 and self.shape[1] is not None and shape[1] != self.shape[1]:
+        if len(self.shape) in (4, 5) and self.shape[1] is not None and shape[1] != self.shape[1]:
             return (f"{shape[1]} channel(s) instead of {self.shape[1]}",
                     "convert the image (unetrt.runtime.transforms.preprocess(img, in_channels=...))")
         for axis, (low, high) in enumerate(self.bounds()):
@@ -113,7 +126,7 @@ class InputConstraint:
             if size < low or (high is not None and size > high):
                 if low == high:
                     return f"{letter} is {size}, not {low}", "use the exported static shape"
-                if high is not None and size > high and axis == 0 and len(self.shape) == 4:
+                if high is not None and size > high and axis == 0 and len(self.shape) in (4, 5):
                     return f"N is {size} > {high}", f"split the batch into batches of at most {high}"
                 if high is not None and size > high:
                     return (f"{letter} is {size} > {high}",
@@ -123,7 +136,7 @@ class InputConstraint:
         if self.alignment > 1:
             bad = [shape[a] for a in self.spatial_axes if shape[a] % self.alignment]
             if bad:
-                return (f"H/W not a multiple of {self.alignment}",
+                return (f"{'D/H/W' if len(self.shape) == 5 else 'H/W'} not a multiple of {self.alignment}",
                         f"pad it: unetrt.runtime.transforms.align_pad(x, {self.alignment})")
         return None
 

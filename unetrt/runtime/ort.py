@@ -147,7 +147,7 @@ class OrtRunner(Runner):
         self._inputs = {}
         for arg in session.get_inputs():
             spec = InputConstraint(arg.name, ORT_DTYPES.get(arg.type, arg.type), _dims(arg.shape))
-            self._inputs[arg.name] = apply_manifest_input(spec, section if len(spec.shape) == 4 else None)
+            self._inputs[arg.name] = apply_manifest_input(spec, section if len(spec.shape) in (4, 5) else None)
         self._outputs = {o.name: TensorMeta(ORT_DTYPES.get(o.type, o.type), _dims(o.shape))
                          for o in session.get_outputs()}
 

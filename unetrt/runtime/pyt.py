@@ -115,12 +115,15 @@ class TorchRunner(Runner):
             model = build_from_checkpoint(self._source, self.manifest, self._arch, self._model_kwargs)
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self._inputs = {self.input_name: self._constraint(self.model)}
-        classes = ((self.manifest or {}).get("output") or {}).get("classes") or \
-            getattr(self.model, "config", {}).get("num_classes")
-        self._outputs = {self.output_name: TensorMeta("float32", (None, classes, None, None))}
+        out_section = (self.manifest or {}).get("output") or {}
+        classes = out_section.get("classes") or getattr(self.model, "config", {}).get("num_classes")
+        spatial = (None,) * (len(self._inputs[self.input_name].shape) - 2)
+        names = out_section.get("names") or [self.output_name]
+        self._outputs = {n: TensorMeta("float32", (None, classes if i == 0 else None, *spatial))
+                         for i, n in enumerate(names)}
 
     def _constraint(self, model: nn.Module) -> InputConstraint:
-        from ..models.geometry import input_channels
+        from ..models.geometry import input_channels, spatial_dims
 
         min_size, alignment = 1, 1
         arch = getattr(model, "config", {}).get("arch")
@@ -133,7 +136,8 @@ class TorchRunner(Runner):
             except KeyError:
                 pass
         channels = input_channels(model)
-        spec = InputConstraint(self.input_name, "float32", (None, channels, None, None), min_size=min_size,
+        spatial = (None,) * spatial_dims(model)
+        spec = InputConstraint(self.input_name, "float32", (None, channels, *spatial), min_size=min_size,
                                alignment=alignment)
         return apply_manifest_input(spec, (self.manifest or {}).get("input"))
 
@@ -141,18 +145,18 @@ class TorchRunner(Runner):
         value = feed[self.input_name]
         x = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
         x = x.to(device=self.device, dtype=_PRECISIONS[self.precision])
+        from torch.utils._pytree import tree_leaves
+
         with torch.inference_mode():
-            y = self.model(x)
-        if isinstance(y, (tuple, list)):
-            y = y[0]
-        elif isinstance(y, Mapping):
-            y = next(iter(y.values()))
-        y = y.float()
+            out = self.model(x)
+        ys = [t.float() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         if to_host or self.device.type == "cpu":
-            y = y.cpu().numpy()
-        return {self.output_name: y}
+            ys = [y.cpu().numpy() for y in ys]
+        # every output, named like the export (logits, logits_1, ... or the dict's keys)
+        names = list(self._outputs) + [f"{self.output_name}_{i}" for i in range(len(self._outputs), len(ys))]
+        return dict(zip(names, ys))
 
     def _deactivate(self) -> None:
         self.model = None

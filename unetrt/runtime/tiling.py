@@ -5,17 +5,19 @@
   cover it exactly. Tiles start at multiples of ``period`` (the pooling factor, 16 for four 2x2
   poolings), so each tile sees the pooling grid a single pass over the padded image would see and
   the stitched result equals that single pass (up to float summation order).
-* :func:`sliding_window` is for same-size models and images larger than what one run may take (an
-  engine profile's max): overlapping tiles are blended with weights that vanish towards a tile's
-  inner edges, where padding replaces real context.
+* :func:`sliding_window` is for same-size models and images (or ``NxCxDxHxW`` volumes) larger than
+  what one run may take (an engine profile's max): overlapping tiles are blended with weights that
+  vanish towards a tile's inner edges, where padding replaces real context.
 
-Both take ``NxCxHxW`` arrays, call ``progress(done, total)`` after each batch of tiles (the CLI
+Both take ``NxCxHxW`` arrays (sliding windows volumes too), call ``progress(done, total)`` after each batch of tiles (the CLI
 drives a rich progress bar with it) and activate an inactive runner for the duration of the call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -190,53 +192,79 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(list(range(0, size - tile, step)) + [size - tile]))
 
 
+def _tuple(value, what: str, n: int, minimum: int = 1) -> tuple[int, ...]:
+    """One int or ``n`` ints (one per spatial axis), each ``>= minimum``."""
+    if n == 2:
+        return _pair(value, what, minimum)
+    items = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(items) != n or any(int(v) < minimum for v in items):
+        kind = "positive" if minimum else "non-negative"
+        raise InputError(f"{what}={value!r}", f"a {kind} int or (depth, height, width)", f"fix {what}")
+    return tuple(int(v) for v in items)
+
+
+def _check_volume(x) -> np.ndarray:
+    x = to_numpy(x)
+    if x.ndim not in (4, 5):
+        raise InputError(f"array of shape {x.shape}", "NxCxHxW (image) or NxCxDxHxW (volume)",
+                         "add the batch axis: x[None]")
+    return x
+
+
 def sliding_window(runner: Runner, x, tile=None, *, overlap=None, blend: str = "linear", trim=None,
                    batch_size: int = 1, progress: Progress | None = None, input_name: str | None = None,
                    output_name: str | None = None) -> np.ndarray:
-    """Blend overlapping tiles of a same-size model; returns ``NxKxHxW`` for an ``NxCxHxW`` input.
+    """Blend overlapping tiles of a same-size model; ``NxKxHxW`` for ``NxCxHxW``, ``NxKxDxHxW`` for a volume.
 
     Args:
-        runner: Runner of a model whose output has its input's H and W.
-        x: ``NxCxHxW`` input, already pre-processed (and aligned if the model needs it).
-        tile: Tile (H, W) or one int; default: the runner's max H/W (engine profile), else the image.
-            A dimension larger than the image is cut to the image's.
-        overlap: Overlap between neighbouring tiles, int or (H, W); default a quarter of the tile.
+        runner: Runner of a model whose output has its input's spatial size.
+        x: ``NxCxHxW`` or ``NxCxDxHxW`` input, already pre-processed (and aligned if the model needs it).
+        tile: Tile size per spatial axis, or one int; default: the runner's max sizes (engine
+            profile), else the input's. A tile larger than the input is cut to the input's.
+        overlap: Overlap between neighbouring tiles, int or per axis; default a quarter of the tile.
         blend: ``"linear"`` (default), ``"gaussian"`` or ``"mean"`` (see :func:`blend_weights`).
         trim: Pixels next to an inner tile edge given weight 0 (linear); default overlap // 4.
         batch_size: Tiles per ``infer`` call.
         progress: ``progress(done, total)`` after each batch.
         input_name / output_name: Which input/output (default: the first).
     """
-    x = _check_image(x)
-    n, c, h, w = x.shape
+    x = _check_volume(x)
+    n, sizes = x.shape[0], x.shape[2:]
+    k = len(sizes)
+    axes = tuple(range(2, 2 + k))
     with _active(runner):
         name, out_name, _ = _names(runner, input_name, output_name)
-        if tile is None:  # the largest admissible tile: a static shape, a profile's max, else the image
+        if tile is None:  # the largest admissible tile: a static shape, a profile's max, else the input
             spec = runner.input_constraints[name]
-            limits = [spec.shape[a] or (spec.max_shape[a] if spec.max_shape else None) for a in (2, 3)]
-            tile = (limits[0] or h, limits[1] or w)
-        th, tw = _pair(tile, "tile")
-        th, tw = min(th, h), min(tw, w)
-        oy, ox = (th // 4, tw // 4) if overlap is None else _pair(overlap, "overlap", 0)
-        if oy >= th or ox >= tw:
-            raise InputError(f"overlap {(oy, ox)} with tile {(th, tw)}", "overlap smaller than the tile",
-                             "lower overlap")
-        ty, tx = (oy // 4, ox // 4) if trim is None else _pair(trim, "trim", 0)
-        ys, xs = _starts(h, th, oy), _starts(w, tw, ox)
-        wy = {y: blend_weights(th, oy, blend=blend, trim=ty, start_edge=y == 0, end_edge=y + th >= h) for y in ys}
-        wx = {z: blend_weights(tw, ox, blend=blend, trim=tx, start_edge=z == 0, end_edge=z + tw >= w) for z in xs}
-        acc = norm = None
-        tiles = [((k, y, z), x[k, :, y:y + th, z:z + tw]) for k in range(n) for y in ys for z in xs]
-        for (k, y, z), out in _run_batches(runner, name, out_name, tiles, batch_size, progress):
-            if out.shape[1:] != (th, tw):
-                raise InputError(f"a {th}x{tw} tile gave a {out.shape[1]}x{out.shape[2]} output",
-                                 "a same-size model", "use overlap_tile for valid-convolution models")
+            if len(spec.shape) != x.ndim:
+                raise InputError(f"a {x.ndim}-D input for a runner of {len(spec.shape)}-D inputs",
+                                 f"{len(spec.shape)}-D arrays", "pass images to a 2-D model, volumes to a 3-D one")
+            limits = [spec.shape[a] or (spec.max_shape[a] if spec.max_shape else None) for a in axes]
+            tile = tuple(lim or s for lim, s in zip(limits, sizes))
+        tiles_hw = tuple(min(t, s) for t, s in zip(_tuple(tile, "tile", k), sizes))
+        over = tuple(t // 4 for t in tiles_hw) if overlap is None else _tuple(overlap, "overlap", k, 0)
+        if any(o >= t for o, t in zip(over, tiles_hw)):
+            raise InputError(f"overlap {over} with tile {tiles_hw}", "overlap smaller than the tile", "lower overlap")
+        trims = tuple(o // 4 for o in over) if trim is None else _tuple(trim, "trim", k, 0)
+        starts = [_starts(s, t, o) for s, t, o in zip(sizes, tiles_hw, over)]
+        weights = [{p: blend_weights(t, o, blend=blend, trim=r, start_edge=p == 0, end_edge=p + t >= s)
+                    for p in ps} for ps, s, t, o, r in zip(starts, sizes, tiles_hw, over, trims)]
+        acc = norm = out = None
+        origins = list(itertools.product(*starts))
+        tiles = [((b, o), x[(b, slice(None), *(slice(p, p + t) for p, t in zip(o, tiles_hw)))])
+                 for b in range(n) for o in origins]
+        for (b, origin), out in _run_batches(runner, name, out_name, tiles, batch_size, progress):
+            if tuple(out.shape[1:]) != tiles_hw:
+                raise InputError(f"a {'x'.join(map(str, tiles_hw))} tile gave a "
+                                 f"{'x'.join(map(str, out.shape[1:]))} output", "a same-size model",
+                                 "use overlap_tile for valid-convolution models")
             if acc is None:
-                acc = np.zeros((n, out.shape[0], h, w))
-                norm = np.zeros((n, 1, h, w))
-            weight = np.outer(wy[y], wx[z])
-            acc[k, :, y:y + th, z:z + tw] += weight * out
-            norm[k, :, y:y + th, z:z + tw] += weight
+                acc = np.zeros((n, out.shape[0], *sizes))
+                norm = np.zeros((n, 1, *sizes))
+            weight = functools.reduce(np.multiply.outer, [w[p] for w, p in zip(weights, origin)])
+            region = (b, slice(None), *(slice(p, p + t) for p, t in zip(origin, tiles_hw)))
+            acc[region] += weight * out
+            norm[region] += weight
     if not np.all(norm > 0):
         raise InputError("some pixels got no tile weight", "trim small enough for the overlap", "lower trim")
     return (acc / norm).astype(out.dtype)

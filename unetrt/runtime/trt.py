@@ -126,7 +126,7 @@ class TrtRunner(Runner):
                               "enough free GPU memory", "free GPU memory or use a smaller max shape")
         self._inputs, self._outputs = engine_io(engine)
         section = (self.manifest or {}).get("input")
-        self._inputs = {n: apply_manifest_input(c, section if len(c.shape) == 4 else None)
+        self._inputs = {n: apply_manifest_input(c, section if len(c.shape) in (4, 5) else None)
                         for n, c in self._inputs.items()}
         mem = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0)
         self._state = {"torch": torch, "trt": trt, "logger": logger, "runtime": runtime, "engine": engine,

@@ -17,11 +17,21 @@ DEFAULT_ARCH = "milesial"
 err_console = Console(stderr=True)
 
 
+def debug_enabled() -> bool:
+    """``UNETRT_DEBUG=1`` (or any value but 0/empty): show tracebacks instead of one error line."""
+    import os
+
+    return os.environ.get("UNETRT_DEBUG", "").strip() not in ("", "0")
+
+
 def handle_errors(fn):
     """Turn :class:`UnetrtError` into one clean error line and exit code 1 (a parity failure
-    prints its table first); other exceptions keep their traceback."""
+    prints its table first); other exceptions keep their traceback. With ``UNETRT_DEBUG=1`` the
+    error propagates with its full traceback (the model's own error chained as its cause)."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
+        if debug_enabled():
+            return fn(*args, **kwargs)
         try:
             return fn(*args, **kwargs)
         except ParityError as exc:

@@ -86,8 +86,12 @@ def explain(step: str, exc: BaseException, *, shape: tuple[int, ...] | None = No
         every_size: The probe failed at every size it tried (``shape`` is the smallest).
         alignment: An alignment known to work, for the ``--align`` hint.
     """
-    at = f" at input {'x'.join(map(str, shape))}" if shape else ""
-    where = f"{step} failed{' at every probed size; at the smallest' if every_size else ''}{at}"
+    text = "x".join(map(str, shape)) if shape else ""
+    if every_size:
+        where = f"{step} failed at every probed size (smallest: input {text})" if shape else \
+            f"{step} failed at every probed size"
+    else:
+        where = f"{step} failed" + (f" at input {text}" if shape else "")
     package = missing_package(exc)
     if package:
         return ExportError(f"{where}: the model needs an optional package that is not installed "
@@ -98,7 +102,7 @@ def explain(step: str, exc: BaseException, *, shape: tuple[int, ...] | None = No
                            "replace .item()/bool(tensor)/nonzero-driven branches in forward with tensor ops "
                            "(torch.where, torch.cond), or export with --static --shape")
     if _matches(exc, _SIZE):
-        hint = f"--align {alignment}" if alignment else "--align 16 (or 8, 32: the product of its strides)"
+        hint = f"--align {alignment}" if alignment else "--align auto (the eager probe finds the size rule) or --align N"
         expected = "input sizes the model accepts" + (" (check its in_channels)" if every_size else "")
         return ExportError(what, expected, f"export with {hint}, or --static --shape with a size it accepts")
     if every_size:

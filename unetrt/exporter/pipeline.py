@@ -301,7 +301,10 @@ def _alignment_source(config: ExportConfig, spec, found, start: int, final: int)
 
 
 def _convert_step(config: ExportConfig, model: nn.Module, in_ch: int, spec, traced: _Traced):
-    names = traced.output_names = onnx_io.output_names(_eager(model, traced.sample))
+    try:
+        names = traced.output_names = onnx_io.output_names(_eager(model, traced.sample))
+    except Exception as exc:  # the model's own error at the tracing sample (e.g. a forced --align)
+        raise explain("eager probe", exc, shape=tuple(traced.sample.shape)) from exc
     if traced.program is not None:
         try:
             proto = onnx_io.from_exported_program(traced.program, traced.sample, config.opset, names)

@@ -1,0 +1,3 @@
+import pytest
+
+pytest.importorskip("monai", reason="MONAI is a dev dependency (pip install -e '.[dev]')")

@@ -60,3 +60,43 @@ def test_branchy_model_with_align_1_fails_with_diagnosis():
     msg = str(err.value)
     assert "cannot be exact at every size" in msg and "--align 16" in msg and "H // 16" in msg
     assert "\n" not in msg
+
+
+# Shape of torch 2.13's message for a volume whose depth must be a multiple of 4 (root in units of 2).
+VOLUME_MESSAGE = """Constraints violated (_D)! For more information, run with TORCH_LOGS="+dynamic".
+  - Not all values of 2*_D = L['x'].size()[2] in the specified range satisfy the generated guard Eq(Mod(L['x'].size()[2], 4), 0).
+Suggested fixes:
+  _D = 2*__D
+  _H = Dim('_H', min=3, max=64)
+
+The error above occurred when calling torch.export.export.
+"""
+
+
+def test_parse_fixes_of_a_volume_uses_depth_and_ignores_trailing_prose():
+    fixes = parse_constraint_violation(VOLUME_MESSAGE, align=2, spatial_dims=3)
+    assert fixes.modulus == 4 and fixes.min_size == 6
+    assert fixes.guards == ["Eq(Mod(D, 4), 0)"]
+
+
+def test_static_fix_is_reported():
+    fixes = parse_constraint_violation("Constraints violated\nSuggested fixes:\n  H = 64\n", align=1)
+    assert fixes.static == {"H": 64}
+
+
+def test_3d_sample_is_small_and_distinct():
+    assert sample_shape(1, 1, 1, spatial_dims=3) == (2, 1, 35, 37, 41)
+    assert sample_shape(1, 8, 8, spatial_dims=3) == (2, 1, 16, 24, 32)
+
+
+@pytest.mark.parametrize("align,spec,probed,start,final,expected", [
+    (8, False, False, 8, 8, "forced"), (None, True, False, 16, 16, "spec"), (None, False, True, 8, 8, "probed"),
+    (None, False, True, 8, 16, "guards"), (None, False, False, 1, 16, "guards"), (None, False, False, 1, 1, "guards")])
+def test_alignment_source(align, spec, probed, start, final, expected):
+    from types import SimpleNamespace
+
+    from unetrt.exporter.pipeline import ExportConfig, _alignment_source
+
+    zoo = SimpleNamespace(alignment=16, min_size=16) if spec else None
+    found = SimpleNamespace(probed=probed) if probed else None
+    assert _alignment_source(ExportConfig(align=align), zoo, found, start, final) == expected

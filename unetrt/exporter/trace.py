@@ -217,8 +217,8 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
     for _ in range(max_rounds):
         ep, shape, message = _export_once(model, in_channels, cur_align, min_size, spatial_dims)
         if ep is not None:
-            if cur_align > 1:
-                min_size = round_up(min_size, cur_align)
+            # the dynamic dims were declared >= 2 (no 0/1 specialisation): sizes below were not traced
+            min_size = round_up(min_size, cur_align) if cur_align > 1 else max(min_size, 2)
             return TraceResult(ep, cur_align, min_size, shape, True, notes, all_guards)
         fixes = parse_constraint_violation(message, cur_align, min_size, spatial_dims)
         all_guards.extend(g for g in fixes.guards if g not in all_guards)

@@ -1,0 +1,97 @@
+"""Volumes (NxCxDxHxW): N-D sliding window, volume prediction (.npy, NIfTI), 3-D bench sizes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.fixtures.thirdparty import Plain3d
+from unetrt.bench.inputs import check_sizes, parse_sizes
+from unetrt.errors import InputError, UnetrtError
+from unetrt.runtime import TorchRunner
+from unetrt.runtime.tiling import sliding_window
+from unetrt.runtime.volume import predict_volume
+
+MANIFEST = {"input": {"alignment": 2, "min_size": 2}, "output": {"classes": 3}}
+
+
+def test_sliding_window_over_d_h_w_matches_one_pass_for_a_pointwise_model():
+    model = torch.nn.Conv3d(1, 2, 1).eval()
+    x = np.random.default_rng(0).standard_normal((2, 1, 10, 13, 17)).astype(np.float32)
+    calls = []
+    with TorchRunner(model) as runner:
+        whole = runner.infer({"input": x})["logits"]
+        tiled = sliding_window(runner, x, (6, 8, 9), progress=lambda done, total: calls.append(total))
+    assert tiled.shape == whole.shape == (2, 2, 10, 13, 17)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert calls[-1] == 2 * 2 * 2 * 3  # batch x tiles along D, H, W
+
+
+def test_predict_volume_pads_to_the_alignment_and_tiles_large_volumes():
+    torch.manual_seed(0)
+    model = Plain3d(width=2)
+    vol = np.random.default_rng(1).standard_normal((9, 12, 15)).astype(np.float32)
+    with TorchRunner(model, manifest=MANIFEST) as runner:
+        direct = predict_volume(runner, vol)
+        tiled = predict_volume(runner, vol, tile=8, overlap=2)
+        with pytest.raises(InputError, match="channel"):
+            predict_volume(runner, np.zeros((2, 8, 8, 8), np.float32))
+    assert direct.mode == "aligned" and tiled.mode == "sliding-window"
+    assert direct.mask.shape == tiled.mask.shape == (9, 12, 15) and direct.mask.dtype == np.uint8
+    padded = np.pad(vol, [(0, 1), (0, 0), (0, 1)], mode="edge")[None, None]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(padded)).numpy()[0, :, :9, :12, :15].argmax(0)
+    np.testing.assert_array_equal(direct.mask, ref)
+    assert (tiled.mask == ref).mean() > 0.9  # blended tiles: border context differs
+
+
+def test_predict_volume_refuses_a_2d_model():
+    with TorchRunner(torch.nn.Conv2d(1, 2, 1)) as runner:
+        with pytest.raises(InputError, match="a volumetric model"):
+            predict_volume(runner, np.zeros((4, 4, 4), np.float32))
+
+
+@pytest.fixture(scope="module")
+def export_3d(tmp_path_factory):
+    from unetrt.exporter import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("plain3d")
+    export(ExportConfig(factory="tests.fixtures.thirdparty:plain3d", model_kwargs={"width": 2},
+                        output_dir=str(out), engine=False, force=True))
+    return out
+
+
+def test_unet_predict_on_npy_and_nifti_volumes(export_3d, tmp_path):
+    from unetrt.cli.predict import predict_cmd
+
+    vol = np.random.default_rng(2).standard_normal((7, 10, 12)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vol)
+    result = CliRunner().invoke(predict_cmd, ["-m", str(export_3d), "-i", str(tmp_path / "v.npy"), "--json",
+                                              "--backend", "ort"])
+    assert result.exit_code == 0, result.output
+    mask = np.load(tmp_path / "v_OUT.npy")
+    assert mask.shape == (7, 10, 12) and mask.max() <= 2
+    info = json.loads(result.stdout)
+    assert info["volumes"][0]["mode"] == "aligned"
+    nib = pytest.importorskip("nibabel")
+    affine = np.diag([0.5, 0.5, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(vol.T.copy(), affine), str(tmp_path / "v.nii.gz"))
+    result = CliRunner().invoke(predict_cmd, ["-m", str(export_3d), "-i", str(tmp_path / "v.nii.gz"),
+                                              "--backend", "ort", "--tile", "4"])
+    assert result.exit_code == 0, result.output
+    out = nib.load(str(tmp_path / "v_OUT.nii.gz"))
+    assert out.shape == (12, 10, 7) and np.allclose(out.affine, affine)
+
+
+def test_bench_sizes_for_volumes():
+    assert parse_sizes("64x96x80,32x32x48") == [(64, 96, 80), (32, 32, 48)]
+    with pytest.raises(UnetrtError, match="mixes image"):
+        parse_sizes("64x96x80,32")
+    model = Plain3d()
+    check_sizes([(8, 12, 16)], name="plain3d", min_size=2, alignment=2, model=model, in_channels=1)
+    with pytest.raises(UnetrtError, match="volumetric: expected 3-D sizes"):
+        check_sizes([(16, 16)], name="plain3d", min_size=2, alignment=2, model=model, in_channels=1)
+    with pytest.raises(UnetrtError, match="D, H and W >= 2 and multiples of 2"):
+        check_sizes([(8, 12, 15)], name="plain3d", min_size=2, alignment=2, model=model, in_channels=1)

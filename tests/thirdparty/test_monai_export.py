@@ -34,9 +34,9 @@ def _eager(kwargs, x):
 
 def test_monai_unet_2d_auto_alignment_is_probed_and_exact(tmp_path):
     result = export(ExportConfig(factory=FACTORY, model_kwargs=UNET_2D, output_dir=str(tmp_path), engine=False))
-    section = result.manifest["input"]
-    assert (section["alignment"], section["min_size"], section["alignment_source"]) == (8, 8, "probed")
-    rows = result.manifest["verification"]["sizes"]
+    section = result.manifest.input
+    assert (section.alignment, section.min_size, section.alignment_source) == (8, 8, "probed")
+    rows = result.manifest.verification.sizes
     assert rows and all(r["passed"] and r["max_abs"] < 1e-4 for r in rows)
     assert any(r["input_shape"][2] != r["input_shape"][3] for r in rows)
     with load(str(tmp_path), backend="ort") as runner:
@@ -60,8 +60,9 @@ def test_forced_alignment_the_model_cannot_take_is_one_line(tmp_path):
 def test_monai_unet_3d_exports_fp16_and_an_engine_with_5d_profiles(tmp_path):
     result = export(ExportConfig(factory=FACTORY, model_kwargs=UNET_3D, output_dir=str(tmp_path), fp16=True,
                                  engine=True))
-    m = result.manifest
+    m = result.manifest.to_dict()
     assert m["input"]["layout"] == "NCDHW" and m["input"]["alignment"] == 4 and m["input"]["min_size"] == 4
+    assert m["input"]["alignment_source"] == "probed"
     assert m["input"]["dynamic"] == {"batch": True, "depth": True, "height": True, "width": True}
     shapes = [r["input_shape"] for r in m["verification"]["sizes"]]
     assert all(len(s) == 5 for s in shapes) and any(len(set(s[2:])) == 3 for s in shapes)

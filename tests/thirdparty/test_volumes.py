@@ -14,7 +14,6 @@ from unetrt.runtime import TorchRunner
 from unetrt.runtime.tiling import sliding_window
 from unetrt.runtime.volume import predict_volume
 
-MANIFEST = {"input": {"alignment": 2, "min_size": 2}, "output": {"classes": 3}}
 
 
 def test_sliding_window_over_d_h_w_matches_one_pass_for_a_pointwise_model():
@@ -27,24 +26,6 @@ def test_sliding_window_over_d_h_w_matches_one_pass_for_a_pointwise_model():
     assert tiled.shape == whole.shape == (2, 2, 10, 13, 17)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert calls[-1] == 2 * 2 * 2 * 3  # batch x tiles along D, H, W
-
-
-def test_predict_volume_pads_to_the_alignment_and_tiles_large_volumes():
-    torch.manual_seed(0)
-    model = Plain3d(width=2)
-    vol = np.random.default_rng(1).standard_normal((9, 12, 15)).astype(np.float32)
-    with TorchRunner(model, manifest=MANIFEST) as runner:
-        direct = predict_volume(runner, vol)
-        tiled = predict_volume(runner, vol, tile=8, overlap=2)
-        with pytest.raises(InputError, match="channel"):
-            predict_volume(runner, np.zeros((2, 8, 8, 8), np.float32))
-    assert direct.mode == "aligned" and tiled.mode == "sliding-window"
-    assert direct.mask.shape == tiled.mask.shape == (9, 12, 15) and direct.mask.dtype == np.uint8
-    padded = np.pad(vol, [(0, 1), (0, 0), (0, 1)], mode="edge")[None, None]
-    with torch.no_grad():
-        ref = model(torch.from_numpy(padded)).numpy()[0, :, :9, :12, :15].argmax(0)
-    np.testing.assert_array_equal(direct.mask, ref)
-    assert (tiled.mask == ref).mean() > 0.9  # blended tiles: border context differs
 
 
 def test_predict_volume_refuses_a_2d_model():
@@ -61,6 +42,24 @@ def export_3d(tmp_path_factory):
     export(ExportConfig(factory="tests.fixtures.thirdparty:plain3d", model_kwargs={"width": 2},
                         output_dir=str(out), engine=False, force=True))
     return out
+
+
+def test_predict_volume_pads_to_the_alignment_and_tiles_large_volumes(export_3d):
+    from unetrt.runtime import load
+
+    vol = np.random.default_rng(1).standard_normal((9, 12, 15)).astype(np.float32)
+    with load(str(export_3d), backend="ort") as runner:
+        assert runner.input_constraints["input"].alignment == 2
+        direct = predict_volume(runner, vol)
+        tiled = predict_volume(runner, vol, tile=8, overlap=2)
+        padded = np.pad(vol, [(0, 1), (0, 0), (0, 1)], mode="edge")[None, None]
+        ref = runner.infer({"input": padded})["logits"][0, :, :9, :12, :15].argmax(0)
+        with pytest.raises(InputError, match="channel"):
+            predict_volume(runner, np.zeros((2, 8, 8, 8), np.float32))
+    assert direct.mode == "aligned" and tiled.mode == "sliding-window"
+    assert direct.mask.shape == tiled.mask.shape == (9, 12, 15) and direct.mask.dtype == np.uint8
+    np.testing.assert_array_equal(direct.mask, ref)
+    assert (tiled.mask == ref).mean() > 0.9  # blended tiles: border context differs
 
 
 def test_unet_predict_on_npy_and_nifti_volumes(export_3d, tmp_path):

@@ -192,6 +192,52 @@ def _export_once(model: nn.Module, in_channels: int, align: int, min_size: int, 
     return ep, shape, ""
 
 
+def traced_ranges(program, spatial_dims: int = 2) -> list[tuple[int, int]]:
+    """``(low, high)`` each spatial input axis admits in ``program`` (its range constraints).
+
+    torch.export may narrow a declared range without a "Constraints violated" error (a model that
+    specialises on sizes in Python, e.g. counting attention windows with ``math.ceil``); the
+    ranges it kept are the sizes the graph is valid for.
+    """
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name in _user_inputs(program))
+    out = []
+    for dim in node.meta["val"].shape[2:2 + spatial_dims]:
+        if isinstance(dim, int):
+            out.append((dim, dim))
+            continue
+        expr = dim.node.expr
+        subs_lo, subs_hi = {}, {}
+        for sym in expr.free_symbols:
+            vr = program.range_constraints.get(sym)
+            if vr is None:
+                break
+            subs_lo[sym], subs_hi[sym] = int(vr.lower), int(min(vr.upper, MAX_SIZE))
+        else:
+            out.append((int(expr.subs(subs_lo)), int(expr.subs(subs_hi))))
+            continue
+        out.append((0, MAX_SIZE))
+    return out
+
+
+def _user_inputs(program) -> set[str]:
+    spec = program.graph_signature
+    return set(spec.user_inputs)
+
+
+def _check_ranges(program, align: int, min_size: int, spatial_dims: int) -> int:
+    """The traced minimum size; raises when torch.export narrowed the maximum (sizes specialised)."""
+    ranges = traced_ranges(program, spatial_dims)
+    top = MAX_SIZE // align * align
+    narrowed = [(name, lo, hi) for name, (lo, hi) in zip(axis_names(spatial_dims), ranges) if hi < top]
+    if narrowed:
+        text = ", ".join(f"{n} to [{lo}, {hi}]" for n, lo, hi in narrowed)
+        raise ExportError(f"torch.export narrowed {text}: the model specialises on input sizes in Python "
+                          "(e.g. counting windows or patches with math on sizes), so no graph is exact at every size",
+                          f"sizes free up to {top}",
+                          "export one size with --static --shape, or compute those counts with tensor ops")
+    return max([min_size] + [lo for lo, _ in ranges])
+
+
 def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_alignment: int = 1,
           spec_min_size: int = 1, max_rounds: int = 6, spatial_dims: int = 2) -> TraceResult:
     """Trace ``model`` with dynamic N, H, W, deriving the alignment and minimum size it needs.
@@ -219,6 +265,7 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
         if ep is not None:
             # the dynamic dims were declared >= 2 (no 0/1 specialisation): sizes below were not traced
             min_size = round_up(min_size, cur_align) if cur_align > 1 else max(min_size, 2)
+            min_size = _check_ranges(ep, cur_align, min_size, spatial_dims)
             return TraceResult(ep, cur_align, min_size, shape, True, notes, all_guards)
         fixes = parse_constraint_violation(message, cur_align, min_size, spatial_dims)
         all_guards.extend(g for g in fixes.guards if g not in all_guards)

@@ -15,7 +15,7 @@ def test_missing_optional_package_says_pip_install(tmp_path):
         export(ExportConfig(factory="tests.fixtures.thirdparty:needs_missing_package", output_dir=str(tmp_path),
                             engine=False))
     msg = str(err.value)
-    assert msg.startswith("eager probe failed at every probed size")
+    assert msg.startswith("eager probe failed at input 1x3x67x77: the model needs an optional package")
     assert "OptionalImportError: from unetrt_missing_pkg import rearrange" in msg
     assert msg.endswith("| pip install unetrt-missing-pkg") and "\n" not in msg
 

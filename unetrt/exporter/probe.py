@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..models.geometry import downsampling_factor, first_tensor, round_up
-from .failures import explain, last_line
+from .failures import explain, last_line, missing_package
 
 POWERS = (2, 4, 8, 16, 32, 64)
 #: Typical size of a probe per spatial rank (small: the probe must stay cheap).
@@ -172,7 +172,10 @@ def probe(model: nn.Module, in_channels: int, spatial_dims: int = 2, *, spec_ali
         run(second)
         return ProbeResult(spec_alignment, spec_min_size, False, _geometry(run.outputs), run.runs,
                            time.perf_counter() - start)
-    odd_error = last_line(run.smallest_failure[2])
+    odd_exc = run.smallest_failure[2]
+    if missing_package(odd_exc):  # no size will help
+        raise explain("eager probe", odd_exc, shape=(1, in_channels, *odd)) from odd_exc
+    odd_error = last_line(odd_exc)
     base = BASE[spatial_dims]
     for lo in (base, 4 * base):
         for a in _candidates(model, max(1, spec_alignment)):

@@ -224,8 +224,12 @@ def _user_inputs(program) -> set[str]:
     return set(spec.user_inputs)
 
 
-def _check_ranges(program, align: int, min_size: int, spatial_dims: int) -> int:
-    """The traced minimum size; raises when torch.export narrowed the maximum (sizes specialised)."""
+def _check_ranges(program, align: int, min_size: int, spatial_dims: int) -> None:
+    """Raise when torch.export narrowed the maximum size (sizes specialised).
+
+    Raised lower bounds are not adopted: size-oblivious tracing reports roots >= 2 even where the
+    graph is exact at 1 (the verification sweep checks the minimum).
+    """
     ranges = traced_ranges(program, spatial_dims)
     top = MAX_SIZE // align * align
     narrowed = [(name, lo, hi) for name, (lo, hi) in zip(axis_names(spatial_dims), ranges) if hi < top]
@@ -235,7 +239,6 @@ def _check_ranges(program, align: int, min_size: int, spatial_dims: int) -> int:
                           "(e.g. counting windows or patches with math on sizes), so no graph is exact at every size",
                           f"sizes free up to {top}",
                           "export one size with --static --shape, or compute those counts with tensor ops")
-    return max([min_size] + [lo for lo, _ in ranges])
 
 
 def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_alignment: int = 1,
@@ -265,7 +268,7 @@ def trace(model: nn.Module, in_channels: int, *, align: int | None = None, spec_
         if ep is not None:
             # the dynamic dims were declared >= 2 (no 0/1 specialisation): sizes below were not traced
             min_size = round_up(min_size, cur_align) if cur_align > 1 else max(min_size, 2)
-            min_size = _check_ranges(ep, cur_align, min_size, spatial_dims)
+            _check_ranges(ep, cur_align, min_size, spatial_dims)
             return TraceResult(ep, cur_align, min_size, shape, True, notes, all_guards)
         fixes = parse_constraint_violation(message, cur_align, min_size, spatial_dims)
         all_guards.extend(g for g in fixes.guards if g not in all_guards)

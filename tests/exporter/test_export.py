@@ -91,7 +91,7 @@ def test_static_export_fixes_every_dim(tmp_path):
     m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert _dims(proto.graph.input[0]) == [2, 1, 32, 48]
-    assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False}
+    assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False, "depth": None}
     assert [r["input_shape"] for r in m["verification"]["sizes"]] == [[2, 1, 32, 48]]
 
 

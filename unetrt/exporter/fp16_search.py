@@ -53,13 +53,10 @@ def name_nodes(graph: onnx.GraphProto) -> None:
 
 def run_ort(model: onnx.ModelProto, feed: dict, *, optimize: bool = True) -> dict[str, np.ndarray]:
     """Run ``model`` on ONNX Runtime's CPU provider and return ``{output name: array}``."""
-    import onnxruntime as ort
+    from ..artifacts.ort import make_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if not optimize:  # keep explicit rounding Casts exactly as written
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    # optimize=False keeps explicit rounding Casts exactly as written
+    session = make_session(model.SerializeToString(), level="all" if optimize else "disable")
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feed)))
 

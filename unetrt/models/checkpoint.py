@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import CheckpointError
 from .match import describe_best_match
@@ -67,14 +68,15 @@ def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _strip_prefixes(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
+def _strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> list[str]:
+    """Strip :data:`WRAPPER_PREFIXES` in place (stacked ones too); return them in the order removed."""
+    stripped: list[str] = []
+    while True:
+        prefix = next((p for p in WRAPPER_PREFIXES if any(k.startswith(p) for k in state)), None)
+        if prefix is None:
+            return stripped
+        consume_prefix_in_state_dict_if_present(state, prefix)
+        stripped.append(prefix)
 
 
 def load_checkpoint(path: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -115,12 +117,8 @@ def load_checkpoint(path: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         elif not isinstance(value, torch.Tensor):
             meta["extra_keys"].append(str(key))
         else:
-            clean = _strip_prefixes(str(key))
-            if clean != key:
-                prefix = str(key)[: len(str(key)) - len(clean)]
-                if prefix not in meta["stripped_prefixes"]:
-                    meta["stripped_prefixes"].append(prefix)
-            state[clean] = value
+            state[str(key)] = value
+    meta["stripped_prefixes"] = _strip_wrapper_prefixes(state)
     return state, meta
 
 

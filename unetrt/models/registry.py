@@ -12,7 +12,7 @@ the registry. A third-party family registers the same way, by being imported.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from torch import nn
@@ -48,16 +48,8 @@ class ModelSpec:
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "description": self.description,
-            "defaults": dict(self.defaults),
-            "alignment": self.alignment,
-            "min_size": self.min_size,
-            "geometry": self.geometry,
-            "notes": self.notes,
-        }
+        """The spec as a JSON-able dict (``defaults`` copied)."""
+        return asdict(self)
 
 
 def register_model(name: str, *, family: str, description: str, defaults: dict[str, Any] | None = None,

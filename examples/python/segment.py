@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         x = preprocess(image, in_channels=spec.shape[1])           # 1xCxHxW float32 in [0, 1]
         x, box = align_pad(x.astype(spec.dtype), spec.alignment, min_size=spec.min_size)
         logits = next(iter(runner.infer({name: x}).values()))      # 1xKxHxW
-        mask_values = (runner.manifest or {}).get("mask_values")   # e.g. [0, 127, 255]
+        mask_values = runner.manifest.mask_values if runner.manifest else None  # e.g. [0, 127, 255]
         print(f"{args.image}: {image.shape[1]}x{image.shape[0]} on {runner.name} ({'; '.join(runner.notes)})")
     mask = postprocess(crop(logits, box), image.shape[:2])          # HxW class indices
     out = mask_to_image(mask, mask_values)

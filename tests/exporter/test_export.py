@@ -92,10 +92,10 @@ def test_no_simplify_still_strips_noop_pads_once(tmp_path, monkeypatch):
     real = onnx_io.strip_noop_pads
     monkeypatch.setattr(onnx_io, "strip_noop_pads", lambda m: calls.append(1) or real(m))
     m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "a"), align=16,
-                            simplify=False, verify=False)).manifest
+                            simplify=False, verify=False)).manifest.to_dict()
     assert calls == [1] and m["onnx"]["pads_removed"] == 4 and "Pad" not in m["onnx"]["op_counts"]
     m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "b"), align=16,
-                            verify=False)).manifest
+                            verify=False)).manifest.to_dict()
     assert calls == [1, 1] and m["onnx"]["pads_removed"] == 4 and m["onnx"]["simplify"]["applied"]
 
 
@@ -129,7 +129,8 @@ def test_static_export_fixes_every_dim(tmp_path):
     m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert _dims(proto.graph.input[0]) == [2, 1, 32, 48]
-    assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False}
+    dynamic = {k: v for k, v in m["input"]["dynamic"].items() if v is not None}  # depth: volumetric only
+    assert dynamic == {"batch": False, "height": False, "width": False}
     assert [r["input_shape"] for r in m["verification"]["sizes"]] == [[2, 1, 32, 48]]
 
 

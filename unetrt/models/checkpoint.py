@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,16 +41,26 @@ def _read(path: Any) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if found or "Unsupported global" in text or "not an allowed global" in text:
+        unsafe = _unsafe_globals(path)
+        if unsafe or "Unsupported global" in str(exc):
             what = f"checkpoint {name!r} holds a pickled object"
-            what += f" ({found.group(1)})" if found else ""
+            what += f" ({_first_few(unsafe)})" if unsafe else ""
             raise CheckpointError(what + " that weights_only loading refuses to execute",
                                   "a state dict (tensors only)", _SAVE_HINT) from None
         raise _corrupt(name, exc) from None
     except Exception as exc:  # RuntimeError (not a zip), EOFError, struct.error, ...
         raise _corrupt(name, exc) from None
+
+
+def _unsafe_globals(path: Any) -> list[str]:
+    """The classes/functions a checkpoint pickles that ``weights_only`` refuses (torch's own scan)."""
+    try:
+        if hasattr(path, "seek"):
+            path.seek(0)
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint, unreadable: no names to show
+        return []
+    return sorted(found, key=lambda g: (g.startswith("torch."), g))  # the user's own classes first
 
 
 def _corrupt(name: str, exc: BaseException) -> CheckpointError:

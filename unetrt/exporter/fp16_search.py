@@ -59,8 +59,11 @@ def name_nodes(graph: onnx.GraphProto) -> None:
     Existing unique names are kept; an empty name becomes the op type, a repeated one gets a ``_N``
     suffix (never a name another node holds).
     """
+    taken = [n.name for n in graph.node]
+    if all(taken) and len(set(taken)) == len(taken):  # nothing to fix: skip the IR round trip
+        return
     model = ir.Model(ir.serde.deserialize_graph(graph), ir_version=onnx.IR_VERSION)
-    if NameFixPass(_FreshNodeNames({n.name for n in graph.node if n.name}))(model).modified:
+    if NameFixPass(_FreshNodeNames({name for name in taken if name}))(model).modified:
         graph.CopyFrom(ir.serde.serialize_graph(model.graph))
 
 

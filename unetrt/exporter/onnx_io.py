@@ -117,10 +117,12 @@ def strip_noop_pads(model: onnx.ModelProto) -> int:
     onnxsim refused). Consumers are rewired to the Pad's input and the now-dead nodes and
     initializers are dropped with onnx-ir's ``RemoveUnusedNodesPass``.
     """
-    graph = ir.serde.deserialize_model(model)
-    outputs = set(graph.graph.outputs)
+    if not any(node.op_type == "Pad" for node in model.graph.node):
+        return 0  # nothing to look at: skip the IR round trip
+    ir_model = ir.serde.deserialize_model(model)
+    outputs = set(ir_model.graph.outputs)
     removed = 0
-    for node in list(graph.graph):
+    for node in list(ir_model.graph):
         if node.op_type != "Pad" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
         data, pads = node.inputs[0], node.inputs[1]
@@ -130,8 +132,8 @@ def strip_noop_pads(model: onnx.ModelProto) -> int:
         ir.convenience.replace_all_uses_with(node.outputs[0], data)
         removed += 1
     if removed:
-        RemoveUnusedNodesPass()(graph)
-        model.CopyFrom(ir.serde.serialize_model(graph))
+        RemoveUnusedNodesPass()(ir_model)
+        model.CopyFrom(ir.serde.serialize_model(ir_model))
     return removed
 
 

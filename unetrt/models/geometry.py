@@ -7,6 +7,8 @@ import logging
 import torch
 from torch import nn
 
+from ..errors import ModelConfigError
+
 
 def round_up(x: int, multiple: int) -> int:
     """Smallest multiple of ``multiple`` that is >= ``x``."""
@@ -72,7 +74,9 @@ def _first_conv(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, _CONVS):
             return m
-    raise ValueError("cannot tell the model's input channels: pass in_channels")
+    raise ModelConfigError(f"cannot tell the input channels of {type(model).__name__}: it has no convolution",
+                           "model.config['in_channels'] or a Conv2d/Conv3d layer",
+                           "set model.config = {'in_channels': C} in the factory, or pass in_channels")
 
 
 def input_channels(model: nn.Module) -> int:
@@ -92,7 +96,7 @@ def spatial_dims(model: nn.Module) -> int:
         return int(dims)
     try:
         first = _first_conv(model)
-    except ValueError:
+    except ModelConfigError:
         return 2
     return 3 if isinstance(first, (nn.Conv3d, nn.ConvTranspose3d)) else 2
 

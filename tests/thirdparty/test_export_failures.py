@@ -20,6 +20,15 @@ def test_missing_optional_package_says_pip_install(tmp_path):
     assert msg.endswith("| pip install unetrt-missing-pkg") and "\n" not in msg
 
 
+def test_missing_package_wins_over_size_errors_met_while_probing(tmp_path):
+    with pytest.raises(ExportError) as err:
+        export(ExportConfig(factory="tests.fixtures.thirdparty:needs_missing_package",
+                            model_kwargs={"divisible": 32}, output_dir=str(tmp_path), engine=False))
+    msg = str(err.value)
+    assert msg.startswith("eager probe failed at input 1x3x32x64: the model needs an optional package")
+    assert msg.endswith("| pip install unetrt-missing-pkg")
+
+
 def test_missing_package_names():
     assert missing_package(ModuleNotFoundError("No module named 'cv2.x'", name="cv2.x")) == "opencv-python"
     assert missing_package(RuntimeError("boom")) is None

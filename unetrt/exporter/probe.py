@@ -79,6 +79,8 @@ class _Runner:
             with torch.no_grad():
                 out = first_tensor(self.model(x))
         except Exception as exc:  # the model's own error: any type
+            if missing_package(exc):  # no size will help: say which package
+                raise explain("eager probe", exc, shape=(1, self.in_channels, *sizes)) from exc
             numel = 1
             for s in sizes:
                 numel *= s
@@ -172,10 +174,7 @@ def probe(model: nn.Module, in_channels: int, spatial_dims: int = 2, *, spec_ali
         run(second)
         return ProbeResult(spec_alignment, spec_min_size, False, _geometry(run.outputs), run.runs,
                            time.perf_counter() - start)
-    odd_exc = run.smallest_failure[2]
-    if missing_package(odd_exc):  # no size will help
-        raise explain("eager probe", odd_exc, shape=(1, in_channels, *odd)) from odd_exc
-    odd_error = last_line(odd_exc)
+    odd_error = last_line(run.smallest_failure[2])
     base = BASE[spatial_dims]
     for lo in (base, 4 * base):
         for a in _candidates(model, max(1, spec_alignment)):

@@ -94,3 +94,15 @@ def test_bench_sizes_for_volumes():
         check_sizes([(16, 16)], name="plain3d", min_size=2, alignment=2, model=model, in_channels=1)
     with pytest.raises(UnetrtError, match="D, H and W >= 2 and multiples of 2"):
         check_sizes([(8, 12, 15)], name="plain3d", min_size=2, alignment=2, model=model, in_channels=1)
+
+
+def test_unet_predict_on_an_image_with_a_3d_model_says_expected_5d(export_3d, tmp_path):
+    from PIL import Image
+
+    from unetrt.cli.predict import predict_cmd
+
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "img.png")
+    result = CliRunner().invoke(predict_cmd, ["-m", str(export_3d), "-i", str(tmp_path / "img.png"), "--backend", "ort"])
+    assert result.exit_code == 1
+    assert "rank 4 (an image) for a volumetric model: expected 5-D NxCxDxHxW" in result.output
+    assert "Traceback" not in result.output

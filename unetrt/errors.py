@@ -86,3 +86,11 @@ class RunnerError(UnetrtError):
 
 class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
+
+
+class CalibrationError(ExportError):
+    """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
+
+
+class QuantizationError(ExportError):
+    """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""

@@ -1,0 +1,373 @@
+"""INT8 ONNX: explicit Q/DQ quantization that TensorRT (10, 11, RTX) parses and ONNX Runtime runs.
+
+Quantization itself is done by a maintained library: ``onnxruntime.quantization.quantize_static``
+(QDQ format) or, when it is installed, NVIDIA ModelOpt's ONNX PTQ (``modelopt.onnx.quantization``).
+The TensorRT form (``model_int8.onnx``) is symmetric int8 everywhere: int8 activations with zero
+points 0 (``ActivationSymmetric``), per-channel symmetric int8 weights (``WeightSymmetric``), float
+biases (``QuantizeBias=False``: TensorRT's parser refuses int32 DequantizeLinear inputs and non-zero
+zero points). The optional ONNX Runtime CPU form (``model_int8_cpu.onnx``) is uint8 asymmetric
+activations with int32 biases, which ONNX Runtime's x86 kernels run fastest; TensorRT cannot parse it.
+
+Around the quantizer this module adds: calibration ranges computed once and reused by the accuracy
+search (:mod:`unetrt.exporter.int8_search`), the Q/DQ structure check (:func:`check_qdq`), atomic
+self-contained writes and ``metadata_props`` (``precision=int8``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from unetrt.errors import ExportError, MissingDependencyError, ParityError, QuantizationError
+from unetrt.exporter import int8_search as search
+from unetrt.exporter.int8_search import Int8Bars
+from ..fileio import atomic_write_bytes
+
+__all__ = ["Int8Result", "Int8Bars", "quantize_int8", "check_qdq", "needs_one_shape", "METHODS", "TRT_FORM", "CPU_FORM"]
+
+METHODS = ("minmax", "entropy", "percentile")
+TRT_FORM = "int8 symmetric activations (zero point 0), per-channel symmetric int8 weights, float biases"
+CPU_FORM = "uint8 asymmetric activations, per-channel int8 weights, int32 biases"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Int8Result:
+    """What :func:`quantize_int8` wrote and how well it matches eager FP32.
+
+    Attributes:
+        path: The TensorRT-form INT8 ONNX.
+        quantizer: Library and version, e.g. ``"onnxruntime 1.32.0 (quantize_static, QDQ)"``.
+        method: Calibration method (``minmax``, ``entropy``, ``percentile``).
+        form: What is quantized and how (:data:`TRT_FORM`).
+        quantized_nodes: Number of compute nodes that take INT8 inputs.
+        kept_float: Nodes left in float, each ``{"node", "op", "reason"}`` (measured reason).
+        evaluation: Per evaluation input: argmax agreement, per-class Dice/IoU, max/mean abs, passed.
+        structure: The :func:`check_qdq` summary.
+        cpu: The ONNX Runtime CPU form (``path``, ``form``, ``evaluation``, ``structure``) or ``None``.
+    """
+
+    path: str
+    quantizer: str
+    method: str
+    form: str
+    quantized_nodes: int
+    kept_float: list[dict]
+    evaluation: list[dict]
+    structure: dict
+    cpu: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable copy."""
+        return asdict(self)
+
+
+def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, calibration: Sequence[np.ndarray],
+                  eval_feeds: Sequence[np.ndarray], references: Sequence[np.ndarray], labels: Sequence[str],
+                  method: str = "minmax", bars: Int8Bars | None = None, max_float: int | None = None,
+                  exclude: Sequence[str] = (), cpu_path: str | os.PathLike | None = None,
+                  quantizer: str = "auto", input_name: str = "input", progress: Progress | None = None) -> Int8Result:
+    """Quantize an FP32 ONNX model to TensorRT-compatible Q/DQ INT8, keeping float the nodes that need it.
+
+    Args:
+        onnx_path: The FP32 ONNX (dynamic axes are kept).
+        out_path: Where to write the INT8 ONNX (atomically, one file).
+        calibration: Calibration inputs (NCHW float32, admissible sizes; one shared shape for the
+            histogram methods and ModelOpt).
+        eval_feeds: Inputs the accuracy is measured on; ``references``: eager FP32 outputs of them;
+            ``labels``: their names in reports.
+        method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
+        bars: Accuracy bars (default :class:`Int8Bars`).
+        max_float: Most nodes the search may keep in float (``None``: no limit); more is an accuracy
+            failure.
+        exclude: Node names kept float by request.
+        cpu_path: Also write the ONNX Runtime CPU form there (same float nodes; must meet the bars).
+        quantizer: ``"auto"`` (ModelOpt when importable and the method allows, else ONNX Runtime),
+            ``"onnxruntime"`` or ``"modelopt"``.
+        input_name: The graph input fed with the arrays.
+        progress: Called with one-line status messages.
+
+    Raises:
+        QuantizationError: No quantizable layer, or a graph not in the TensorRT Q/DQ form.
+        ParityError: The bars cannot be met within ``max_float`` (message and table name the nodes).
+        ExportError, MissingDependencyError: Bad arguments, or the requested quantizer is missing.
+    """
+    say = progress or (lambda _msg: None)
+    bars = bars or Int8Bars()
+    if method not in METHODS:
+        raise ExportError(f"unknown calibration method {method!r}", f"one of {', '.join(METHODS)}", "pick one")
+    if not calibration or not eval_feeds or len(eval_feeds) != len(references) or len(labels) != len(eval_feeds):
+        raise ExportError(f"{len(calibration)} calibration input(s), {len(eval_feeds)} evaluation feed(s), "
+                          f"{len(references)} reference(s)", "at least one of each, one reference per feed",
+                          "pass calibration images")
+    source = onnx.load(os.fspath(onnx_path))
+    _name_nodes(source)
+    quantize, name = _pick_quantizer(quantizer, method)
+    feeds = [{input_name: np.asarray(x, np.float32)} for x in eval_feeds]
+    refs = [{o.name: r for o in source.graph.output} for r in references]
+    with tempfile.TemporaryDirectory(prefix="unetrt-int8-") as tmp:
+        def trt_form(excluded: frozenset) -> onnx.ModelProto:
+            return quantize(source, calibration, method, sorted(set(excluded) | set(exclude)), True, tmp, input_name)
+
+        state = search.Search(trt_form, feeds, refs, list(labels), bars, say)
+        say(f"int8: calibrating ({method}, {len(calibration)} input(s), {name})")
+        candidates = search.quantized_nodes(trt_form(frozenset()))
+        if not candidates:
+            raise QuantizationError(f"{os.fspath(onnx_path)} has no layer the quantizer can take to INT8",
+                                    "a model with Conv / ConvTranspose / MatMul layers",
+                                    "deploy FP32 or FP16 instead of --int8")
+        kept, failures, first = state.run(candidates)
+        _check_float_budget(kept, failures, first, max_float, len(candidates))
+        model = state.default if not kept else trt_form(kept)
+        final = state.evaluate(kept, model)
+        structure = check_qdq(model, source)
+        for key, value in [("precision", "int8"), ("int8_form", "tensorrt"), ("int8_quantizer", name)]:
+            _set_metadata(model, key, value)
+        atomic_write_bytes(out_path, model.SerializeToString())
+        cpu = None
+        if cpu_path is not None:
+            cpu = _cpu_form(source, calibration, method, sorted(kept | set(exclude)), tmp, input_name, cpu_path,
+                            feeds, refs, labels, bars, name)
+    say(f"int8: wrote {os.fspath(out_path)} ({len(candidates) - len(kept)} of {len(candidates)} nodes INT8)")
+    by_name = {n.name: n.op_type for n in source.graph.node}
+    kept_float = [{"node": n, "op": by_name.get(n, "?"), "reason": _reason(n, failures, final)} for n in
+                  [c for c in candidates if c in kept]]
+    kept_float += [{"node": n, "op": by_name.get(n, "?"), "reason": "requested (exclude)"} for n in exclude]
+    return Int8Result(path=os.fspath(out_path), quantizer=name, method=method, form=TRT_FORM,
+                      quantized_nodes=len(search.quantized_nodes(model)), kept_float=kept_float,
+                      evaluation=final.entries, structure=structure, cpu=cpu)
+
+
+def needs_one_shape(method: str, quantizer: str = "auto") -> bool:
+    """Whether calibration inputs must share one shape: histogram methods (ONNX Runtime stacks every
+    calibration output) and ModelOpt (one calibration array)."""
+    if method in ("entropy", "percentile"):
+        return True
+    if quantizer == "onnxruntime":
+        return False
+    try:
+        import modelopt.onnx.quantization  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_float_budget(kept, failures, first, max_float, total) -> None:
+    """Raise the accuracy failure when too many (or all) nodes would have to stay float."""
+    if (max_float is None or len(kept) <= max_float) and len(kept) < total:
+        return
+    names = ", ".join(sorted(kept)[:12]) + (f" (+{len(kept) - 12} more)" if len(kept) > 12 else "")
+    limit = "every quantizable node" if len(kept) >= total else f"{len(kept)} nodes (limit {max_float})"
+    raise ParityError(search.describe(first.worst, "INT8 accuracy below the bars") + f"; meeting them needs "
+                      f"{limit} in float: {names}", "argmax agreement and mean Dice at or above the INT8 bars",
+                      "calibrate on more representative images (--calib-images), try --calib-method entropy or "
+                      "percentile, raise --int8-max-float, or loosen --int8-argmax / --int8-dice",
+                      search.table(first.entries, "INT8 (default quantization) vs eager FP32"))
+
+
+def _reason(node: str, failures: dict, final: search.Evaluation) -> str:
+    entry = failures.get(node)
+    if entry is None:
+        return "kept with its group by the search"
+    w = final.worst
+    return (f"quantized: argmax {entry['argmax_agreement']:.4f}, dice {entry['mean_dice']:.4f} on "
+            f"{entry['input']} -> float: argmax {w['argmax_agreement']:.4f}, dice {w['mean_dice']:.4f}")
+
+
+def _cpu_form(source, calibration, method, excluded, tmp, input_name, cpu_path, feeds, refs, labels, bars, name):
+    """Write the uint8-asymmetric ONNX Runtime CPU form and measure it (must meet the bars)."""
+    model = _ort_quantize(source, calibration, method, excluded, False, tmp, input_name)
+    evaluation = search.evaluate(model, feeds, refs, list(labels), bars)
+    if not evaluation.passed:
+        raise ParityError(search.describe(evaluation.worst, "the ONNX Runtime CPU INT8 form (uint8) is below the "
+                                          "bars"), "the CPU form to meet the INT8 bars like the TensorRT form",
+                          "drop --int8-cpu (the TensorRT form passed) or calibrate on more images",
+                          search.table(evaluation.entries, "INT8 CPU form vs eager FP32"))
+    structure = check_qdq(model, source, tensorrt=False)
+    for key, value in [("precision", "int8"), ("int8_form", "onnxruntime-cpu"), ("int8_quantizer", name)]:
+        _set_metadata(model, key, value)
+    atomic_write_bytes(cpu_path, model.SerializeToString())
+    return {"path": os.fspath(cpu_path), "form": CPU_FORM, "evaluation": evaluation.entries, "structure": structure}
+
+
+def _pick_quantizer(which: str, method: str):
+    """``(quantize(source, calib, method, excluded, symmetric, tmp, input_name), description)``."""
+    if which not in ("auto", "onnxruntime", "modelopt"):
+        raise ExportError(f"unknown INT8 quantizer {which!r}", "'auto', 'onnxruntime' or 'modelopt'", "pick one")
+    if which in ("auto", "modelopt"):
+        try:
+            import modelopt
+            from modelopt.onnx.quantization import quantize as _mo  # noqa: F401
+        except ImportError:
+            if which == "modelopt":
+                raise MissingDependencyError("NVIDIA ModelOpt is not installed", "modelopt.onnx.quantization",
+                                             "pip install 'unetrt[modelopt]'") from None
+        else:
+            if method != "percentile":
+                return _modelopt_quantize, f"modelopt {modelopt.__version__} (onnx.quantization, int8)"
+            if which == "modelopt":
+                raise ExportError("ModelOpt has no percentile calibration", "--calib-method minmax or entropy",
+                                  "pick one of those, or the onnxruntime quantizer")
+    import onnxruntime
+
+    return _ort_quantize, f"onnxruntime {onnxruntime.__version__} (quantize_static, QDQ)"
+
+
+class _Reader:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over arrays (one feed per array)."""
+
+    def __init__(self, arrays, input_name):
+        self._feeds = iter([{input_name: np.asarray(a, np.float32)} for a in arrays])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+
+@contextlib.contextmanager
+def _quiet_ort():
+    """Drop onnxruntime.quantization's "consider pre-processing" advice from the root logger."""
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return "pre-process" not in str(record.msg)
+
+    root, drop = logging.getLogger(), _Drop()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _ort_quantize(source, calibration, method, excluded, symmetric, tmp, input_name) -> onnx.ModelProto:
+    """``quantize_static`` in QDQ format; ranges are calibrated once per (method, form) and cached."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}[method]
+    options = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if symmetric else {}
+    kw = {}
+    cache = os.path.join(tmp, f"ranges-{method}-{'sym' if symmetric else 'asym'}.json")
+    if "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+        kw["calibration_cache_path"] = cache
+    src = os.path.join(tmp, "source.onnx")
+    if not os.path.isfile(src):
+        onnx.save(source, src)
+    out = os.path.join(tmp, "quantized.onnx")
+    reader = None if os.path.isfile(cache) and kw else _Reader(calibration, input_name)
+    try:
+        with _quiet_ort():
+            quantize_static(src, out, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=cal, nodes_to_exclude=list(excluded),
+                            extra_options=options, **kw)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise QuantizationError(f"onnxruntime quantize_static failed: {' '.join(str(exc).split())[:300]}",
+                                "calibration inputs the FP32 graph runs on", "check the calibration inputs") from exc
+    return onnx.load(out)
+
+
+def _modelopt_quantize(source, calibration, method, excluded, symmetric, tmp, input_name) -> onnx.ModelProto:
+    """ModelOpt ONNX PTQ (int8, float parts kept FP32); the uint8 CPU form always uses ONNX Runtime."""
+    if not symmetric:
+        return _ort_quantize(source, calibration, method, excluded, symmetric, tmp, input_name)
+    from modelopt.onnx.quantization import quantize as mo_quantize
+
+    shapes = {tuple(np.shape(a)[1:]) for a in calibration}
+    if len(shapes) != 1:
+        raise ExportError("ModelOpt needs calibration inputs of one shape", "one C x H x W for all inputs",
+                          "the exporter crops them to one size; report this")
+    src, out = os.path.join(tmp, "source_mo.onnx"), os.path.join(tmp, "quantized_mo.onnx")
+    onnx.save(source, src)
+    mo_quantize(onnx_path=src, quantize_mode="int8", calibration_method="max" if method == "minmax" else "entropy",
+                calibration_data={input_name: np.concatenate([np.asarray(a, np.float32) for a in calibration])},
+                calibration_eps=["cpu"], nodes_to_exclude=[f"^{re.escape(n)}$" for n in excluded] or None,
+                output_path=out, high_precision_dtype="fp32")
+    return onnx.load(out)
+
+
+def check_qdq(model: onnx.ModelProto, source: onnx.ModelProto, *, tensorrt: bool = True) -> dict:
+    """Check the Q/DQ structure of a quantized graph; return a summary of it.
+
+    With ``tensorrt`` (the TensorRT form): every zero point is an int8 zero, every quantized
+    initializer (weight) is int8 and none is int32 (no quantized bias), scales are finite and
+    positive. Always: FP32 graph I/O with the source's dynamic dimensions, some int8 weights.
+
+    Raises:
+        QuantizationError: Naming the first tensor or value that breaks the form.
+    """
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    qs = [n for n in g.node if n.op_type == "QuantizeLinear"]
+    dqs = [n for n in g.node if n.op_type == "DequantizeLinear"]
+    weights = [inits[n.input[0]] for n in dqs if n.input[0] in inits]
+    fix = "re-quantize with the TensorRT form (symmetric int8, QuantizeBias=False)"
+    if not any(w.data_type in (TensorProto.INT8, TensorProto.UINT8) for w in weights):
+        raise QuantizationError("the quantized graph has no int8 weights", "int8 Conv/ConvTranspose weights",
+                                "the model has no layer the quantizer takes to INT8; deploy FP32/FP16")
+    per_channel = 0
+    for node in qs + dqs:
+        scale = inits.get(node.input[1]) if len(node.input) > 1 else None
+        if scale is None:
+            raise QuantizationError(f"{node.op_type} {node.name!r} has a computed scale", "constant scales", fix)
+        values = numpy_helper.to_array(scale)
+        if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+            raise QuantizationError(f"{node.op_type} {node.name!r} has scale(s) {values.ravel()[:4]}",
+                                    "finite positive scales", "calibrate on representative, non-constant inputs")
+        per_channel += int(node.op_type == "DequantizeLinear" and node.input[0] in inits and values.size > 1)
+        if not tensorrt:
+            continue
+        zp = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zp is None or zp.data_type != TensorProto.INT8 or np.any(numpy_helper.to_array(zp) != 0):
+            got = "none (uint8 by default)" if zp is None else \
+                f"{TensorProto.DataType.Name(zp.data_type)} {numpy_helper.to_array(zp).ravel()[:4]}"
+            raise QuantizationError(f"{node.op_type} {node.name!r} has zero point {got}",
+                                    "int8 zero points, all 0 (TensorRT takes symmetric quantization only)", fix)
+    if tensorrt:
+        wide = [w.name for w in weights if w.data_type != TensorProto.INT8]
+        if wide:
+            raise QuantizationError(f"DequantizeLinear input {wide[0]!r} is "
+                                    f"{TensorProto.DataType.Name(inits[wide[0]].data_type)}",
+                                    "int8 quantized weights only (TensorRT rejects int32 bias DequantizeLinear)", fix)
+    _check_io(model, source)
+    return {"quantize_linear": len(qs), "dequantize_linear": len(dqs), "int8_weights": len(weights),
+            "per_channel_weights": per_channel, "zero_points": "int8, all 0" if tensorrt else "uint8 activations",
+            "int32_bias_dq": sum(w.data_type == TensorProto.INT32 for w in weights), "io": "float32"}
+
+
+def _dims(value) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def _check_io(model, source) -> None:
+    """FP32 graph I/O with the source's (dynamic) dimensions."""
+    mine = {v.name: v for v in [*model.graph.input, *model.graph.output]}
+    for value in [*source.graph.input, *source.graph.output]:
+        twin = mine.get(value.name)
+        if twin is None or twin.type.tensor_type.elem_type != TensorProto.FLOAT or _dims(twin) != _dims(value):
+            got = "missing" if twin is None else \
+                f"{TensorProto.DataType.Name(twin.type.tensor_type.elem_type)} {_dims(twin)}"
+            raise QuantizationError(f"graph I/O {value.name!r} of the INT8 graph is {got}",
+                                    f"FLOAT {_dims(value)} as in the FP32 graph", "report the model")
+
+
+def _name_nodes(model: onnx.ModelProto) -> None:
+    from .fp16_search import name_nodes
+
+    name_nodes(model.graph)
+
+
+def _set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
+    from .fp16 import _set_metadata as set_meta
+
+    set_meta(model, key, value)

@@ -88,6 +88,11 @@ class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
 
 
+class ManifestError(UnetrtError):
+    """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
+    wrongly typed field."""
+
+
 class CalibrationError(ExportError):
     """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
 

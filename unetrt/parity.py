@@ -28,6 +28,10 @@ class Tolerance:
 
 FP32_TOLERANCE = Tolerance(atol_factor=1e-4)
 FP16_TOLERANCE = Tolerance(atol_factor=1e-2, min_argmax_agreement=0.995)
+#: INT8 bars: mask agreement over every pixel and mean Dice of the masks (max abs error is reported,
+#: not barred: quantization moves logits by far more than any FP32/FP16 bar).
+INT8_MIN_ARGMAX = 0.99
+INT8_MIN_DICE = 0.98
 
 
 @dataclass(frozen=True)

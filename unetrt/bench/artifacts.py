@@ -31,10 +31,13 @@ EXPORT_SETS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
     "onnx_fp16": ({"fp16": True}, frozenset({"onnx", "onnx_fp16"})),
     "engine": ({"engine": True}, frozenset({"onnx", "engine"})),
     "engine_fp16": ({"fp16": True, "engine": True}, frozenset({"onnx", "onnx_fp16", "engine_fp16"})),
+    "onnx_int8": ({"int8": True, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
+    "onnx_int8_cpu": ({"int8": True, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
+    "engine_int8": ({"int8": True, "engine": True}, frozenset({"onnx", "onnx_int8", "engine_int8"})),
 }
 #: The file each artifact key is.
 FILES = {key: artifact_file(key) for key in EXPORT_SETS}
-_BUILD_ORDER = ("engine_fp16", "engine", "onnx_fp16", "onnx")
+_BUILD_ORDER = ("engine_fp16", "engine", "engine_int8", "onnx_int8", "onnx_int8_cpu", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
 
 

@@ -33,7 +33,8 @@ from unetrt.exporter import int8_search as search
 from unetrt.exporter.int8_search import Int8Bars
 from ..fileio import atomic_write_bytes
 
-__all__ = ["Int8Result", "Int8Bars", "quantize_int8", "check_qdq", "needs_one_shape", "METHODS", "TRT_FORM", "CPU_FORM"]
+__all__ = ["Int8Result", "Int8Bars", "quantize_int8", "check_qdq", "needs_one_shape", "METHODS", "TRT_FORM",
+           "CPU_FORM"]
 
 METHODS = ("minmax", "entropy", "percentile")
 TRT_FORM = "int8 symmetric activations (zero point 0), per-channel symmetric int8 weights, float biases"
@@ -122,12 +123,13 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
 
         state = search.Search(trt_form, feeds, refs, list(labels), bars, say)
         say(f"int8: calibrating ({method}, {len(calibration)} input(s), {name})")
-        candidates = search.quantized_nodes(trt_form(frozenset()))
+        default = trt_form(frozenset())
+        candidates = search.quantized_nodes(default)
         if not candidates:
             raise QuantizationError(f"{os.fspath(onnx_path)} has no layer the quantizer can take to INT8",
                                     "a model with Conv / ConvTranspose / MatMul layers",
                                     "deploy FP32 or FP16 instead of --int8")
-        kept, failures, first = state.run(candidates)
+        kept, failures, first = state.run(candidates, default)
         _check_float_budget(kept, failures, first, max_float, len(candidates))
         model = state.default if not kept else trt_form(kept)
         final = state.evaluate(kept, model)

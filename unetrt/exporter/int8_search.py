@@ -19,6 +19,7 @@ import onnx
 
 from unetrt.errors import ExportError, ParityError
 from unetrt.exporter.fp16_search import run_ort
+from unetrt.parity import INT8_MIN_ARGMAX, INT8_MIN_DICE
 
 __all__ = ["Int8Bars", "Evaluation", "measure", "quantized_nodes", "Search", "table"]
 
@@ -33,8 +34,8 @@ class Int8Bars:
             present in either mask.
     """
 
-    min_argmax_agreement: float = 0.99
-    min_mean_dice: float = 0.98
+    min_argmax_agreement: float = INT8_MIN_ARGMAX
+    min_mean_dice: float = INT8_MIN_DICE
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -173,13 +174,14 @@ class Search:
                       f"(argmax {w['argmax_agreement']:.4f}, dice {w['mean_dice']:.4f})")
         return self._cache[excluded]
 
-    def run(self, candidates: list[str]) -> tuple[frozenset, dict[str, dict], Evaluation]:
+    def run(self, candidates: list[str], default: onnx.ModelProto | None = None
+            ) -> tuple[frozenset, dict[str, dict], Evaluation]:
         """Return ``(nodes kept float, {node: worst entry with it quantized}, the default's evaluation)``.
 
         Raises:
             ParityError: Even with every candidate in float the bars fail (with the table).
         """
-        self.default = self._quantize(frozenset())
+        self.default = self._quantize(frozenset()) if default is None else default
         first = self.evaluate(frozenset(), self.default)
         if first.passed:
             return frozenset(), {}, first

@@ -13,16 +13,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from torch import nn
 
-from ..errors import CalibrationError
+from ..artifacts import names
+from ..artifacts.manifest import EngineEntry, Int8Section
+from ..errors import CalibrationError, ExportError
 from ..fileio import sha256_file
 from .calib import admissible, common_crop, random_inputs
 from .int8_search import Int8Bars, measure
 from .onnx_io import INPUT_NAME
 from .verify import SweepSize, eager_outputs
 
-INT8_ONNX_NAME = "model_int8.onnx"
-INT8_CPU_ONNX_NAME = "model_int8_cpu.onnx"
-INT8_ENGINE_NAME = "model_int8.engine"
+INT8_ONNX_NAME = names.ONNX_INT8
+INT8_CPU_ONNX_NAME = names.ONNX_INT8_CPU
+INT8_ENGINE_NAME = names.engine_name("int8")
 RANDOM_CALIB_WARNING = ("INT8 calibrated on random uniform [0, 1) inputs (no --calib-images): random inputs "
                         "calibrate badly; pass --calib-images DIR with representative images")
 
@@ -37,6 +39,28 @@ class Int8Options:
     max_float: int | None = None
     cpu: bool = False
     quantizer: str = "auto"
+
+
+def options(config) -> Int8Options:
+    """The INT8 options of an :class:`~unetrt.exporter.pipeline.ExportConfig`, validated before any work.
+
+    Raises:
+        CalibrationError: ``calib_count < 1``.
+        ExportError: An unknown calibration method, bars outside [0, 1], a negative float budget.
+    """
+    from .int8 import METHODS
+
+    if config.calib_count < 1:
+        raise CalibrationError(f"--calib-count {config.calib_count}", "at least 1 calibration input",
+                               "pass --calib-count 1 or more (default 16)")
+    if config.calib_method not in METHODS:
+        raise ExportError(f"unknown --calib-method {config.calib_method!r}", f"one of {', '.join(METHODS)}",
+                          "pick one of those")
+    if config.int8_max_float is not None and config.int8_max_float < 0:
+        raise ExportError(f"--int8-max-float {config.int8_max_float}", "0 or more nodes", "fix the limit")
+    bars = Int8Bars(min_argmax_agreement=config.int8_min_argmax, min_mean_dice=config.int8_min_dice)
+    return Int8Options(count=config.calib_count, method=config.calib_method, bars=bars,
+                       max_float=config.int8_max_float, cpu=config.int8_cpu)
 
 
 def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_size: int | None, count: int,
@@ -64,7 +88,7 @@ def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_si
 
 def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
                alignment: int, min_size: int | None, calib_files: list[tuple[str, np.ndarray]] | None,
-               options: Int8Options, progress: Callable[[str], None]) -> dict[str, Any]:
+               options: Int8Options, progress: Callable[[str], None]) -> Int8Section:
     """Write ``model_int8.onnx`` (and ``model_int8_cpu.onnx``), check it, and return the manifest section."""
     from .int8 import needs_one_shape, quantize_int8
 
@@ -88,7 +112,7 @@ def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
                           "sizes": sweep(model, out_path, in_ch, sizes, options.bars)})
     if result.cpu:
         section["cpu"].update(path=INT8_CPU_ONNX_NAME, sha256=sha256_file(cpu_path), runtime="onnxruntime-cpu")
-    return section
+    return Int8Section(**section)
 
 
 def sweep(model: nn.Module, path: Path, in_ch: int, sizes: Sequence[SweepSize], bars: Int8Bars) -> list[dict]:
@@ -117,7 +141,7 @@ def sweep(model: nn.Module, path: Path, in_ch: int, sizes: Sequence[SweepSize], 
 
 
 def int8_engine_stage(onnx_int8: Path, out_dir: Path, mode: tuple[str, str, bool], opts, profiles: list[dict],
-                      fp16: bool, progress: Callable[[str], None]) -> dict:
+                      fp16: bool, progress: Callable[[str], None]) -> EngineEntry:
     """Build ``model_int8.engine`` from the Q/DQ ONNX and return its manifest entry.
 
     Strongly typed builds (TensorRT >= 10.12, 11, RTX) run the quantized layers in INT8 and the rest in
@@ -142,5 +166,8 @@ def int8_engine_stage(onnx_int8: Path, out_dir: Path, mode: tuple[str, str, bool
             how += f"; no FP16 fallback on {flavour} {version} (precision comes from the ONNX)"
     else:
         how = "BuilderFlag.INT8 on the Q/DQ ONNX" + (" + BuilderFlag.FP16 for non-quantized layers" if fp16 else "")
+    from .steps import _jsonable
+
     info.update(path=INT8_ENGINE_NAME, onnx=onnx_int8.name, int8_mode=how)
-    return info
+    info["options"] = _jsonable(info.get("options") or {})
+    return EngineEntry(**info)

@@ -1,5 +1,8 @@
 """The built-in backends: eager PyTorch, ONNX Runtime (CPU, CUDA, TensorRT EP) and TensorRT engines.
 
+INT8: ``load(dir, precision="int8")`` on a CPU picks ``ort-int8-cpu`` (the uint8 form written with
+``--int8-cpu``) when the export has it, else ``ort-int8`` (the TensorRT form); on a GPU ``trt-int8``.
+
 Registration order is preference order: on a GPU, engines before ONNX Runtime CUDA before CPU;
 FP16 before FP32 there, FP32 before FP16 on a CPU. Eager and ONNX Runtime's TensorRT EP are never
 chosen by ``backend="auto"``; name them to use them.
@@ -58,6 +61,8 @@ for _backend in (
             available=_trt_missing, notes=(_TRT_NOTE,)),
     Backend("trt", "trt", _TRT, "engine", "fp32", ("cuda",), "TensorRT engine, FP32",
             available=_trt_missing, notes=(_TRT_NOTE,)),
+    Backend("trt-int8", "trt", _TRT, "engine", "int8", ("cuda",), "TensorRT engine, INT8 (Q/DQ ONNX)",
+            available=_trt_missing, notes=(_TRT_NOTE,)),
     Backend("ort-cuda-fp16", "ort", _ORT, "onnx", "fp16", ("cuda",), "ONNX Runtime CUDA EP, FP16 ONNX",
             options={"providers": "cuda"}, available=lambda: _ort_missing("CUDAExecutionProvider"), adapt=_ort_run,
             notes=(_TRANSFER_NOTE,)),
@@ -73,6 +78,12 @@ for _backend in (
             options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run,
             notes=("ort-fp16 on CPU: ONNX Runtime's CPU provider has few FP16 kernels and runs most of the graph "
                    "through inserted casts, so this row measures FP16 accuracy, not FP16 speed",)),
+    Backend("ort-int8-cpu", "ort", _ORT, "onnx", "int8", ("cpu",),
+            "ONNX Runtime CPU, INT8 ONNX in its CPU form (uint8 asymmetric, model_int8_cpu.onnx)",
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, artifact="int8-cpu"),
+    Backend("ort-int8", "ort", _ORT, "onnx", "int8", ("cpu",),
+            "ONNX Runtime CPU, INT8 ONNX in the TensorRT form (symmetric int8 Q/DQ, model_int8.onnx)",
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run),
     Backend("eager", "torch", _PYT, "module", "fp32", ("cuda", "cpu"),
             "PyTorch eager FP32 (CUDA when present, else CPU)", aliases=("torch",), options={"precision": "fp32"},
             auto=False),

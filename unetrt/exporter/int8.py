@@ -125,13 +125,13 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         say(f"int8: calibrating ({method}, {len(calibration)} input(s), {name})")
         default = trt_form(frozenset())
         candidates = search.quantized_nodes(default)
-        if not candidates:
+        if not candidates or not _int8_weights(default):
             raise QuantizationError(f"{os.fspath(onnx_path)} has no layer the quantizer can take to INT8",
                                     "a model with Conv / ConvTranspose / MatMul layers",
                                     "deploy FP32 or FP16 instead of --int8")
         kept, failures, first = state.run(candidates, default)
-        _check_float_budget(kept, failures, first, max_float, len(candidates))
         model = state.default if not kept else trt_form(kept)
+        _check_float_budget(kept, first, max_float, len(candidates), _int8_weights(model))
         final = state.evaluate(kept, model)
         structure = check_qdq(model, source)
         for key, value in [("precision", "int8"), ("int8_form", "tensorrt"), ("int8_quantizer", name)]:
@@ -147,7 +147,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
                   [c for c in candidates if c in kept]]
     kept_float += [{"node": n, "op": by_name.get(n, "?"), "reason": "requested (exclude)"} for n in exclude]
     return Int8Result(path=os.fspath(out_path), quantizer=name, method=method, form=TRT_FORM,
-                      quantized_nodes=len(search.quantized_nodes(model)), kept_float=kept_float,
+                      quantized_nodes=len(candidates) - len(kept), kept_float=kept_float,
                       evaluation=final.entries, structure=structure, cpu=cpu)
 
 
@@ -165,12 +165,13 @@ def needs_one_shape(method: str, quantizer: str = "auto") -> bool:
     return True
 
 
-def _check_float_budget(kept, failures, first, max_float, total) -> None:
-    """Raise the accuracy failure when too many (or all) nodes would have to stay float."""
-    if (max_float is None or len(kept) <= max_float) and len(kept) < total:
+def _check_float_budget(kept, first, max_float, total, weights_left: bool) -> None:
+    """Raise the accuracy failure when too many nodes, or every weighted layer, would have to stay float."""
+    if (max_float is None or len(kept) <= max_float) and len(kept) < total and weights_left:
         return
     names = ", ".join(sorted(kept)[:12]) + (f" (+{len(kept) - 12} more)" if len(kept) > 12 else "")
-    limit = "every quantizable node" if len(kept) >= total else f"{len(kept)} nodes (limit {max_float})"
+    limit = f"{len(kept)} nodes (limit {max_float})" if max_float is not None and len(kept) > max_float else \
+        f"{len(kept)} nodes, which leaves no INT8 weight,"
     raise ParityError(search.describe(first.worst, "INT8 accuracy below the bars") + f"; meeting them needs "
                       f"{limit} in float: {names}", "argmax agreement and mean Dice at or above the INT8 bars",
                       "calibrate on more representative images (--calib-images), try --calib-method entropy or "
@@ -345,6 +346,13 @@ def check_qdq(model: onnx.ModelProto, source: onnx.ModelProto, *, tensorrt: bool
     return {"quantize_linear": len(qs), "dequantize_linear": len(dqs), "int8_weights": len(weights),
             "per_channel_weights": per_channel, "zero_points": "int8, all 0" if tensorrt else "uint8 activations",
             "int32_bias_dq": sum(w.data_type == TensorProto.INT32 for w in weights), "io": "float32"}
+
+
+def _int8_weights(model: onnx.ModelProto) -> bool:
+    """Whether some DequantizeLinear dequantizes an int8/uint8 initializer (a quantized weight)."""
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    return any(n.op_type == "DequantizeLinear" and inits.get(n.input[0]) in (TensorProto.INT8, TensorProto.UINT8)
+               for n in model.graph.node)
 
 
 def _dims(value) -> list:

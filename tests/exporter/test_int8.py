@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from unetrt.errors import CalibrationError, EngineBuildError, ParityError, QuantizationError
+from unetrt.errors import CalibrationError, EngineBuildError, ExportError, ParityError, QuantizationError
 from unetrt.exporter import int8 as int8_mod
 from unetrt.exporter import trt_builder as trt_build
 from unetrt.exporter.calib import admissible, common_crop, load_calibration_files
@@ -154,6 +154,17 @@ def test_search_keeps_the_breaking_nodes_float(tmp_path):
     kw["bars"] = Int8Bars()  # the rare class's Dice then needs both Convs float: no INT8 weight would be left
     with pytest.raises(ParityError, match="leaves no INT8 weight, in float: conv_a, conv_b"):
         quantize_int8(path, tmp_path / "none.onnx", **kw)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_methods(unet, tmp_path, method, capsys):
+    result = _quantize(unet, tmp_path / f"{method}.onnx", method=method)
+    assert result.method == method and result.structure["zero_points"] == "int8, all 0"
+    assert capsys.readouterr().out == ""  # ORT's progress prints do not reach stdout (--json stays clean)
+    mixed = [CALIB[0], RNG.random((1, 3, 24, 40), dtype=np.float32)]
+    with pytest.raises(ExportError, match="inputs of one shape"):
+        quantize_int8(unet[0], tmp_path / "mixed.onnx", calibration=mixed, eval_feeds=EVAL[:1],
+                      references=[eager(unet[1], EVAL[0])], labels=["a"], method=method, quantizer="onnxruntime")
 
 
 def test_no_quantizable_layer(tmp_path):

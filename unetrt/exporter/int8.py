@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import logging
 import os
 import re
@@ -112,6 +113,10 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         raise ExportError(f"{len(calibration)} calibration input(s), {len(eval_feeds)} evaluation feed(s), "
                           f"{len(references)} reference(s)", "at least one of each, one reference per feed",
                           "pass calibration images")
+    if needs_one_shape(method, quantizer) and len({np.shape(x) for x in calibration}) > 1:
+        raise ExportError(f"{method} calibration got inputs of shapes {sorted({np.shape(x) for x in calibration})}",
+                          "calibration inputs of one shape (histogram calibrators and ModelOpt stack them)",
+                          "crop them with unetrt.exporter.calib.common_crop, or use method='minmax'")
     source = onnx.load(os.fspath(onnx_path))
     _name_nodes(source)
     quantize, name = _pick_quantizer(quantizer, method)
@@ -239,7 +244,8 @@ class _Reader:
 
 @contextlib.contextmanager
 def _quiet_ort():
-    """Drop onnxruntime.quantization's "consider pre-processing" advice from the root logger."""
+    """Drop onnxruntime.quantization's "consider pre-processing" advice from the root logger and its
+    progress prints (stdout stays clean for ``--json``)."""
     class _Drop(logging.Filter):
         def filter(self, record):
             return "pre-process" not in str(record.msg)
@@ -247,7 +253,8 @@ def _quiet_ort():
     root, drop = logging.getLogger(), _Drop()
     root.addFilter(drop)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.removeFilter(drop)
 

@@ -17,6 +17,7 @@ Usage: ``python benchmarks/int8.py [--rounds 3] [--min-seconds 4] [--threads 2] 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def latency(args) -> dict:
     """Per round: p50 of each backend and its ratio to eager FP32 in that round."""
     rounds = []
     for k in range(args.rounds):
+        load_before = os.getloadavg()[0]
         result = run_grid(BenchConfig(arch="milesial", model_kwargs={"width": 64}, sizes="256", batches="1",
                                       backends=",".join(BACKENDS), threads=args.threads, device="cpu",
                                       workdir=args.workdir, timing=TimingPlan(warmup=3, min_seconds=args.min_seconds)))
@@ -47,8 +49,10 @@ def latency(args) -> dict:
                               "ratio_to_eager": round(r["latency_ms"]["p50"] / eager, 3),
                               "argmax_agreement": r.get("argmax_agreement"), "parity_passed": r.get("parity_passed")}
                        for name, r in rows.items()})
-        print(f"round {k + 1}: " + ", ".join(f"{n} {v['ratio_to_eager']:.3f}" for n, v in rounds[-1].items()))
-    median = {n: round(statistics.median(r[n]["ratio_to_eager"] for r in rounds), 3) for n in rounds[0]}
+        rounds[-1]["load_average_1min"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+        print(f"round {k + 1}: " + ", ".join(f"{n} {rounds[-1][n]['ratio_to_eager']:.3f}" for n in BACKENDS)
+              + f" (load {rounds[-1]['load_average_1min']})")
+    median = {n: round(statistics.median(r[n]["ratio_to_eager"] for r in rounds), 3) for n in BACKENDS}
     return {"model": "milesial width 64, random weights", "shape": [1, 3, 256, 256], "threads": args.threads,
             "backends": list(BACKENDS), "rounds": rounds, "median_ratio_to_eager": median,
             "note": "INT8 parity rows use the INT8 bars; random weights and random inputs give near-tied logits, "
@@ -106,6 +110,8 @@ def markdown(data: dict) -> str:
     for name, ratio in lat["median_ratio_to_eager"].items():
         lines.append(f"| {name} | {ratio:.3f} | " + " | ".join(f"{r[name]['ratio_to_eager']:.3f}" for r in lat["rounds"])
                      + " |")
+    lines.append("| 1-min load average (before/after) | | " + " | ".join(
+        f"{r['load_average_1min']['before']}/{r['load_average_1min']['after']}" for r in lat["rounds"]) + " |")
     lines += ["", f"Mask agreement with eager FP32 on the demo model's samples ({demo['model']}; calibrated on the "
                   f"same samples, {len(demo['kept_float'])} node(s) kept float):", "",
               "| backend | " + " | ".join(demo["mask_agreement_vs_eager_fp32"]["ort"]) + " |",

@@ -80,6 +80,24 @@ def test_load_picks_the_int8_form_for_the_cpu(demo):
         assert np.mean(masks[backend] == masks["ort"]) >= 0.99
 
 
+@pytest.mark.parametrize("backend", ["ort-int8", "ort-int8-cpu"])
+def test_int8_runners_keep_the_runner_contract(demo, backend):
+    """FP32 I/O with dynamic N/H/W, outputs by name, bad inputs refused like every runner."""
+    from unetrt.errors import InputError
+    from unetrt.runtime import load
+
+    out, _ = demo
+    with load(out, backend=backend, device="cpu") as runner:
+        meta = runner.input_metadata["input"]
+        assert meta.dtype == "float32" and meta.shape[1] == 3
+        x = np.random.default_rng(0).random((2, 3, 40, 24), dtype=np.float32)
+        got = runner.infer({"input": x})
+        assert list(got) == ["logits"] and got["logits"].shape == (2, 3, 40, 24)
+        assert got["logits"].dtype == np.float32
+        with pytest.raises(InputError):
+            runner.infer({"input": x[:, :2]})
+
+
 @pytest.mark.trt
 @pytest.mark.skipif(not HAS_TRT, reason="neither tensorrt nor tensorrt_rtx is installed")
 def test_int8_engine_holds_int8_weights(tmp_path):

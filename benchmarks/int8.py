@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unetrt.bench import BenchConfig, TimingPlan, machine_info, run_grid  # noqa: E402
-from unetrt.bench.report import write_json, write_text_atomic  # noqa: E402
+from unetrt.bench.report import write_text_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ASSETS = Path(__file__).resolve().parents[1] / "unetrt" / "assets"
@@ -104,12 +104,13 @@ def markdown(data: dict) -> str:
     lat, demo, eng = data["latency"], data["demo"], data.get("engines")
     lines = [f"# INT8 on {data['machine'].get('cpu') or 'this machine'} ({data['machine'].get('slug')})", "",
              f"ONNX Runtime CPU latency, {lat['model']}, 1x3x256x256, batch 1, {lat['threads']} threads: p50 as a "
-             f"ratio to eager FP32 p50 in the same round (median of {len(lat['rounds'])} rounds; each round below).", "",
+             f"ratio to eager FP32 p50 in the same round (median of {len(lat['rounds'])} rounds; each round "
+             "below).", "",
              "| backend | median ratio | " + " | ".join(f"round {i + 1}" for i in range(len(lat["rounds"]))) + " |",
              "|---|---|" + "---|" * len(lat["rounds"])]
     for name, ratio in lat["median_ratio_to_eager"].items():
-        lines.append(f"| {name} | {ratio:.3f} | " + " | ".join(f"{r[name]['ratio_to_eager']:.3f}" for r in lat["rounds"])
-                     + " |")
+        per_round = " | ".join(f"{r[name]['ratio_to_eager']:.3f}" for r in lat["rounds"])
+        lines.append(f"| {name} | {ratio:.3f} | {per_round} |")
     lines.append("| 1-min load average (before/after) | | " + " | ".join(
         f"{r['load_average_1min']['before']}/{r['load_average_1min']['after']}" for r in lat["rounds"]) + " |")
     lines += ["", f"Mask agreement with eager FP32 on the demo model's samples ({demo['model']}; calibrated on the "

@@ -44,17 +44,20 @@ def latency(args) -> dict:
                                       backends=",".join(BACKENDS), threads=args.threads, device="cpu",
                                       workdir=args.workdir, timing=TimingPlan(warmup=3, min_seconds=args.min_seconds)))
         rows = {r["backend"]: r for r in result.results if r["status"] == "ok"}
-        eager = rows["eager"]["latency_ms"]["p50"]
+        eager, ort = rows["eager"]["latency_ms"]["p50"], rows["ort"]["latency_ms"]["p50"]
         rounds.append({name: {"p50_ms": round(r["latency_ms"]["p50"], 2),
                               "ratio_to_eager": round(r["latency_ms"]["p50"] / eager, 3),
+                              "ratio_to_ort_fp32": round(r["latency_ms"]["p50"] / ort, 3),
                               "argmax_agreement": r.get("argmax_agreement"), "parity_passed": r.get("parity_passed")}
                        for name, r in rows.items()})
         rounds[-1]["load_average_1min"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
         print(f"round {k + 1}: " + ", ".join(f"{n} {rounds[-1][n]['ratio_to_eager']:.3f}" for n in BACKENDS)
               + f" (load {rounds[-1]['load_average_1min']})")
     median = {n: round(statistics.median(r[n]["ratio_to_eager"] for r in rounds), 3) for n in BACKENDS}
+    median_ort = {n: round(statistics.median(r[n]["ratio_to_ort_fp32"] for r in rounds), 3) for n in BACKENDS}
     return {"model": "milesial width 64, random weights", "shape": [1, 3, 256, 256], "threads": args.threads,
             "backends": list(BACKENDS), "rounds": rounds, "median_ratio_to_eager": median,
+            "median_ratio_to_ort_fp32": median_ort,
             "note": "INT8 parity rows use the INT8 bars; random weights and random inputs give near-tied logits, "
                     "so their agreement says little about accuracy (see the demo model)"}
 
@@ -106,12 +109,13 @@ def markdown(data: dict) -> str:
              f"ONNX Runtime CPU latency, {lat['model']}, 1x3x256x256, batch 1, {lat['threads']} threads: p50 as a "
              f"ratio to eager FP32 p50 in the same round (median of {len(lat['rounds'])} rounds; each round "
              "below).", "",
-             "| backend | median ratio | " + " | ".join(f"round {i + 1}" for i in range(len(lat["rounds"]))) + " |",
-             "|---|---|" + "---|" * len(lat["rounds"])]
+             "| backend | median ratio to eager | median ratio to ort FP32 | "
+             + " | ".join(f"round {i + 1}" for i in range(len(lat["rounds"]))) + " |",
+             "|---|---|---|" + "---|" * len(lat["rounds"])]
     for name, ratio in lat["median_ratio_to_eager"].items():
         per_round = " | ".join(f"{r[name]['ratio_to_eager']:.3f}" for r in lat["rounds"])
-        lines.append(f"| {name} | {ratio:.3f} | {per_round} |")
-    lines.append("| 1-min load average (before/after) | | " + " | ".join(
+        lines.append(f"| {name} | {ratio:.3f} | {lat['median_ratio_to_ort_fp32'][name]:.3f} | {per_round} |")
+    lines.append("| 1-min load average (before/after) | | | " + " | ".join(
         f"{r['load_average_1min']['before']}/{r['load_average_1min']['after']}" for r in lat["rounds"]) + " |")
     lines += ["", f"Mask agreement with eager FP32 on the demo model's samples ({demo['model']}; calibrated on the "
                   f"same samples, {len(demo['kept_float'])} node(s) kept float):", "",

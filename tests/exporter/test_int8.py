@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from unetrt.errors import CalibrationError, EngineBuildError, ExportError, ParityError, QuantizationError
 from unetrt.exporter import int8 as int8_mod
 from unetrt.exporter import trt_builder as trt_build
-from unetrt.exporter.calib import admissible, common_crop, load_calibration_files
+from unetrt.exporter.calib import admissible, common_crop, fit_static, load_calibration_files
 from unetrt.exporter.fp16_search import run_ort
 from unetrt.exporter.int8 import check_qdq, quantize_int8
 from unetrt.exporter.int8_search import Int8Bars, measure, quantized_nodes
@@ -200,6 +200,9 @@ def test_calibration_images_preprocessed_like_predict(tmp_path):
     padded = admissible([files[0][1]], 16, 16)[0]
     assert padded.shape == (1, 3, 32, 32) and np.array_equal(padded[..., :20, :30], files[0][1])
     assert {a.shape for a in common_crop([f for _, f in files], 8, 16)} == {(1, 3, 16, 16)}
+    batches = fit_static([f for _, f in files], (2, 3, 24, 24))  # static graphs: one shape, batched
+    assert [b.shape for b in batches] == [(2, 3, 24, 24)]
+    assert np.array_equal(batches[0][0, :, :20], files[0][1][0, :, :, 3:27])  # centre crop of a.png
 
 
 @pytest.mark.parametrize("setup, match", [

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import CalibrationError, InputError
 from ..fileio import IMAGE_SUFFIXES
 
-__all__ = ["load_calibration", "load_calibration_files", "admissible", "common_crop", "random_inputs"]
+__all__ = ["load_calibration", "load_calibration_files", "admissible", "common_crop", "fit_static",
+           "random_inputs"]
 
 
 def _from_array(arr: np.ndarray, in_ch: int, name: str) -> np.ndarray:
@@ -130,6 +131,18 @@ def common_crop(arrays: Sequence[np.ndarray], alignment: int, min_size: int | No
         top, left = (a.shape[-2] - h) // 2, (a.shape[-1] - w) // 2
         out.append(np.ascontiguousarray(a[..., top:top + h, left:left + w]))
     return out
+
+
+def fit_static(arrays: Sequence[np.ndarray], shape: Sequence[int]) -> list[np.ndarray]:
+    """Inputs for a static graph of ``shape`` (N, C, H, W): each input edge-padded to at least H x W and
+    centre-cropped to it, then ``N`` consecutive inputs (cycling) stacked into one batch."""
+    n, _, h, w = (int(d) for d in shape)
+    fitted = []
+    for a in admissible(arrays, 1, max(h, w)):
+        top, left = (a.shape[-2] - h) // 2, (a.shape[-1] - w) // 2
+        fitted.extend(a[i:i + 1, :, top:top + h, left:left + w] for i in range(a.shape[0]))
+    return [np.ascontiguousarray(np.concatenate([fitted[(k * n + j) % len(fitted)] for j in range(n)]))
+            for k in range(max(1, len(fitted) // n))]
 
 
 def random_inputs(shapes: Sequence[tuple[int, ...]], seed: int = 7) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from ..artifacts import names
 from ..artifacts.manifest import EngineEntry, Int8Section
 from ..errors import CalibrationError, ExportError
 from ..fileio import sha256_file
-from .calib import admissible, common_crop, random_inputs
+from .calib import admissible, common_crop, fit_static, random_inputs
 from .int8_search import Int8Bars, measure
 from .onnx_io import INPUT_NAME
 from .verify import SweepSize, eager_outputs
@@ -64,10 +64,17 @@ def options(config) -> Int8Options:
 
 
 def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_size: int | None, count: int,
-           one_shape: bool):
+           one_shape: bool, static: Sequence[int] | None = None):
     """``(calibration arrays, evaluation arrays, evaluation labels, calibration description)``."""
     if count < 1:
         raise CalibrationError(f"calibration count {count}", "at least 1 input", "pass --calib-count 1 or more")
+    if files and static is not None:  # a static graph takes one shape: crop (or pad) and batch the images
+        calib, held = files[:count], files[count:2 * count]
+        evals = fit_static([a for _, a in held or calib], static)
+        info = {"source": "images", "files": [n for n, _ in calib], "held_out": [n for n, _ in held],
+                "evaluated_on": ("held-out" if held else "the calibration") + " images, fitted to the static shape"}
+        labels = [f"batch {k}" for k in range(len(evals))]
+        return fit_static([a for _, a in calib], static), evals, labels, info
     if files:
         calib, held = files[:count], files[count:2 * count]
         arrays = [a for _, a in calib]
@@ -88,12 +95,14 @@ def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_si
 
 def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
                alignment: int, min_size: int | None, calib_files: list[tuple[str, np.ndarray]] | None,
-               options: Int8Options, progress: Callable[[str], None]) -> Int8Section:
+               options: Int8Options, progress: Callable[[str], None],
+               static: Sequence[int] | None = None) -> Int8Section:
     """Write ``model_int8.onnx`` (and ``model_int8_cpu.onnx``), check it, and return the manifest section."""
     from .int8 import needs_one_shape, quantize_int8
 
     one_shape = needs_one_shape(options.method, options.quantizer)
-    calib, evals, labels, info = _feeds(calib_files, sizes, in_ch, alignment, min_size, options.count, one_shape)
+    calib, evals, labels, info = _feeds(calib_files, sizes, in_ch, alignment, min_size, options.count, one_shape,
+                                        static)
     if "warning" in info:
         progress("warning: " + RANDOM_CALIB_WARNING)
     refs = [eager_outputs(model, x) for x in evals]

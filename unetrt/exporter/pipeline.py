@@ -268,7 +268,8 @@ def _int8_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fol
     with clock("int8"):
         manifest.int8 = int8_stage.int8_stage(model, folder / ONNX_NAME, folder, in_ch, sizes,
                                               alignment=manifest.input.alignment, min_size=manifest.input.min_size,
-                                              calib_files=calib_files, options=options, progress=step)
+                                              calib_files=calib_files, options=options, progress=step,
+                                              static=manifest.input.static_shape)
     if manifest.int8.calibration.get("warning"):
         manifest.export.notes.append(manifest.int8.calibration["warning"])
     if engine_mode:

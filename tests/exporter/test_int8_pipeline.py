@@ -166,9 +166,9 @@ def test_cli_int8_accuracy_failure_prints_table(tmp_path):
 
 def test_static_export_calibrates_at_its_shape(tmp_path):
     """A static graph takes one shape: the sample images are cropped/padded to it and batched."""
-    m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4, "num_classes": 3}, output_dir=str(tmp_path / "s"),
-                            static_shape=(2, 64, 64), verify=False, engine=False, int8=True, calib_images=str(SAMPLES),
-                            int8_min_argmax=0.0, int8_min_dice=0.0)).manifest
+    m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4, "num_classes": 3},
+                            output_dir=str(tmp_path / "s"), static_shape=(2, 64, 64), verify=False, engine=False,
+                            int8=True, calib_images=str(SAMPLES), int8_min_argmax=0.0, int8_min_dice=0.0)).manifest
     assert m.int8.calibration["inputs"] == [[2, 3, 64, 64]] * 2
     assert [e["input_shape"] for e in m.int8.evaluation] == ["2x3x64x64"] * 2
     assert m.int8.sweep["sizes"][0]["input_shape"] == [2, 3, 64, 64]

@@ -51,6 +51,20 @@ def test_demo_int8_meets_the_bars_on_its_samples(demo):
     assert {a.path for a in reread.artifacts} >= {"model.onnx", "model_int8.onnx", "model_int8_cpu.onnx"}
 
 
+def test_demo_int8_summary_and_rendering(demo, capsys):
+    import json
+
+    from unetrt.cli.render import render_export, summary
+
+    out, m = demo
+    data = m.to_dict()
+    s = summary(data, out)["int8"]
+    assert s["path"] == "model_int8.onnx" and s["cpu"]["path"] == "model_int8_cpu.onnx" and json.dumps(s)
+    render_export(data, out)
+    text = " ".join(capsys.readouterr().err.split())
+    assert "int8 model_int8.onnx" in text and "mean Dice" in text and "model_int8_cpu.onnx for ONNX Runtime CPU" in text
+
+
 @pytest.mark.trt
 @pytest.mark.skipif(not HAS_TRT, reason="neither tensorrt nor tensorrt_rtx is installed")
 def test_demo_int8_engine_built(demo):

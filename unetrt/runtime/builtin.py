@@ -55,6 +55,8 @@ def _ort_trt_run(run: RunOptions) -> dict[str, Any]:
 _TRANSFER_NOTE = ("host<->device copies always timed (OrtRunner feeds host arrays); peak memory excludes ONNX "
                   "Runtime's own CUDA allocations")
 _TRT_NOTE = "peak memory excludes TensorRT's activation memory (see the runner's note)"
+_INT8_NOTE = ("INT8 artifacts the bench exports itself are calibrated on random inputs with the accuracy bars off "
+              "(its parity rows are the measurement); export with --int8 --calib-images for deployment")
 
 for _backend in (
     Backend("trt-fp16", "trt", _TRT, "engine", "fp16", ("cuda",), "TensorRT engine, FP16",
@@ -80,10 +82,11 @@ for _backend in (
                    "through inserted casts, so this row measures FP16 accuracy, not FP16 speed",)),
     Backend("ort-int8-cpu", "ort", _ORT, "onnx", "int8", ("cpu",),
             "ONNX Runtime CPU, INT8 ONNX in its CPU form (uint8 asymmetric, model_int8_cpu.onnx)",
-            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, artifact="int8-cpu"),
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, artifact="int8-cpu",
+            notes=(_INT8_NOTE,)),
     Backend("ort-int8", "ort", _ORT, "onnx", "int8", ("cpu",),
             "ONNX Runtime CPU, INT8 ONNX in the TensorRT form (symmetric int8 Q/DQ, model_int8.onnx)",
-            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run),
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, notes=(_INT8_NOTE,)),
     Backend("eager", "torch", _PYT, "module", "fp32", ("cuda", "cpu"),
             "PyTorch eager FP32 (CUDA when present, else CPU)", aliases=("torch",), options={"precision": "fp32"},
             auto=False),

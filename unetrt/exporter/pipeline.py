@@ -176,9 +176,9 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         model, model_section, mask_values, spec = build_model(config)
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
-        int8_options = int8_stage.options(config) if config.int8 else None
+        int8_options = int8_stage.options(config) if config.int8 or config.int8_cpu else None
         calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.calib_count)) \
-            if (config.fp16 or config.int8) and config.calib_images else None
+            if (config.fp16 or int8_options) and config.calib_images else None
         calib = [a for _, a in calib_files[:8]] if calib_files and config.fp16 else None
         engine_mode = steps.engine_flavour(config.engine, config.engine_options.flavour)
         steps.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)

@@ -84,6 +84,23 @@ def _masks(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(np.int64).reshape(x.shape[0], *x.shape[2:]) if x.ndim >= 3 else (x > 0)
 
 
+def class_masks(x: np.ndarray) -> np.ndarray:
+    """Class masks of NCHW logits: argmax over channels, or the 0-logit threshold for one class."""
+    return _masks(np.asarray(x))
+
+
+def class_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> dict[int, tuple[float, float]]:
+    """``{class: (IoU, Dice)}`` for every class present in either mask."""
+    out = {}
+    for c in range(max(num_classes, 2)):
+        a, b = ref_mask == c, test_mask == c
+        union = int(np.logical_or(a, b).sum())
+        if union:
+            inter = int(np.logical_and(a, b).sum())
+            out[c] = (inter / union, 2 * inter / (int(a.sum()) + int(b.sum())))
+    return out
+
+
 def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> tuple[float, float]:
     """Mean IoU and mean Dice over the classes present in either mask (1.0 when both are empty)."""
     ious, dices = [], []

@@ -296,3 +296,16 @@ def test_int8_backends_are_registered():
     assert artifact_file(artifact_key(cpu)) == "model_int8_cpu.onnx"
     assert artifact_file(artifact_key(trt_form)) == "model_int8.onnx"
     assert artifact_file(artifact_key(engine)) == "model_int8.engine"
+
+
+def test_measure_per_class_scores_and_bars():
+    ref = np.zeros((1, 2, 4, 4), np.float32)
+    ref[:, 1, :, :2] = 1.0                       # class 1 on the left half (8 px), class 0 on the right
+    out = ref.copy()
+    out[:, 1, 0, 2] = 2.0                        # one pixel flips to class 1
+    m = measure(ref, out, Int8Bars(min_argmax_agreement=0.95, min_mean_dice=0.9))
+    assert m["argmax_agreement"] == 15 / 16 and not m["passed"] and "argmax agreement" in m["reason"]
+    assert m["per_class"]["1"] == {"dice": 16 / 17, "iou": 8 / 9}
+    assert m["per_class"]["0"] == {"dice": 14 / 15, "iou": 7 / 8}
+    assert m["mean_dice"] == pytest.approx((16 / 17 + 14 / 15) / 2) and m["max_abs"] == 2.0
+    assert measure(ref, out[:, :, :3], Int8Bars())["reason"].startswith("shape")

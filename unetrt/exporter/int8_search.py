@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
+from unetrt import parity
 from unetrt.errors import ExportError, ParityError
 from unetrt.exporter.fp16_search import run_ort
-from unetrt.parity import INT8_MIN_ARGMAX, INT8_MIN_DICE
+from unetrt.parity import INT8_MIN_ARGMAX, INT8_MIN_DICE, Tolerance
 
 __all__ = ["Int8Bars", "Evaluation", "measure", "quantized_nodes", "Search", "table"]
 
@@ -56,46 +57,27 @@ class Evaluation:
     worst: dict
 
 
-def _masks(x: np.ndarray) -> np.ndarray:
-    """Class masks: argmax over axis 1, or the 0-logit threshold (sigmoid 0.5) of one class."""
-    return np.argmax(x, axis=1) if x.shape[1] > 1 else (x[:, 0] > 0).astype(np.int64)
-
-
 def measure(ref: np.ndarray, out: np.ndarray, bars: Int8Bars) -> dict:
-    """Compare one INT8 output with its FP32 reference (NCHW logits).
+    """Compare one INT8 output with its FP32 reference (NCHW logits) via :func:`unetrt.parity.compare`.
 
     Returns:
-        ``max_abs``, ``mean_abs``, ``argmax_agreement``, ``per_class`` (``{class: {"dice", "iou"}}``
-        over classes present in either mask), ``mean_dice``, ``mean_iou``, ``passed`` and ``reason``.
+        ``max_abs``, ``mean_abs``, ``argmax_agreement`` (every pixel), ``per_class`` (``{class: {"dice",
+        "iou"}}`` over classes present in either mask), ``mean_dice``, ``mean_iou``, ``passed``, ``reason``.
     """
-    ref = np.asarray(ref, dtype=np.float64)
-    out = np.asarray(out, dtype=np.float64)
-    if ref.shape != out.shape or ref.ndim != 4:
+    result = parity.compare(ref, out, Tolerance(atol_factor=1.0))  # max-abs bar unused: INT8 bars below
+    if result.reason and result.max_abs != result.max_abs:  # shape mismatch or non-finite output
         return {"max_abs": float("nan"), "mean_abs": float("nan"), "argmax_agreement": 0.0, "per_class": {},
-                "mean_dice": 0.0, "mean_iou": 0.0, "passed": False,
-                "reason": f"shape {out.shape} != reference {ref.shape}"}
-    if not np.all(np.isfinite(out)):
-        return {"max_abs": float("nan"), "mean_abs": float("nan"), "argmax_agreement": 0.0, "per_class": {},
-                "mean_dice": 0.0, "mean_iou": 0.0, "passed": False, "reason": "non-finite values in output"}
-    diff = np.abs(ref - out)
-    a, b = _masks(ref), _masks(out)
-    per_class = {}
-    for c in range(max(ref.shape[1], 2)):
-        x, y = a == c, b == c
-        union = int(np.logical_or(x, y).sum())
-        if union:
-            inter = int(np.logical_and(x, y).sum())
-            per_class[str(c)] = {"dice": 2 * inter / (int(x.sum()) + int(y.sum())), "iou": inter / union}
-    mean_dice = float(np.mean([v["dice"] for v in per_class.values()])) if per_class else 1.0
-    mean_iou = float(np.mean([v["iou"] for v in per_class.values()])) if per_class else 1.0
-    agreement = float(np.mean(a == b))
+                "mean_dice": 0.0, "mean_iou": 0.0, "passed": False, "reason": result.reason}
+    scores = parity.class_scores(parity.class_masks(ref), parity.class_masks(out), np.shape(ref)[1])
+    per_class = {str(c): {"dice": dice, "iou": iou} for c, (iou, dice) in scores.items()}
+    agreement = result.argmax_agreement_all
     reasons = []
     if agreement < bars.min_argmax_agreement:
         reasons.append(f"argmax agreement {agreement:.4f} < {bars.min_argmax_agreement:g}")
-    if mean_dice < bars.min_mean_dice:
-        reasons.append(f"mean Dice {mean_dice:.4f} < {bars.min_mean_dice:g}")
-    return {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "argmax_agreement": agreement,
-            "per_class": per_class, "mean_dice": mean_dice, "mean_iou": mean_iou, "passed": not reasons,
+    if result.dice < bars.min_mean_dice:
+        reasons.append(f"mean Dice {result.dice:.4f} < {bars.min_mean_dice:g}")
+    return {"max_abs": result.max_abs, "mean_abs": result.mean_abs, "argmax_agreement": agreement,
+            "per_class": per_class, "mean_dice": result.dice, "mean_iou": result.mean_iou, "passed": not reasons,
             "reason": "; ".join(reasons)}
 
 

@@ -268,7 +268,6 @@ class Int8Section:
     calibration: dict[str, Json] = field(default_factory=dict)
     sweep: dict[str, Json] = field(default_factory=dict)
     cpu: Optional[Int8CpuForm] = None
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(config=_CONFIG)

@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx
@@ -68,7 +68,6 @@ class Int8Result:
     evaluation: list[dict]
     structure: dict
     cpu: dict | None = None
-    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable copy."""
@@ -141,11 +140,11 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         structure = check_qdq(model, source)
         for key, value in [("precision", "int8"), ("int8_form", "tensorrt"), ("int8_quantizer", name)]:
             _set_metadata(model, key, value)
-        atomic_write_bytes(out_path, model.SerializeToString())
         cpu = None
-        if cpu_path is not None:
+        if cpu_path is not None:  # checked (and written) first: a failing CPU form leaves no file behind
             cpu = _cpu_form(source, calibration, method, sorted(kept | set(exclude)), tmp, input_name, cpu_path,
                             feeds, refs, labels, bars, name)
+        atomic_write_bytes(out_path, model.SerializeToString())
     say(f"int8: wrote {os.fspath(out_path)} ({len(candidates) - len(kept)} of {len(candidates)} nodes INT8)")
     by_name = {n.name: n.op_type for n in source.graph.node}
     kept_float = [{"node": n, "op": by_name.get(n, "?"), "reason": _reason(n, failures, final)} for n in

@@ -104,7 +104,7 @@ def engine_sizes(workdir: Path) -> dict:
 
 
 def markdown(data: dict) -> str:
-    lat, demo, eng = data["latency"], data["demo"], data.get("engines")
+    lat, demo, eng = data["latency"], data.get("demo"), data.get("engines")
     lines = [f"# INT8 on {data['machine'].get('cpu') or 'this machine'} ({data['machine'].get('slug')})", "",
              f"ONNX Runtime CPU latency, {lat['model']}, 1x3x256x256, batch 1, {lat['threads']} threads: p50 as a "
              f"ratio to eager FP32 p50 in the same round (median of {len(lat['rounds'])} rounds; each round "
@@ -117,17 +117,23 @@ def markdown(data: dict) -> str:
         lines.append(f"| {name} | {ratio:.3f} | {lat['median_ratio_to_ort_fp32'][name]:.3f} | {per_round} |")
     lines.append("| 1-min load average (before/after) | | | " + " | ".join(
         f"{r['load_average_1min']['before']}/{r['load_average_1min']['after']}" for r in lat["rounds"]) + " |")
-    lines += ["", f"Mask agreement with eager FP32 on the demo model's samples ({demo['model']}; calibrated on the "
-                  f"same samples, {len(demo['kept_float'])} node(s) kept float):", "",
-              "| backend | " + " | ".join(demo["mask_agreement_vs_eager_fp32"]["ort"]) + " |",
-              "|---|" + "---|" * len(demo["mask_agreement_vs_eager_fp32"]["ort"])]
-    for b, per in demo["mask_agreement_vs_eager_fp32"].items():
-        lines.append(f"| {b} | " + " | ".join(f"{v:.2%}" for v in per.values()) + " |")
+    if demo:
+        lines += _demo_lines(demo)
     if eng:
         lines += ["", f"Engine size ({eng['flavour']}, built CPU-only), {eng['model']}: INT8 "
                       f"{eng['bytes']['int8'] / 1e6:.1f} MB vs FP32 {eng['bytes']['fp32'] / 1e6:.1f} MB = "
                       f"{eng['ratio_int8_to_fp32']:.2f}x."]
     return "\n".join(lines) + "\n"
+
+
+def _demo_lines(demo: dict) -> list[str]:
+    lines = ["", f"Mask agreement with eager FP32 on the demo model's samples ({demo['model']}; calibrated on the "
+                  f"same samples, {len(demo['kept_float'])} node(s) kept float):", "",
+              "| backend | " + " | ".join(demo["mask_agreement_vs_eager_fp32"]["ort"]) + " |",
+              "|---|" + "---|" * len(demo["mask_agreement_vs_eager_fp32"]["ort"])]
+    for b, per in demo["mask_agreement_vs_eager_fp32"].items():
+        lines.append(f"| {b} | " + " | ".join(f"{v:.2%}" for v in per.values()) + " |")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -137,15 +143,19 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default=str(Path(__file__).resolve().parent / ".cache"))
     parser.add_argument("--skip-engines", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="Skip the demo accuracy and engine sizes.")
+    parser.add_argument("--name", default="int8", help="Output file stem (int8 -> int8.json, int8.md).")
     args = parser.parse_args(argv)
     machine = machine_info()
     out = RESULTS / machine.get("slug", "local")
     with tempfile.TemporaryDirectory(prefix="unetrt-int8-bench-") as tmp:
-        data = {"machine": machine, "argv": sys.argv[1:], "latency": latency(args), "demo": demo_accuracy(Path(tmp))}
-        if not args.skip_engines:
+        data = {"machine": machine, "argv": sys.argv[1:], "latency": latency(args)}
+        if not args.latency_only:
+            data["demo"] = demo_accuracy(Path(tmp))
+        if not (args.skip_engines or args.latency_only):
             data["engines"] = engine_sizes(Path(tmp))
-    write_json_data(data, out / "int8.json")
-    write_text_atomic(out / "int8.md", markdown(data))
+    write_json_data(data, out / f"{args.name}.json")
+    write_text_atomic(out / f"{args.name}.md", markdown(data))
     print(markdown(data))
     return 0
 

@@ -186,7 +186,7 @@ def test_no_quantizable_layer(tmp_path):
 def test_calibration_images_preprocessed_like_predict(tmp_path):
     from PIL import Image
 
-    from unetrt.runtime.transforms import preprocess
+    from unetrt.runtime.transforms import preprocess  # tests may cross layers
 
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
@@ -203,6 +203,26 @@ def test_calibration_images_preprocessed_like_predict(tmp_path):
     batches = fit_static([f for _, f in files], (2, 3, 24, 24))  # static graphs: one shape, batched
     assert [b.shape for b in batches] == [(2, 3, 24, 24)]
     assert np.array_equal(batches[0][0, :, :20], files[0][1][0, :, :, 3:27])  # centre crop of a.png
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "gray", "gray_alpha", "rgb16", "float01"])
+@pytest.mark.parametrize("in_ch", [1, 3])
+def test_calibration_preprocessing_is_predicts(kind, in_ch):
+    """The exporter may not import the runtime, so calib restates predict's preprocessing: keep them equal."""
+    from unetrt.exporter.calib import admissible, image_input
+    from unetrt.runtime.transforms import align_pad, preprocess
+
+    rng = np.random.default_rng(1)
+    img = {"rgb": rng.integers(0, 256, (13, 9, 3), dtype=np.uint8),
+           "rgba": rng.integers(0, 256, (13, 9, 4), dtype=np.uint8),
+           "gray": rng.integers(0, 256, (13, 9), dtype=np.uint8),
+           "gray_alpha": rng.integers(0, 256, (13, 9, 2), dtype=np.uint8),
+           "rgb16": rng.integers(0, 65536, (13, 9, 3), dtype=np.uint16),
+           "float01": rng.random((13, 9, 3)).astype(np.float32)}[kind]
+    ours, theirs = image_input(img, in_ch), preprocess(img, 1.0, in_ch)
+    np.testing.assert_array_equal(ours, theirs)
+    for align, low in [(16, 16), (1, 20), (8, 1)]:
+        np.testing.assert_array_equal(admissible([ours], align, low)[0], align_pad(theirs, align, min_size=low)[0])
 
 
 @pytest.mark.parametrize("setup, match", [

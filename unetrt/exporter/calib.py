@@ -1,10 +1,12 @@
 """Calibration inputs for the FP16 search and INT8 quantization (``--calib-images DIR``).
 
-Images go through :func:`unetrt.runtime.transforms.preprocess`, the preprocessing ``unet-predict``
-applies (channel conversion, HWC -> CHW, ``/ 255``), so the graph is calibrated on what it will be
-fed. ``.npy`` files hold either an image (HxW, HxWxC: preprocessed the same way) or a network input
-(CxHxW, NxCxHxW: used as it is). Before they reach the graph, inputs are padded at the bottom/right
-to an admissible size (:func:`admissible`), as ``unet-predict`` pads them.
+Images get the preprocessing ``unet-predict`` applies at ``--scale 1``
+(:func:`unetrt.runtime.transforms.preprocess`: channel conversion, HWC -> CHW, ``/ 255`` when any value
+exceeds 1), so the graph is calibrated on what it will be fed. The exporter may not import the runtime
+layer, so :func:`image_input` restates those few steps; a test keeps the two identical. ``.npy``
+files hold either an image (HxW, HxWxC: preprocessed the same way) or a network input (CxHxW,
+NxCxHxW: used as it is). Before they reach the graph, inputs are padded at the bottom/right (edge
+replicate) to an admissible size (:func:`admissible`), as ``unet-predict`` pads them.
 """
 
 from __future__ import annotations
@@ -14,21 +16,59 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CalibrationError, InputError
+from ..errors import CalibrationError
 from ..fileio import IMAGE_SUFFIXES
+from ..models.geometry import round_up
 
-__all__ = ["load_calibration", "load_calibration_files", "admissible", "common_crop", "fit_static",
-           "random_inputs"]
+__all__ = ["load_calibration", "load_calibration_files", "image_input", "admissible", "common_crop",
+           "fit_static", "random_inputs"]
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma of HxWx3, as PIL's ``convert("L")`` for uint8 (and ``unet-predict``)."""
+    if img.dtype == np.uint8:
+        r, g, b = (img[..., i].astype(np.uint32) for i in range(3))
+        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+
+
+def image_input(img: np.ndarray, in_ch: int, name: str = "image") -> np.ndarray:
+    """An HxW / HxWxC image as the network's ``1xCxHxW`` float32 input, exactly as ``unet-predict``
+    preprocesses it at scale 1: alpha dropped, RGB -> gray by luma, gray -> RGB by repetition, ``/ 255``
+    when any value exceeds 1.
+
+    Raises:
+        CalibrationError: Not an image, or a channel count the model cannot take.
+    """
+    img = np.asarray(img)
+    if img.ndim not in (2, 3):
+        raise CalibrationError(f"calibration input {name} has shape {img.shape}", "an HxW or HxWxC image",
+                               "save images channels last")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels != in_ch and channels in (2, 4) and in_ch in (1, 3, channels - 1):
+        img, channels = img[..., :channels - 1], channels - 1
+        img = img[..., 0] if channels == 1 else img
+    if channels != in_ch:
+        if channels == 3 and in_ch == 1:
+            img = _luma(img)
+        elif channels == 1 and in_ch == 3:
+            img = np.repeat((img if img.ndim == 2 else img[..., 0])[..., None], 3, axis=2)
+        else:
+            raise CalibrationError(f"calibration input {name} has {channels} channel(s) for a model with {in_ch}",
+                                   "gray, gray+alpha, RGB or RGBA converted to 1 or 3 channels, or the model's own "
+                                   f"{in_ch}", "use images with the model's channel count")
+    chw = img[np.newaxis] if img.ndim == 2 else img.transpose(2, 0, 1)
+    if (chw > 1).any():
+        chw = chw / 255.0
+    return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)
 
 
 def _from_array(arr: np.ndarray, in_ch: int, name: str) -> np.ndarray:
     """A ``.npy`` array as a 1xCxHxW / NxCxHxW float32 network input."""
-    from ..runtime.transforms import preprocess
-
     arr = np.asarray(arr)
     image_like = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4) and arr.shape[0] > 4)
     if image_like:
-        return _preprocess(preprocess, arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr, in_ch, name)
+        return image_input(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr, in_ch, name)
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[0] < 1:
@@ -42,14 +82,6 @@ def _from_array(arr: np.ndarray, in_ch: int, name: str) -> np.ndarray:
         raise CalibrationError(f"calibration array {name} is not finite numeric data", "finite numbers",
                                "fix the array")
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _preprocess(preprocess, img: np.ndarray, in_ch: int, name: str) -> np.ndarray:
-    try:
-        return preprocess(img, 1.0, in_ch)
-    except InputError as exc:
-        raise CalibrationError(f"calibration input {name}: {exc.what}", exc.expected,
-                               "use images with the model's channel count (or gray/RGB/RGBA)") from None
 
 
 def load_calibration_files(directory: str | Path, in_ch: int, limit: int = 8) -> list[tuple[str, np.ndarray]]:
@@ -68,8 +100,6 @@ def load_calibration_files(directory: str | Path, in_ch: int, limit: int = 8) ->
             model cannot take, or ``limit < 1``.
     """
     from PIL import Image, UnidentifiedImageError
-
-    from ..runtime.transforms import preprocess
 
     if limit < 1:
         raise CalibrationError(f"calibration count {limit}", "at least 1 input", "pass --calib-count 1 or more")
@@ -99,7 +129,7 @@ def load_calibration_files(directory: str | Path, in_ch: int, limit: int = 8) ->
         except (OSError, ValueError, UnidentifiedImageError) as exc:
             raise CalibrationError(f"cannot read calibration input {p.name}: {exc}",
                                    "a readable image or .npy array", "remove or replace the file") from None
-        out.append((p.name, _preprocess(preprocess, arr, in_ch, p.name)))
+        out.append((p.name, image_input(arr, in_ch, p.name)))
     return out
 
 
@@ -111,9 +141,13 @@ def load_calibration(directory: str | Path, in_ch: int, limit: int = 8) -> list[
 def admissible(arrays: Sequence[np.ndarray], alignment: int, min_size: int | None) -> list[np.ndarray]:
     """Pad each input at the bottom/right (edge replicate) to multiples of ``alignment`` and at least
     ``min_size``, as ``unet-predict`` does before inference."""
-    from ..runtime.transforms import align_pad
-
-    return [align_pad(a, alignment, "replicate", min_size=max(min_size or 1, 1))[0] for a in arrays]
+    out = []
+    for a in arrays:
+        h, w = a.shape[-2:]
+        th, tw = (round_up(max(s, min_size or 1, 1), alignment) for s in (h, w))
+        pad = [(0, 0)] * (a.ndim - 2) + [(0, th - h), (0, tw - w)]
+        out.append(np.pad(a, pad, mode="edge") if (th, tw) != (h, w) else a)
+    return out
 
 
 def common_crop(arrays: Sequence[np.ndarray], alignment: int, min_size: int | None) -> list[np.ndarray]:

@@ -126,13 +126,10 @@ def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
 
 def sweep(model: nn.Module, path: Path, in_ch: int, sizes: Sequence[SweepSize], bars: Int8Bars) -> list[dict]:
     """Run the INT8 graph at every verification size and measure it against eager FP32 (rows like ``verify``)."""
-    import onnxruntime as ort
-
+    from ..artifacts.ort import make_session
     from ..errors import ParityError
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = make_session(path)
     rows = []
     for k, s in enumerate(sizes):
         x = random_inputs([(s.batch, in_ch, s.height, s.width)], seed=100 + k)[0]

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from unetrt.errors import CalibrationError, EngineBuildError, ExportError, ParityError, QuantizationError
-from unetrt.exporter import int8 as int8_mod
+from unetrt.exporter import int8_quantizers
 from unetrt.exporter import trt_builder as trt_build
 from unetrt.exporter.calib import admissible, common_crop, fit_static, load_calibration_files
 from unetrt.exporter.fp16_search import run_ort
@@ -103,7 +103,7 @@ def test_structure_check_rejects_int32_bias(unet, tmp_path):
 
     path, _ = unet
     out = tmp_path / "bias.onnx"
-    quantize_static(str(path), str(out), int8_mod._Reader(CALIB, "input"), quant_format=QuantFormat.QDQ,
+    quantize_static(str(path), str(out), int8_quantizers._Reader(CALIB, "input"), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     with pytest.raises(QuantizationError, match="INT32"):

@@ -4,8 +4,10 @@ One code path over the API the three share; what differs between versions is dec
 :func:`_capabilities` only. Strongly typed builds (TensorRT >= 10.12, 11.x, TensorRT-RTX) take their
 precision from the ONNX, so ``precision="fp16"`` needs the FP16 ONNX from
 :func:`unetrt.exporter.fp16.convert_fp16` and is refused for an FP32 graph; only TensorRT < 10.12
-builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. TensorRT-RTX builds ahead of time without a
-GPU, for explicit compute-capability targets.
+builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. ``precision="int8"`` needs a Q/DQ ONNX
+(:func:`unetrt.exporter.int8.quantize_int8`): strongly typed builds take INT8 from it as it is;
+TensorRT < 10.12 also needs ``BuilderFlag.INT8`` (and, with ``fp16_fallback``, ``BuilderFlag.FP16``).
+TensorRT-RTX builds ahead of time without a GPU, for explicit compute-capability targets.
 """
 
 from __future__ import annotations

@@ -113,6 +113,9 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
                           "calibration inputs of one shape (histogram calibrators and ModelOpt stack them)",
                           "crop them with unetrt.exporter.calib.common_crop, or use method='minmax'")
     source = onnx.load(os.fspath(onnx_path))
+    if len(source.graph.output) != 1:
+        raise ExportError(f"{os.fspath(onnx_path)} has {len(source.graph.output)} outputs",
+                          "one output (the logits), whose references are given", "export a single-output model")
     _name_nodes(source)
     quantize, name = _pick_quantizer(quantizer, method)
     feeds = [{input_name: np.asarray(x, np.float32)} for x in eval_feeds]

@@ -103,3 +103,11 @@ class InputError(RunnerError, ValueError):
 class ManifestError(UnetrtError):
     """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
     wrongly typed field."""
+
+
+class CalibrationError(ExportError):
+    """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
+
+
+class QuantizationError(ExportError):
+    """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""

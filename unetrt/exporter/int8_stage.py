@@ -86,8 +86,8 @@ def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_si
         return arrays, admissible([a for _, a in evals], alignment, min_size), [n for n, _ in evals], info
     picks = [sizes[i % len(sizes)] for i in range(2, 2 + count)] if len(sizes) > 2 else \
         [sizes[i % len(sizes)] for i in range(count)]
-    shapes = [(s.batch, in_ch, s.height, s.width) for s in (picks if not one_shape else [sizes[0]] * count)]
-    evals = [(s.batch, in_ch, s.height, s.width) for s in sizes[:2]]
+    shapes = [(s.batch, in_ch, *s.spatial) for s in (picks if not one_shape else [sizes[0]] * count)]
+    evals = [(s.batch, in_ch, *s.spatial) for s in sizes[:2]]
     info = {"source": "random uniform [0, 1) at verification sizes", "warning": RANDOM_CALIB_WARNING,
             "evaluated_on": "random uniform [0, 1) inputs at other verification sizes"}
     return random_inputs(shapes, seed=11), random_inputs(evals, seed=12), ["x".join(map(str, s)) for s in evals], info
@@ -132,7 +132,7 @@ def sweep(model: nn.Module, path: Path, in_ch: int, sizes: Sequence[SweepSize], 
     session = make_session(path)
     rows = []
     for k, s in enumerate(sizes):
-        x = random_inputs([(s.batch, in_ch, s.height, s.width)], seed=100 + k)[0]
+        x = random_inputs([(s.batch, in_ch, *s.spatial)], seed=100 + k)[0]
         out = session.run(None, {INPUT_NAME: x})[0]
         ref = eager_outputs(model, x)
         m = measure(ref, out, bars)

@@ -20,10 +20,11 @@ from ..models import create_model, get_spec, load_state_dict_into, load_user_mod
 from ..models.geometry import input_channels
 from ..parity import Tolerance
 from . import onnx_io
+from . import preflight
 from . import steps
 from .calib import load_calibration
 from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
-from .outputs import Staging, check_output_dir
+from .outputs import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .simplify import simplify as run_onnxsim
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
@@ -100,6 +101,7 @@ def build_model(config: ExportConfig) -> tuple[nn.Module, dict[str, Any], Any]:
         "arch": config.arch, "factory": config.factory,
         "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
         "params": sum(p.numel() for p in model.parameters()), "checkpoint": None,
+        "weights": "checkpoint" if config.checkpoint else "random-init",
     }
     meta: dict[str, Any] = {}
     if config.checkpoint:
@@ -149,15 +151,23 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
 
     Raises:
         UnetrtError: on any bad input or failed check; the output directory is left untouched.
+        outputs.Terminated: SIGTERM arrived (handled like Ctrl-C: nothing is left behind).
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)
+    with terminate_as_interrupt(), OutputLock(target):
+        check_output_dir(target, config.force)  # again under the lock: an export may have just finished
+        return _export(config, target, step)
+
+
+def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
     clock, t0 = _Clock(), time.perf_counter()
     step("building model")
     with clock("build"):
         model, model_section, spec = build_model(config)
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
+        checked = preflight.check(config, spec, in_ch)
         calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
         engine_mode = steps.engine_flavour(config.engine, config.engine_options.flavour)
         steps.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
@@ -175,6 +185,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
             proto, simplify_report = run_onnxsim(proto)
             pads_removed += onnx_io.strip_noop_pads(proto)
     manifest = _describe(config, model, model_section, in_ch, traced, same)
+    manifest["export"]["notes"].extend(checked.notes)
     static = manifest["input"]["static_shape"]
     profiles = config.engine_options.profiles or [
         {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static)}]

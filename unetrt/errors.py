@@ -86,3 +86,7 @@ class RunnerError(UnetrtError):
 
 class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""

@@ -7,8 +7,9 @@ import json
 import click
 
 from ..errors import UnetrtError
-from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, err_console, fp16_options,
-                      handle_errors, merge_model_kwargs, model_options)
+from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, fp16_options, handle_errors,
+                      make_console, merge_model_kwargs, model_options)
+from .progress import Reporter
 from .render import render_export, summary
 
 @click.command("export")
@@ -57,9 +58,10 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
             workspace_bytes=workspace * 2**20 if workspace else None, optimization_level=builder_opt_level,
             timing_cache=timing_cache, compute_capabilities=list(compute_capability) or None,
             version_compatible=version_compatible))
-    with err_console.status("exporting…") as status:
-        result = export(config, progress=lambda msg: status.update(msg + "…"))
-    render_export(result.manifest, result.output_dir)
+    console = make_console()
+    with Reporter(console) as report:
+        result = export(config, progress=report)
+    render_export(result.manifest, result.output_dir, console)
     if as_json:
         click.echo(json.dumps(summary(result.manifest, result.output_dir), indent=2))
 

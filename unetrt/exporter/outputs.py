@@ -20,14 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..artifacts.names import LOCK
-from ..errors import OutputError
+from ..errors import OutputError, Terminated
 from ..fileio import default_mode
 
 MANIFEST_NAME = "manifest.json"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: unwinds like Ctrl-C, so staging directories and locks are cleaned up."""
 
 
 @contextlib.contextmanager

@@ -151,7 +151,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
 
     Raises:
         UnetrtError: on any bad input or failed check; the output directory is left untouched.
-        outputs.Terminated: SIGTERM arrived (handled like Ctrl-C: nothing is left behind).
+        Terminated: SIGTERM arrived (handled like Ctrl-C: nothing is left behind).
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)

@@ -1,0 +1,97 @@
+"""Progress of long work: a live rich bar on a terminal, plain time-stamped lines in logs and CI.
+
+One callable serves the three shapes of progress the library reports:
+
+- export steps: ``report("tracing with torch.export")``; a message with ``": "`` in it
+  (``"fp16: 3 extra nodes FP32 -> pass"``, ``"building fp16 engine (...): phase 2/5"``) is a
+  sub-step of the current step;
+- counted work: ``report("photo.png", done=3, total=10)`` (predict over many images, bench grid);
+- tiles of one image: ``report.counter("tiles")`` returns a ``progress(done, total)`` callback.
+
+On a terminal each finished step is printed with its time (``✓ tracing with torch.export  3.1s``)
+above a spinner for the current one. Elsewhere every step is one line ``[  3.1s] message``; repeated
+sub-step lines (same text but for numbers) are printed at most every ``interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable
+
+from rich.console import Console
+
+__all__ = ["Reporter"]
+
+_DIGITS = re.compile(r"\d+(\.\d+)?")
+
+
+class Reporter:
+    """Context manager and callable: ``with Reporter(console) as report: report("step")``.
+
+    Args:
+        console: Where to draw (normally stderr, so ``--json`` on stdout stays clean).
+        interval: Seconds between two plain lines of the same kind (logs only).
+        steps: Print each finished step with its duration (export); off for counted work.
+        enabled: ``False`` draws nothing (e.g. a single image).
+    """
+
+    def __init__(self, console: Console, *, interval: float = 5.0, steps: bool = True, enabled: bool = True):
+        self.console, self.interval, self.steps, self.enabled = console, interval, steps, enabled
+        self.live = enabled and console.is_terminal and not console.is_dumb_terminal
+        self._bar = self._task = None
+        self._t0 = self._step_t0 = time.perf_counter()
+        self._step: str | None = None
+        self._last_kind, self._last_time = None, 0.0
+
+    def __enter__(self) -> "Reporter":
+        self._t0 = self._step_t0 = time.perf_counter()
+        if self.live:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn)
+
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self._finish_step()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def _finish_step(self) -> None:
+        if self.live and self.steps and self._step is not None:
+            self.console.print(f"[green]✓[/] {self._step}  [dim]{time.perf_counter() - self._step_t0:.1f}s[/]")
+
+    def __call__(self, message: str, done: int | None = None, total: int | None = None) -> None:
+        if not self.enabled:
+            return
+        sub = ": " in message and done is None
+        if not sub and message != self._step:
+            self._finish_step()
+            self._step, self._step_t0 = message, time.perf_counter()
+        if self.live:
+            text = message if not sub or not self._step else f"{self._step} — {message}"
+            self._bar.update(self._task, description=text, completed=done or 0, total=total)
+            return
+        self._plain(message, done, total, sub)
+
+    def _plain(self, message: str, done: int | None, total: int | None, sub: bool) -> None:
+        now = time.perf_counter()
+        kind = _DIGITS.sub("#", message) if sub else message
+        last = done is not None and total is not None and done >= total
+        if kind == self._last_kind and now - self._last_time < self.interval and not last and (sub or done):
+            return
+        self._last_kind, self._last_time = kind, now
+        count = f"{done}/{total} " if done is not None and total else ""
+        self.console.print(f"[{now - self._t0:7.1f}s] {count}{message}", markup=False, highlight=False)
+
+    def counter(self, label: str) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback for tiles and the like, reported as ``label``."""
+        def progress(done: int, total: int) -> None:
+            self(label, done, total)
+        return progress

@@ -176,8 +176,8 @@ def noisy_rows(result: BenchResult, ratio: float = NOISE_RATIO) -> list[str]:
 def rich_table(result: BenchResult):
     """A compact :class:`rich.table.Table` of the results (speedup vs eager per row).
 
-    Number columns never shrink below their widest cell (rich would cut them with an ellipsis on a
-    narrow terminal); reasons for skipped, failed or non-passing rows are printed by :func:`render`.
+    No column shrinks below its widest cell (rich would cut numbers with an ellipsis on a narrow
+    terminal); reasons for skipped, failed or non-passing rows are printed by :func:`render`.
     """
     from rich import box
     from rich.table import Table
@@ -195,7 +195,7 @@ def rich_table(result: BenchResult):
     for k, h in enumerate(_TERMINAL):
         widest = max([len(h)] + [Text.from_markup(r[k]).cell_len for r in rows])
         table.add_column(h, justify="left" if h in ("shape", "backend") else "right", no_wrap=True,
-                         min_width=widest if h not in ("shape", "backend") else None)
+                         min_width=widest)
     for row, cells in zip(result.results, rows):
         table.add_row(*cells, style=None if row["status"] == "ok" else "dim")
     return table
@@ -206,7 +206,9 @@ def render(result: BenchResult, console) -> None:
     warning when a row's spread says the timings are noisy."""
     for line in _header_lines(result):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    console.print(rich_table(result))
+    table = rich_table(result)
+    natural = console.measure(table).maximum  # wider than a narrow terminal: overflow, never cut a number
+    console.print(table, width=max(console.width, natural), crop=False)
     reasons: dict[str, list[str]] = {}
     for row in result.results:
         why = row["status"] if row["status"] != "ok" else (

@@ -34,18 +34,20 @@ class Reporter:
         interval: Seconds between two plain lines of the same kind (logs only).
         steps: Print each finished step with its duration (export); off for counted work.
         enabled: ``False`` draws nothing (e.g. a single image).
+        clock: Seconds counter (``time.perf_counter``).
     """
 
-    def __init__(self, console: Console, *, interval: float = 5.0, steps: bool = True, enabled: bool = True):
-        self.console, self.interval, self.steps, self.enabled = console, interval, steps, enabled
+    def __init__(self, console: Console, *, interval: float = 5.0, steps: bool = True, enabled: bool = True,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.console, self.interval, self.steps, self.enabled, self._clock = console, interval, steps, enabled, clock
         self.live = enabled and console.is_terminal and not console.is_dumb_terminal
         self._bar = self._task = None
-        self._t0 = self._step_t0 = time.perf_counter()
+        self._t0 = self._step_t0 = clock()
         self._step: str | None = None
         self._last_kind, self._last_time = None, 0.0
 
     def __enter__(self) -> "Reporter":
-        self._t0 = self._step_t0 = time.perf_counter()
+        self._t0 = self._step_t0 = self._clock()
         if self.live:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                        TimeElapsedColumn)
@@ -65,7 +67,7 @@ class Reporter:
 
     def _finish_step(self) -> None:
         if self.live and self.steps and self._step is not None:
-            self.console.print(f"[green]✓[/] {self._step}  [dim]{time.perf_counter() - self._step_t0:.1f}s[/]")
+            self.console.print(f"[green]✓[/] {self._step}  [dim]{self._clock() - self._step_t0:.1f}s[/]")
 
     def __call__(self, message: str, done: int | None = None, total: int | None = None) -> None:
         if not self.enabled:
@@ -73,7 +75,7 @@ class Reporter:
         sub = ": " in message and done is None
         if not sub and message != self._step:
             self._finish_step()
-            self._step, self._step_t0 = message, time.perf_counter()
+            self._step, self._step_t0 = message, self._clock()
         if self.live:
             text = message if not sub or not self._step else f"{self._step} — {message}"
             self._bar.update(self._task, description=text, completed=done or 0, total=total)
@@ -81,7 +83,7 @@ class Reporter:
         self._plain(message, done, total, sub)
 
     def _plain(self, message: str, done: int | None, total: int | None, sub: bool) -> None:
-        now = time.perf_counter()
+        now = self._clock()
         kind = _DIGITS.sub("#", message) if sub else message
         last = done is not None and total is not None and done >= total
         if kind == self._last_kind and now - self._last_time < self.interval and not last and (sub or done):

@@ -88,5 +88,10 @@ class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
 
 
+class ManifestError(UnetrtError):
+    """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
+    wrongly typed field."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""

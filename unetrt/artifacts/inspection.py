@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnetrtError
-from ..exporter.manifest import MANIFEST_NAME, read_manifest
+from .manifest import Manifest
+from .names import MANIFEST as MANIFEST_NAME
 from ..fileio import sha256_file
 
 #: File types inspect knows, by suffix.
@@ -82,17 +83,16 @@ def _check_artifacts(directory: Path, manifest: dict, problems: list[str]) -> li
 
 
 def _read(directory: Path, problems: list[str]) -> dict | None:
+    """The manifest beside the artifact as a dict (``None`` when absent; a bad one is a problem)."""
+    from ..errors import ManifestError
+
     if not (directory / MANIFEST_NAME).is_file():
         return None
     try:
-        manifest = read_manifest(directory)
-    except (ValueError, OSError) as exc:
-        problems.append(f"cannot read {directory / MANIFEST_NAME}: {exc}")
+        return Manifest.read(directory).to_dict()
+    except ManifestError as exc:  # names the bad field
+        problems.append(str(exc))
         return None
-    if not isinstance(manifest, dict):
-        problems.append(f"{directory / MANIFEST_NAME} is not a JSON object")
-        return None
-    return manifest
 
 
 def _describe_file(p: Path, manifest: dict | None, out: dict[str, Any], problems: list[str]) -> None:

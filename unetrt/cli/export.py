@@ -61,9 +61,10 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
     console = make_console()
     with Reporter(console) as report:
         result = export(config, progress=report)
-    render_export(result.manifest, result.output_dir, console)
+    data = result.manifest.to_dict()
+    render_export(data, result.output_dir, console)
     if as_json:
-        click.echo(json.dumps(summary(result.manifest, result.output_dir), indent=2))
+        click.echo(json.dumps(summary(data, result.output_dir), indent=2))
 
 
 # click passes --model-kwargs as `model_kwargs`; rename to avoid shadowing the helper above.

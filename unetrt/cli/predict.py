@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .options import handle_errors, make_console
+from .options import BackendName, LiveHelpOption, backends_help, handle_errors, make_console
 from ..errors import OutputError, UnetrtError
 from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
@@ -170,7 +170,7 @@ def _viz(image: np.ndarray, mask: np.ndarray, classes: int, path: Path | None) -
 
 def _mask_values(runner, model_path: str):
     """``mask_values`` from the manifest, or from a milesial checkpoint itself (as its predict.py reads them)."""
-    values = (runner.manifest or {}).get("mask_values")
+    values = runner.manifest.mask_values if runner.manifest is not None else None
     if values is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         from ..models import load_checkpoint
 
@@ -240,13 +240,13 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
               help="Downscaling factor of the images (milesial's predict.py defaults to 0.5).")
 @click.option("-t", "--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Sigmoid threshold for one-class models.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "ort", "trt"]), default="auto", show_default=True,
-              help="Runtime: auto (a TensorRT engine on a CUDA GPU, else ONNX Runtime), torch (eager, needs the "
-                   "checkpoint), ort (ONNX Runtime) or trt (TensorRT engine, needs a GPU).")
+@click.option("--backend", type=BackendName(), default="auto", show_default=True, cls=LiveHelpOption,
+              help_fn=lambda: backends_help("auto (an engine on a GPU, else ONNX Runtime), a family (torch, ort, "
+                                            "trt) or a backend name."))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where to run: auto picks CUDA when PyTorch sees a GPU.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None,
-              help="Which exported artifact to run (default: fp16 on a GPU, fp32 on CPU).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Artifact precision (default: FP16 on a GPU, FP32 on a CPU, whichever the export has).")
 @click.option("--arch", default=None, help="Zoo variant of a bare .pth checkpoint (default milesial).")
 @click.option("-c", "--classes", type=click.IntRange(min=1), default=None,
               help="Classes of a bare .pth (milesial's --classes; default 2).")
@@ -281,7 +281,7 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
                                if v is not None}}
     runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
     with runner, Reporter(con, steps=False) as report:
-        out_classes = classes or ((runner.manifest or {}).get("output") or {}).get("classes") or 2
+        out_classes = classes or (runner.manifest.output.classes if runner.manifest is not None else None) or 2
         opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
                 "viz": viz, "no_save": no_save, "classes": out_classes, "mask_values": _mask_values(runner, model_path)}
         rows = _predict_all(runner, files, targets, opts, con, report)

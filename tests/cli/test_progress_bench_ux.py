@@ -27,6 +27,8 @@ def test_plain_lines_off_a_terminal():
                         (1.5, ("fp16: 1 extra nodes FP32 -> fail (max_abs 0.5, argmax 0.9)",)),
                         (2.0, ("fp16: 2 extra nodes FP32 -> fail (max_abs 0.4, argmax 0.9)",)),  # same kind: dropped
                         (9.0, ("fp16: 3 extra nodes FP32 -> pass (max_abs 0.01, argmax 1)",)),   # 7.5 s on: printed
+                        (9.2, ("building fp16 engine (tensorrt-rtx 1.7): Building engine 1/6",)),
+                        (9.3, ("building fp16 engine (tensorrt-rtx 1.7): Timing tactics 2/3",)),  # same step: dropped
                         (9.5, ("tiles", 3, 4)), (9.6, ("tiles", 4, 4))):
             now[0] = t
             report(*args)
@@ -34,6 +36,7 @@ def test_plain_lines_off_a_terminal():
     assert lines == ["[    1.0s] tracing with torch.export",
                      "[    1.5s] fp16: 1 extra nodes FP32 -> fail (max_abs 0.5, argmax 0.9)",
                      "[    9.0s] fp16: 3 extra nodes FP32 -> pass (max_abs 0.01, argmax 1)",
+                     "[    9.2s] building fp16 engine (tensorrt-rtx 1.7): Building engine 1/6",
                      "[    9.5s] 3/4 tiles", "[    9.6s] 4/4 tiles"]
 
 

@@ -9,8 +9,9 @@ One callable serves the three shapes of progress the library reports:
 - tiles of one image: ``report.counter("tiles")`` returns a ``progress(done, total)`` callback.
 
 On a terminal each finished step is printed with its time (``✓ tracing with torch.export  3.1s``)
-above a spinner for the current one. Elsewhere every step is one line ``[  3.1s] message``; repeated
-sub-step lines (same text but for numbers) are printed at most every ``interval`` seconds.
+above a spinner for the current one. Elsewhere every step is one line ``[  3.1s] message``; sub-step
+lines of one step (``fp16: ...``, the engine builder's phases) are printed at most every ``interval``
+seconds, so a log gets a heartbeat, not every tick of TensorRT's progress monitor.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Reporter:
 
     def _plain(self, message: str, done: int | None, total: int | None, sub: bool) -> None:
         now = self._clock()
-        kind = _DIGITS.sub("#", message) if sub else message
+        kind = _DIGITS.sub("#", message.split(": ", 1)[0]) + ": …" if sub else message
         last = done is not None and total is not None and done >= total
         if kind == self._last_kind and now - self._last_time < self.interval and not last and (sub or done):
             return

@@ -27,6 +27,18 @@ __all__ = ["Reporter"]
 _DIGITS = re.compile(r"\d+(\.\d+)?")
 
 
+def _count_column():
+    """``done/total`` for counted work; nothing for a step (rich's MofN column would show ``0/?``)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task):
+            return Text(f"{int(task.completed)}/{int(task.total)}" if task.total else "")
+
+    return Count()
+
+
 class Reporter:
     """Context manager and callable: ``with Reporter(console) as report: report("step")``.
 
@@ -50,11 +62,10 @@ class Reporter:
     def __enter__(self) -> "Reporter":
         self._t0 = self._step_t0 = self._clock()
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=True)
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _count_column(),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("starting", total=None)
         return self
@@ -78,7 +89,8 @@ class Reporter:
             self._finish_step()
             self._step, self._step_t0 = message, self._clock()
         if self.live:
-            text = message if not sub or not self._step else f"{self._step} — {message}"
+            text = message if not sub or not self._step or message.startswith(self._step) else \
+                f"{self._step} — {message}"
             self._bar.update(self._task, description=text, completed=done or 0, total=total)
             return
         self._plain(message, done, total, sub)

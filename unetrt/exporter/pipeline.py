@@ -246,6 +246,7 @@ def _later_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fo
     if engine_mode:
         with clock("engine"):
             precision = "fp16" if config.fp16 else "fp32"
+            step(f"building {precision} engine")
             manifest.engines.append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
     elif config.engine is None:

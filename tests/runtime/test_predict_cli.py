@@ -211,8 +211,8 @@ def test_16bit_and_palette_pngs_predict_like_8bit_rgb(demo_export, tmp_path):
     Image.open(pal).convert("RGB").save(rgb_of_pal)
     outs = {}
     for p in (gray8, gray16, pal, rgb_of_pal):
-        res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(p), "-o", str(tmp_path / "o") + "/"])
+        res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(p), "-o", str(tmp_path / f"{p.stem}_m.png")])
         assert res.exit_code == 0, res.output
-        outs[p.stem] = np.asarray(Image.open(tmp_path / "o" / f"{p.stem}_OUT.png"))
+        outs[p.stem] = np.asarray(Image.open(tmp_path / f"{p.stem}_m.png"))
     assert np.mean(outs["g16"] == outs["g8"]) >= 0.999
     assert np.mean(outs["p"] == outs["prgb"]) == 1.0

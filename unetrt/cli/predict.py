@@ -134,37 +134,38 @@ def _save(array: np.ndarray, path: Path) -> None:
                           "check permissions and free space, or choose another -o") from exc
 
 
-def _viz(image: np.ndarray, mask: np.ndarray, classes: int, path: Path | None) -> None:
-    """milesial's ``plot_img_and_mask``: the image and one panel per class; saved, and shown on a display."""
+def _viz(image: np.ndarray, mask: np.ndarray, path: Path | None) -> None:
+    """milesial's ``--viz``: the image and one panel per class present (``mask == i``); saved to ``path``
+    and, where a display is available, shown (blocking, as milesial's ``plt.show()``)."""
     from ..bench.report import require_matplotlib
 
     require_matplotlib()
     import matplotlib
 
-    interactive = matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo", "template") and \
-        bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
-    if interactive:
-        import matplotlib.pyplot as plt
-        fig = plt.figure()
-    else:
+    headless = matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template") or \
+        not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
+    if headless:
         from matplotlib.figure import Figure
         fig = Figure()
-    panels = max(classes, 2) if classes > 1 else 1
-    axes = fig.subplots(1, panels + 1)
+    else:
+        import matplotlib.pyplot as plt
+        fig = plt.figure()
+    classes = int(mask.max()) + 1
+    axes = fig.subplots(1, classes + 1)
     axes[0].set_title("Input image")
-    axes[0].imshow(image if image.ndim == 3 else image, cmap=None if image.ndim == 3 else "gray")
-    for i in range(panels):
-        axes[i + 1].set_title(f"Mask (class {i + 1 if classes > 1 else 1})")
-        axes[i + 1].imshow(mask == (i if classes > 1 else 1))
+    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+    for i in range(classes):
+        axes[i + 1].set_title(f"Mask (class {i + 1})")
+        axes[i + 1].imshow(mask == i)
     for ax in axes:
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
     if path is not None:
         from ..fileio import atomic_path
 
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
-    if interactive:
-        import matplotlib.pyplot as plt
+    if not headless:
         plt.show()
 
 
@@ -213,7 +214,7 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
                     _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png"))
             if opts["viz"]:
                 viz_path = None if opts["no_save"] else target.with_name(target.stem.removesuffix("_OUT") + "_VIZ.png")
-                _viz(img, pred.mask, opts["classes"], viz_path)
+                _viz(img, pred.mask, viz_path)
             counts = np.bincount(pred.mask.ravel(), minlength=2).tolist()
             rows.append({"input": str(path), "output": None if opts["no_save"] else str(target),
                          "size": list(img.shape[:2]), "mode": pred.mode, "class_pixels": counts,
@@ -281,9 +282,8 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
                                if v is not None}}
     runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
     with runner, Reporter(con, steps=False) as report:
-        out_classes = classes or (runner.manifest.output.classes if runner.manifest is not None else None) or 2
         opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
-                "viz": viz, "no_save": no_save, "classes": out_classes, "mask_values": _mask_values(runner, model_path)}
+                "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path)}
         rows = _predict_all(runner, files, targets, opts, con, report)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,

@@ -8,9 +8,10 @@ the model's spec (alignment, minimum size), its input channels and the configura
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..errors import AlignmentError, ProfileError
+from ..errors import AlignmentError, ProfileError, UnetrtError
 from ..models.geometry import round_up
 from .steps import check_profiles, check_timing_cache
 
@@ -33,7 +34,7 @@ def admissible_alignment(align: int, required: int) -> bool:
 
     A UNet halves H and W at each level, so padding helps only when it lines sizes up with those
     halvings: 1 (any size), a power of two, or a multiple of 16. Anything else (``7``) pads every
-    input without removing a single ``Pad`` from the graph.
+    input without lining its size up with the poolings, so it costs pixels and buys nothing.
     """
     if align < 1 or align % max(1, required):
         return False
@@ -93,10 +94,6 @@ def _check_profiles(config, spec, in_ch: int) -> None:
 
 
 def _check_paths(config) -> None:
-    from pathlib import Path
-
-    from ..errors import UnetrtError
-
     if config.calib_images and not Path(config.calib_images).is_dir():
         raise UnetrtError(f"--calib-images {config.calib_images} is not a directory",
                           "a folder of images or .npy files", "check the path")

@@ -31,6 +31,7 @@ DEMO_SAMPLES := $(filter-out %_mask.png,$(wildcard unetrt/assets/samples/*.png))
 
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/unet-export --arch milesial --checkpoint $(DEMO_CKPT) --classes 3 --width 8 --fp16 \
+		--int8 --calib-images unetrt/assets/samples \
 		-o export/milesial --force $(DEMO_ARGS)
 	@mkdir -p export/milesial-predictions
 	$(VENV)/bin/unet-predict -m export/milesial $(addprefix -i ,$(DEMO_SAMPLES)) \

@@ -39,6 +39,18 @@ class UnknownModelError(UnetrtError, KeyError):
         return self.args[0]
 
 
+class ModelConfigError(UnetrtError, ValueError):
+    """A model got a keyword argument it does not take, or a value it cannot use."""
+
+
+class RegistrationError(UnetrtError, ValueError):
+    """A registration (model variant) is malformed or clashes with an existing one."""
+
+
+class DataError(UnetrtError, ValueError):
+    """Synthetic-data parameters or a packaged data asset are unusable."""
+
+
 class ModelLoadError(UnetrtError):
     """A user model factory (``pkg.module:factory``) could not be imported or called."""
 
@@ -91,6 +103,14 @@ class InputError(RunnerError, ValueError):
 class ManifestError(UnetrtError):
     """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
     wrongly typed field."""
+
+
+class CalibrationError(ExportError):
+    """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
+
+
+class QuantizationError(ExportError):
+    """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""
 
 
 class Terminated(KeyboardInterrupt):

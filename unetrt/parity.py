@@ -1,6 +1,8 @@
 """Numeric parity between a reference output and a test output (data, not prints).
 
-Shared by the exporter (ONNX vs eager), the FP16 converter and the benchmark harness.
+:func:`compare` is the one comparison of the project: the exporter's verification sweep
+(:mod:`unetrt.exporter.verify`), the FP16 search (:mod:`unetrt.exporter.fp16_search`), the
+benchmark's parity columns (:mod:`unetrt.bench.parity`) and the runner contract tests all call it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class Tolerance:
 
 FP32_TOLERANCE = Tolerance(atol_factor=1e-4)
 FP16_TOLERANCE = Tolerance(atol_factor=1e-2, min_argmax_agreement=0.995)
+#: INT8 bars: mask agreement over every pixel and mean Dice of the masks (max abs error is reported,
+#: not barred: quantization moves logits by far more than any FP32/FP16 bar).
+INT8_MIN_ARGMAX = 0.99
+INT8_MIN_DICE = 0.98
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,23 @@ def _masks(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(np.int64).reshape(x.shape[0], *x.shape[2:]) if x.ndim >= 3 else (x > 0)
 
 
+def class_masks(x: np.ndarray) -> np.ndarray:
+    """Class masks of NCHW logits: argmax over channels, or the 0-logit threshold for one class."""
+    return _masks(np.asarray(x))
+
+
+def class_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> dict[int, tuple[float, float]]:
+    """``{class: (IoU, Dice)}`` for every class present in either mask."""
+    out = {}
+    for c in range(max(num_classes, 2)):
+        a, b = ref_mask == c, test_mask == c
+        union = int(np.logical_or(a, b).sum())
+        if union:
+            inter = int(np.logical_and(a, b).sum())
+            out[c] = (inter / union, 2 * inter / (int(a.sum()) + int(b.sum())))
+    return out
+
+
 def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> tuple[float, float]:
     """Mean IoU and mean Dice over the classes present in either mask (1.0 when both are empty)."""
     ious, dices = [], []
@@ -96,6 +119,12 @@ def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -
     return float(np.mean(ious)), float(np.mean(dices))
 
 
+def _failed(shape: tuple[int, ...], atol: float, reason: str) -> OutputParity:
+    """A failed comparison without statistics (NaN errors, zero agreement)."""
+    nan = float("nan")
+    return OutputParity(tuple(shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False, reason)
+
+
 def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLERANCE) -> OutputParity:
     """Compare two outputs of the same shape (NCHW logits for segmentation).
 
@@ -107,13 +136,9 @@ def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLER
     test = np.asarray(test, dtype=np.float64)
     atol = tolerance.atol(ref)
     if ref.shape != test.shape:
-        nan = float("nan")
-        return OutputParity(tuple(test.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
-                            f"shape {tuple(test.shape)} != reference {tuple(ref.shape)}")
+        return _failed(test.shape, atol, f"shape {tuple(test.shape)} != reference {tuple(ref.shape)}")
     if not np.all(np.isfinite(test)):
-        nan = float("nan")
-        return OutputParity(tuple(ref.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
-                            "non-finite values in output")
+        return _failed(ref.shape, atol, "non-finite values in output")
     diff = np.abs(ref - test)
     max_abs = float(diff.max()) if diff.size else 0.0
     value_range = float(ref.max() - ref.min()) if ref.size else 0.0

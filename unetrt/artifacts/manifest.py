@@ -29,11 +29,11 @@ from .source import ModelSource
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
            "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section",
-           "EngineEntry", "ArtifactFile", "json_schema", "tool_versions", "find_manifest"]
+           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
-_CONFIG = ConfigDict(extra="forbid", validate_assignment=True)
+_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, json_schema_serialization_defaults_required=True)
 _TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxconverter-common",
           "numpy", "tensorrt", "tensorrt-rtx")
 
@@ -221,6 +221,65 @@ class Fp16Section:
 
 
 @dataclass(config=_CONFIG)
+class Int8CpuForm:
+    """``model_int8_cpu.onnx``: the uint8-asymmetric form ONNX Runtime's CPU kernels run fastest.
+
+    Attributes:
+        path: File name in the export directory.
+        sha256: Its sha256.
+        runtime: What it is for (``onnxruntime-cpu``; TensorRT cannot parse it).
+        form: What is quantized and how.
+        evaluation: Accuracy vs eager FP32 per evaluation input.
+        structure: Q/DQ structure summary.
+    """
+
+    path: str
+    sha256: Sha256
+    runtime: str = "onnxruntime-cpu"
+    form: str = ""
+    evaluation: list[dict[str, Json]] = field(default_factory=list)
+    structure: dict[str, Json] = field(default_factory=dict)
+
+
+@dataclass(config=_CONFIG)
+class Int8Section:
+    """``model_int8.onnx``: TensorRT-compatible Q/DQ INT8 (symmetric int8, per-channel weights, float biases).
+
+    Attributes:
+        path: The INT8 ONNX (TensorRT parses it; ONNX Runtime runs it too).
+        sha256: Its sha256.
+        runtime: Which runtimes the file is for.
+        quantizer: Library and version that quantized it.
+        method: Calibration method (``minmax``, ``entropy``, ``percentile``).
+        form: What is quantized and how.
+        quantized_nodes: Compute nodes running in INT8.
+        kept_float: Nodes left in float, each ``{"node", "op", "reason"}`` with the measured reason.
+        evaluation: Accuracy vs eager FP32 per evaluation input (argmax agreement, per-class Dice/IoU,
+            max/mean abs error, passed).
+        structure: Q/DQ structure check summary (zero points, int8 weights, no int32 bias DQ, I/O).
+        bars: The accuracy bars (``min_argmax_agreement``, ``min_mean_dice``).
+        calibration: Where the calibration inputs came from, their shapes, what was held out.
+        sweep: The INT8 graph run at every verification size (measured, not barred).
+        cpu: The ONNX Runtime CPU form, if written.
+    """
+
+    path: str
+    sha256: Sha256
+    runtime: str = "tensorrt, onnxruntime"
+    quantizer: str = ""
+    method: str = "minmax"
+    form: str = ""
+    quantized_nodes: NonNegInt = 0
+    kept_float: list[dict[str, Json]] = field(default_factory=list)
+    evaluation: list[dict[str, Json]] = field(default_factory=list)
+    structure: dict[str, Json] = field(default_factory=dict)
+    bars: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Json] = field(default_factory=dict)
+    sweep: dict[str, Json] = field(default_factory=dict)
+    cpu: Optional[Int8CpuForm] = None
+
+
+@dataclass(config=_CONFIG)
 class EngineEntry:
     """A TensorRT plan (no header: trtexec, Triton and C++ load it as is).
 
@@ -239,6 +298,7 @@ class EngineEntry:
         size_bytes: Plan size.
         options: Build options (workspace, optimisation level, targets, version compatibility, ...).
         fp16_mode: How FP16 was obtained (strongly typed ONNX or ``BuilderFlag.FP16``).
+        int8_mode: How INT8 was obtained (strongly typed Q/DQ, or ``BuilderFlag.INT8`` (+ FP16 fallback)).
     """
 
     path: str
@@ -254,6 +314,7 @@ class EngineEntry:
     size_bytes: int = 0
     options: dict[str, Json] = field(default_factory=dict)
     fp16_mode: Optional[str] = None
+    int8_mode: Optional[str] = None
 
     def covers(self, shape: list[int] | tuple[int, ...], input_name: str = names.INPUT) -> bool:
         """Whether some profile admits ``shape`` for ``input_name``."""
@@ -280,7 +341,7 @@ class Manifest:
 
     Attributes:
         format: Always ``unetrt-manifest``.
-        schema_version: Layout version (:data:`SCHEMA_VERSION`).
+        schema_version: Layout version (2 for this unetrt; readers refuse newer ones).
         created: ISO-8601 UTC time of the export.
         tools: Versions of the tools that shaped the artifacts.
         model: Which model, kwargs and weights.
@@ -291,6 +352,7 @@ class Manifest:
         onnx: The FP32 ONNX.
         verification: FP32 ONNX vs eager.
         fp16: The FP16 ONNX, if written.
+        int8: The INT8 ONNX (and its CPU form), if written.
         engines: TensorRT plans.
         artifacts: Every file with its sha256 (the manifest itself excluded).
     """
@@ -307,6 +369,7 @@ class Manifest:
     tools: dict[str, str] = field(default_factory=dict)
     mask_values: Optional[list[Json]] = None
     fp16: Optional[Fp16Section] = None
+    int8: Optional[Int8Section] = None
     engines: list[EngineEntry] = field(default_factory=list)
     artifacts: list[ArtifactFile] = field(default_factory=list)
 
@@ -323,10 +386,24 @@ class Manifest:
             raise ManifestError(f"{origin} is not a unetrt manifest (no \"format\": \"{FORMAT}\")",
                                 "a manifest.json written by unet-export", "pass an export directory")
         data = _upgrade(dict(data), origin)
+        _check_schema(data, origin)
         try:
             return _ADAPTER.validate_python(data)
         except ValidationError as exc:
             raise _field_error(exc, origin) from None
+
+    @classmethod
+    def with_defaults(cls, data: dict[str, Any]) -> "Manifest":
+        """Build from a partial dict, filling every field that has a default (for code and tests that
+        assemble a manifest; files are read strictly with :meth:`from_dict`).
+
+        Raises:
+            ManifestError: A required field without default is missing or a field is wrongly typed.
+        """
+        try:
+            return _ADAPTER.validate_python(data)
+        except ValidationError as exc:
+            raise _field_error(exc, "manifest") from None
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Manifest":
@@ -370,6 +447,8 @@ class Manifest:
         entries: list[Any] = [*self.artifacts, *self.engines, self.onnx]
         if self.fp16 is not None:
             entries.append(self.fp16)
+        if self.int8 is not None:
+            entries += [self.int8] + ([self.int8.cpu] if self.int8.cpu else [])
         for entry in entries:
             if Path(entry.path).name == file_name:
                 return entry.sha256
@@ -385,6 +464,10 @@ class Manifest:
             return self.onnx.path
         if precision == "fp16" and self.fp16 is not None:
             return self.fp16.path
+        if precision == "int8" and self.int8 is not None:
+            return self.int8.path
+        if precision == "int8-cpu" and self.int8 is not None and self.int8.cpu is not None:
+            return self.int8.cpu.path
         return None
 
     def onnx_metadata(self) -> dict[str, str]:
@@ -425,6 +508,35 @@ def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
     return data
 
 
+_VALIDATOR: Any = None
+
+
+def _check_schema(data: dict[str, Any], origin: str) -> None:
+    """Validate against the JSON Schema (what C++ readers rely on: every field present, every type right)."""
+    global _VALIDATOR
+    import jsonschema
+
+    if _VALIDATOR is None:
+        _VALIDATOR = jsonschema.Draft202012Validator(json_schema())
+    errors = list(_VALIDATOR.iter_errors(data))
+    if not errors:
+        return
+    err = jsonschema.exceptions.best_match(errors)
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "required":
+        missing = next(k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance)
+        what = f"{origin}: required field {'.'.join(filter(None, (where, missing)))} is missing"
+    elif err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        what = f"{origin}: unknown field {'.'.join(filter(None, (where, extra[0] if extra else '?')))}"
+    else:
+        got = json.dumps(err.instance, default=str)
+        what = f"{origin}: field {where or '(top level)'} is {got[:60]} ({err.message[:120]})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ManifestError(what + more, f"a valid schema_version {SCHEMA_VERSION} manifest (see manifest.schema.json)",
+                        "re-export with unet-export ... --force, or fix that field")
+
+
 def _field_error(exc: ValidationError, origin: str) -> ManifestError:
     """One line naming the first bad field of a validation error."""
     err = exc.errors(include_url=False)[0]
@@ -455,9 +567,42 @@ def find_manifest(path: str | os.PathLike) -> Path:
     return file
 
 
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """``{attribute: description}`` from a Google-style ``Attributes:`` docstring section."""
+    docs: dict[str, str] = {}
+    lines = (cls.__doc__ or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return docs
+    current = None
+    for line in lines[start + 1:]:
+        text = line.strip()
+        head, sep, rest = text.partition(": ")
+        if sep and head.isidentifier() and len(line) - len(line.lstrip()) <= 8:
+            current, docs[head] = head, rest
+        elif text and current:
+            docs[current] += " " + text
+    return docs
+
+
+_SECTIONS = (Manifest, ModelSection, CheckpointRef, InputSection, DynamicAxes, OutputSection, SizeExample,
+             ExportInfo, OnnxArtifact, Verification, Fp16Section, Int8Section, Int8CpuForm, EngineEntry,
+             ArtifactFile)
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of ``manifest.json``, generated from :class:`Manifest`."""
+    """The JSON Schema (draft 2020-12) of ``manifest.json``, generated from :class:`Manifest`, with every
+    field described from the dataclasses' docstrings."""
     schema = _ADAPTER.json_schema(mode="serialization")
+    for cls in _SECTIONS:
+        target = schema if cls is Manifest else schema["$defs"].get(cls.__name__)
+        if target is None:
+            continue
+        target["description"] = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        for name, text in _attribute_docs(cls).items():
+            if name in target.get("properties", {}):
+                target["properties"][name]["description"] = " ".join(text.split())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://unetrt.invalid/manifest/v{SCHEMA_VERSION}.schema.json"
     schema["title"] = f"unetrt manifest.json, schema_version {SCHEMA_VERSION}"
@@ -481,3 +626,18 @@ def tool_versions() -> dict[str, str]:
 def now_iso() -> str:
     """The current UTC time, ISO-8601, seconds."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def write_schema(path: str | os.PathLike = SCHEMA_FILE) -> Path:
+    """Regenerate the shipped ``manifest.schema.json`` (``python -m unetrt.artifacts.manifest``)."""
+    from ..fileio import atomic_path
+
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "w") as f:
+        json.dump(json_schema(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    return target
+
+
+if __name__ == "__main__":
+    print(write_schema())

@@ -163,7 +163,34 @@ def fp16_options(f):
         click.option("--fp16-argmax", type=click.FloatRange(0, 1), default=0.995, show_default=True,
                      help="FP16 bar: minimum argmax (mask) agreement with eager FP32."),
         click.option("--calib-images", type=click.Path(file_okay=False), default=None,
-                     help="Folder of images/.npy inputs driving which nodes stay FP32."),
+                     help="Folder of images/.npy inputs (preprocessed like unet-predict; *_mask files skipped) "
+                          "driving which nodes stay FP32 and the INT8 calibration."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def int8_options(f):
+    """--int8, its calibration and its accuracy bars."""
+    options = [
+        click.option("--int8", is_flag=True, help="Also write model_int8.onnx (TensorRT Q/DQ: symmetric int8, "
+                     "per-channel weights, float biases) and, with an engine, model_int8.engine."),
+        click.option("--int8-cpu", is_flag=True, help="Also write model_int8_cpu.onnx (uint8 asymmetric: ONNX "
+                     "Runtime CPU's fastest form; implies --int8)."),
+        click.option("--calib-count", type=int, default=16, show_default=True,
+                     help="INT8 calibration inputs taken from --calib-images (the next ones are held out to "
+                          "measure accuracy)."),
+        click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+                     show_default=True, help="INT8 calibration method (entropy/percentile crop the inputs to one "
+                                             "size)."),
+        click.option("--int8-argmax", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+                     help="INT8 bar: minimum mask (argmax) agreement with eager FP32, every pixel."),
+        click.option("--int8-dice", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+                     help="INT8 bar: minimum mean Dice of the INT8 masks against the FP32 masks."),
+        click.option("--int8-max-float", type=click.IntRange(min=0), default=None,
+                     help="Most nodes the INT8 search may keep in float (default: no limit); 0 = fail unless "
+                          "the plain quantization meets the bars."),
     ]
     for option in reversed(options):
         f = option(f)

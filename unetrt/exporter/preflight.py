@@ -97,9 +97,10 @@ def _check_paths(config) -> None:
     if config.calib_images and not Path(config.calib_images).is_dir():
         raise UnetrtError(f"--calib-images {config.calib_images} is not a directory",
                           "a folder of images or .npy files", "check the path")
-    if config.calib_images and not config.fp16:
-        raise UnetrtError("--calib-images given without --fp16", "calibration inputs for the FP16 search",
-                          "add --fp16 or drop --calib-images")
+    uses_calib = config.fp16 or getattr(config, "int8", False) or getattr(config, "int8_cpu", False)
+    if config.calib_images and not uses_calib:
+        raise UnetrtError("--calib-images given without --fp16 or INT8", "calibration inputs for the FP16 search "
+                          "or INT8 quantization", "add --fp16 (or an INT8 option) or drop --calib-images")
     check_timing_cache(config.engine_options.timing_cache)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UnetrtError
+from ..errors import RegistrationError, UnetrtError
 
 __all__ = ["Backend", "RunOptions", "register", "unregister", "get", "backends", "names", "resolve", "FAMILIES",
            "describe_all"]
@@ -64,6 +64,8 @@ class Backend:
         adapt: ``(RunOptions) -> dict``: runner keyword arguments from the shared run settings.
         auto: Whether ``load(backend="auto")`` / a family may choose it (explicit names always work).
         notes: Caveats a reader of its benchmark rows should know.
+        artifact: Which ONNX of the export it runs when that is not simply its precision's
+            (``"int8-cpu"``: ``model_int8_cpu.onnx``); ``None`` = by precision.
     """
 
     name: str
@@ -79,13 +81,14 @@ class Backend:
     adapt: Callable[[RunOptions], dict[str, Any]] | None = None
     auto: bool = True
     notes: tuple[str, ...] = ()
+    artifact: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise UnetrtError(f"backend {self.name!r} has kind {self.kind!r}", f"one of {', '.join(KINDS)}",
+            raise RegistrationError(f"backend {self.name!r} has kind {self.kind!r}", f"one of {', '.join(KINDS)}",
                               "fix the registration")
         if not self.devices or any(d not in ("cpu", "cuda") for d in self.devices):
-            raise UnetrtError(f"backend {self.name!r} has devices {self.devices!r}", "a tuple of 'cpu'/'cuda'",
+            raise RegistrationError(f"backend {self.name!r} has devices {self.devices!r}", "a tuple of 'cpu'/'cuda'",
                               "fix the registration")
 
     @property
@@ -146,7 +149,7 @@ def register(backend: Backend, *, replace: bool = False) -> Backend:
         unregister(backend.name)
     taken = [n for n in (backend.name, *backend.aliases) if n in _REGISTRY or n in _ALIASES]
     if taken:
-        raise UnetrtError(f"backend name {taken[0]!r} is already registered", "a new name",
+        raise RegistrationError(f"backend name {taken[0]!r} is already registered", "a new name",
                           "choose another name or pass replace=True")
     _REGISTRY[backend.name] = backend
     for alias in backend.aliases:

@@ -37,8 +37,11 @@ demo: $(VENV)/.installed-base
 	$(VENV)/bin/unet-predict -m export/milesial $(addprefix -i ,$(DEMO_SAMPLES)) \
 		-o export/milesial-predictions/ --overlay --force
 
+# Prints how long the suite took and how to run the fast subset (tests not marked slow).
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc). Fast subset: make test PYTEST_ARGS='-m \"not slow\"'"; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) export .pytest_cache .hypothesis

@@ -111,3 +111,11 @@ class CalibrationError(ExportError):
 
 class QuantizationError(ExportError):
     """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""
+
+
+class ArtifactError(UnetrtError, ValueError):
+    """An artifact file (ONNX, engine) is unreadable, truncated or not what its manifest says."""

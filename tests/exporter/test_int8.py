@@ -205,24 +205,38 @@ def test_calibration_images_preprocessed_like_predict(tmp_path):
     assert np.array_equal(batches[0][0, :, :20], files[0][1][0, :, :, 3:27])  # centre crop of a.png
 
 
-@pytest.mark.parametrize("kind", ["rgb", "rgba", "gray", "gray_alpha", "rgb16", "float01"])
-@pytest.mark.parametrize("in_ch", [1, 3])
-def test_calibration_preprocessing_is_predicts(kind, in_ch):
-    """The exporter may not import the runtime, so calib restates predict's preprocessing: keep them equal."""
-    from unetrt.exporter.calib import admissible, image_input
-    from unetrt.runtime.transforms import align_pad, preprocess
+@pytest.mark.parametrize("mode", ["P", "I;16", "CMYK", "LA", "exif"])
+def test_calibration_files_read_like_predict(tmp_path, mode):
+    """Calibration files go through predict's reader: palette, 16-bit, CMYK, alpha and EXIF-rotated images
+    become the same network input ``unet-predict`` would feed (a plain ``np.asarray(Image.open(...))``
+    gets palette indices, 16-bit values / 255 and sideways pictures)."""
+    from PIL import Image
 
-    rng = np.random.default_rng(1)
-    img = {"rgb": rng.integers(0, 256, (13, 9, 3), dtype=np.uint8),
-           "rgba": rng.integers(0, 256, (13, 9, 4), dtype=np.uint8),
-           "gray": rng.integers(0, 256, (13, 9), dtype=np.uint8),
-           "gray_alpha": rng.integers(0, 256, (13, 9, 2), dtype=np.uint8),
-           "rgb16": rng.integers(0, 65536, (13, 9, 3), dtype=np.uint16),
-           "float01": rng.random((13, 9, 3)).astype(np.float32)}[kind]
-    ours, theirs = image_input(img, in_ch), preprocess(img, 1.0, in_ch)
+    from unetrt.runtime.transforms import load_image, preprocess  # tests may cross layers
+
+    rgb = np.random.default_rng(1).integers(0, 256, (13, 9, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    name = tmp_path / "x.png"
+    if mode == "P":
+        img.quantize(16).save(name)
+    elif mode == "I;16":
+        Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(name)
+    elif mode == "CMYK":
+        name = tmp_path / "x.jpg"
+        img.convert("CMYK").save(name)
+    elif mode == "LA":
+        img.convert("LA").save(name)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotate 90 degrees on display
+        name = tmp_path / "x.jpg"
+        img.save(name, exif=exif)
+    (_, ours), = load_calibration_files(tmp_path, 3)
+    theirs = preprocess(load_image(name, 3), 1.0, 3)
     np.testing.assert_array_equal(ours, theirs)
-    for align, low in [(16, 16), (1, 20), (8, 1)]:
-        np.testing.assert_array_equal(admissible([ours], align, low)[0], align_pad(theirs, align, min_size=low)[0])
+    assert ours.shape == ((1, 3, 9, 13) if mode == "exif" else (1, 3, 13, 9)) and ours.max() <= 1.0
+    if mode == "I;16":  # scaled by the bit depth, not / 255
+        np.testing.assert_allclose(ours[0, 0], rgb[..., 0] / 255.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("setup, match", [

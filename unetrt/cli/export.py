@@ -7,8 +7,9 @@ import json
 import click
 
 from ..errors import UnetrtError
-from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, err_console, fp16_options,
-                      handle_errors, int8_options, merge_model_kwargs, model_options)
+from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, fp16_options, handle_errors,
+                      int8_options, make_console, merge_model_kwargs, model_options)
+from .progress import Reporter
 from .render import render_export, summary
 
 @click.command("export")
@@ -60,10 +61,11 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
             workspace_bytes=workspace * 2**20 if workspace else None, optimization_level=builder_opt_level,
             timing_cache=timing_cache, compute_capabilities=list(compute_capability) or None,
             version_compatible=version_compatible))
-    with err_console.status("exporting…") as status:
-        result = export(config, progress=lambda msg: status.update(msg + "…"))
+    console = make_console()
+    with Reporter(console) as report:
+        result = export(config, progress=report)
     data = result.manifest.to_dict()
-    render_export(data, result.output_dir)
+    render_export(data, result.output_dir, console)
     if as_json:
         click.echo(json.dumps(summary(data, result.output_dir), indent=2))
 

@@ -3,44 +3,54 @@
 from __future__ import annotations
 
 import json
+import traceback
 from functools import wraps
 
 import click
 
 from rich.console import Console
 
-from ..errors import ParityError, UnetrtError
+from ..errors import ParityError, Terminated, UnetrtError
 
 #: The zoo variant used when neither --arch nor --model is given.
 DEFAULT_ARCH = "milesial"
-#: Progress and summaries go to stderr, so --json output on stdout stays clean.
-err_console = Console(stderr=True)
+#: Exit status after SIGTERM, as a shell reports a process killed by it (128 + 15).
+SIGTERM_EXIT = 143
 
 
-def debug_enabled() -> bool:
-    """``UNETRT_DEBUG=1`` (or any value but 0/empty): show tracebacks instead of one error line."""
-    import os
+def make_console(stderr: bool = True) -> Console:
+    """A rich console for summaries and progress (stderr by default, so ``--json`` on stdout stays clean).
 
-    return os.environ.get("UNETRT_DEBUG", "").strip() not in ("", "0")
+    On a terminal it wraps at the terminal's width; in logs, pipes and CI (not a terminal) lines are
+    never wrapped or cut (``soft_wrap``, tables at their natural width), so hashes and paths stay whole.
+    """
+    con = Console(stderr=stderr)
+    if con.is_terminal:
+        return con
+    return Console(stderr=stderr, soft_wrap=True, width=4096)
 
 
 def handle_errors(fn):
-    """Turn :class:`UnetrtError` into one clean error line and exit code 1 (a parity failure
-    prints its table first); other exceptions keep their traceback. With ``UNETRT_DEBUG=1`` the
-    error propagates with its full traceback (the model's own error chained as its cause)."""
+    """Add ``--debug`` (also ``UNETRT_DEBUG=1``) to a command and turn :class:`UnetrtError` into one clean
+    error line and exit code 1 (a parity failure prints its table first). With ``--debug`` the traceback
+    is printed first; other exceptions always keep theirs. SIGTERM during an export exits 143 with one line."""
     @wraps(fn)
-    def wrapper(*args, **kwargs):
-        if debug_enabled():
-            return fn(*args, **kwargs)
+    def wrapper(*args, debug=False, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ParityError as exc:
-            if exc.table:
+        except Terminated as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {exc} | nothing was written (staging files removed)", err=True)
+            raise SystemExit(SIGTERM_EXIT) from exc
+        except UnetrtError as exc:
+            if debug:
+                traceback.print_exc()
+            if isinstance(exc, ParityError) and exc.table:
                 click.echo(exc.table, err=True)
             raise click.ClickException(str(exc)) from exc
-        except UnetrtError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return wrapper
+    return click.option("--debug", is_flag=True, envvar="UNETRT_DEBUG", show_envvar=True,
+                        help="Show the full traceback of errors too (for bug reports).")(wrapper)
 
 
 def merge_model_kwargs(factory, kwargs, in_channels, classes, width, bilinear) -> dict:
@@ -93,7 +103,9 @@ class Shape(click.ParamType):
             dims = ()
         if len(dims) not in self.ranks or any(d < 1 for d in dims):
             forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}[r] for r in self.ranks)
-            self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. 1x3x256x256",
+            example = {2: "256x256", 3: "1x256x256", 4: "1x3x256x256", 5: "1x1x64x96x80"}
+            examples = " or ".join(example[r] for r in self.ranks)
+            self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. {examples}",
                       param, ctx)
         return dims
 
@@ -124,7 +136,9 @@ def model_options(f):
     options = [
         click.option("--arch", "-a", default=None, help="Zoo variant (see `unetrt models`). Default: milesial."),
         click.option("--model", "factory", default=None, metavar="PKG.MODULE:FACTORY",
-                     help="Any nn.Module factory instead of a zoo variant (also path/to/file.py:factory)."),
+                     help="Any nn.Module factory instead of a zoo variant: an importable pkg.module:factory, or "
+                          "path/to/file.py:factory (runs that file's code, like `python file.py` would: "
+                          "only use files you trust)."),
         click.option("--model-kwargs", type=JSON_KWARGS, default=None, help="Keyword arguments as a JSON object."),
         click.option("--checkpoint", "-c", type=click.Path(dir_okay=False), default=None,
                      help="State dict / milesial checkpoint (loaded with weights_only=True)."),

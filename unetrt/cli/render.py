@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
-from .options import err_console
+from .options import make_console
 
 def _parity_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title, title_justify="left")
@@ -23,6 +24,7 @@ def summary(manifest: dict, out_dir) -> dict:
     return {
         "output_dir": str(out_dir),
         "model": manifest["model"],
+        "weights": manifest["model"].get("weights"),
         "artifacts": manifest["artifacts"],
         "input": inp,
         "output": manifest["output"],
@@ -53,7 +55,7 @@ def _int8_summary(int8: dict | None) -> dict | None:
             if cpu else None}
 
 
-def _render_int8(int8: dict) -> None:
+def _render_int8(int8: dict, err_console: Console) -> None:
     """The INT8 lines: file, quantizer, kept-float nodes, accuracy per evaluation input, CPU form."""
     kept, evals = int8["kept_float"], int8["evaluation"]
     err_console.print(f"  int8   {int8['path']} ({int8['quantizer']}, {int8['method']} calibration on "
@@ -78,7 +80,9 @@ def _render_int8(int8: dict) -> None:
         err_console.print(f"  int8   {cpu['path']} for ONNX Runtime CPU ({cpu['form']}); worst argmax {worst:.2%}")
 
 
-def render_export(manifest: dict, out_dir) -> None:
+def render_export(manifest: dict, out_dir, console: Console | None = None) -> None:
+    """Print what an export wrote: model, input contract, ONNX, parity tables, FP16, engines, timings."""
+    err_console = console or make_console()
     inp, onnx = manifest["input"], manifest["onnx"]
     name = manifest["model"]["arch"] or manifest["model"]["factory"]
     err_console.print(f"[bold]{name}[/] → {out_dir}  ({manifest['model']['params']:,} params)")
@@ -89,6 +93,16 @@ def render_export(manifest: dict, out_dir) -> None:
                       f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp['static_shape']))}")
     if inp.get("pad_to_alignment"):
         err_console.print(f"  runtime pads inputs to multiples of {inp['alignment']} and crops outputs back")
+        if not any(n.startswith("alignment ") for n in manifest["export"]["notes"]):
+            from ..exporter.preflight import alignment_cost
+
+            err_console.print(f"  cost   {alignment_cost(inp['alignment'])}")
+    model = manifest["model"]
+    if model.get("weights") == "random-init":
+        err_console.print("  [yellow]weights random-init: no --checkpoint was given, so the masks mean nothing; "
+                          "pass --checkpoint PATH to export trained weights[/]")
+    elif model.get("checkpoint"):
+        err_console.print(f"  weights {model['checkpoint']['path']}")
     simp = onnx.get("simplify")
     simp_txt = f", onnxsim {simp['nodes_before']}→{simp['nodes_after']} nodes" if simp and simp["applied"] else ""
     err_console.print(f"  onnx   {onnx['path']} opset {onnx['opset']}, {onnx['nodes']} nodes{simp_txt}, "
@@ -111,7 +125,7 @@ def render_export(manifest: dict, out_dir) -> None:
                                         "eager PyTorch fp32"))
         err_console.print(f"  note   {fp16['verification']['note']}")
     if manifest.get("int8"):
-        _render_int8(manifest["int8"])
+        _render_int8(manifest["int8"], err_console)
     for eng in manifest.get("engines", []):
         prof = "; ".join(f"{n}: {'x'.join(map(str, p['min']))} / {'x'.join(map(str, p['opt']))} / "
                          f"{'x'.join(map(str, p['max']))}" for pr in eng["profiles"] for n, p in pr.items())

@@ -25,9 +25,9 @@ from ..models import output_hw
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io
-from . import int8_stage, steps
+from . import int8_stage, preflight, steps
 from .calib import load_calibration_files
-from .outputs import Staging, check_output_dir
+from .outputs import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .simplify import simplify as run_onnxsim
 from .failures import explain
 from .probe import probe
@@ -169,15 +169,23 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
 
     Raises:
         UnetrtError: on any bad input or failed check; the output directory is left untouched.
+        Terminated: SIGTERM arrived (handled like Ctrl-C: nothing is left behind).
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)
+    with terminate_as_interrupt(), OutputLock(target):
+        check_output_dir(target, config.force)  # again under the lock: an export may have just finished
+        return _export(config, target, step)
+
+
+def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
     clock, t0 = _Clock(), time.perf_counter()
     step("building model")
     with clock("build"):
         model, model_section, mask_values, spec = build_model(config)
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
+        checked = preflight.check(config, spec, in_ch)
         int8_options = int8_stage.options(config) if config.int8 or config.int8_cpu else None
         calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.calib_count)) \
             if (config.fp16 or int8_options) and config.calib_images else None
@@ -199,6 +207,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         onnx_io.strip_noop_pads(proto)  # once, after onnxsim: the no-op Pads it left
         pads_removed = pads_before - onnx_io.op_counts(proto).get("Pad", 0)
     inp, out, info = _describe(config, model, in_ch, traced, same)
+    info.notes.extend(checked.notes)
     static = inp.static_shape
     dims = traced.spatial_dims
     profiles = config.engine_options.profiles or [
@@ -259,6 +268,7 @@ def _later_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fo
     if engine_mode:
         with clock("engine"):
             precision = "fp16" if config.fp16 else "fp32"
+            step(f"building {precision} engine")
             manifest.engines.append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
     elif config.engine is None:

@@ -116,8 +116,9 @@ def check_profiles(profiles: Sequence[dict[str, Any]], in_ch: int, alignment: in
         for label, shape in (("min", p.min), ("opt", p.opt), ("max", p.max)):
             text = "x".join(map(str, shape))
             if len(shape) != rank or shape[1] != in_ch:
-                kind = f"the model is {'volumetric: expected 5-D' if rank == 5 else '2-D: expected 4-D'}"
-                raise ProfileError(f"profile {i} {label} shape {text} ({kind})",
+                kind = f" (the model is {'volumetric: expected 5-D' if rank == 5 else '2-D: expected 4-D'})" \
+                    if len(shape) != rank else ""
+                raise ProfileError(f"profile {i} {label} shape {text}{kind}",
                                    f"{layout} (rank {rank}, {in_ch} channels)", "fix the shape")
             if static is not None and tuple(shape) != tuple(static):
                 raise ProfileError(f"profile {i} {label} shape {text} on a static graph",

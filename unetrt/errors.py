@@ -86,3 +86,7 @@ class RunnerError(UnetrtError):
 
 class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
+
+
+class ServeError(UnetrtError):
+    """A Triton model repository cannot be written, or a Triton server cannot be started or reached."""

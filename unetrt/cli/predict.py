@@ -71,8 +71,11 @@ def _save(array: np.ndarray, path: Path) -> None:
 
 @click.command("predict")
 @handle_errors
-@click.option("-m", "--model", "model_path", required=True, type=click.Path(),
+@click.option("-m", "--model", "model_path", default=None, type=click.Path(),
               help="Export directory, .onnx, .engine/.plan, or a .pth checkpoint (with --arch).")
+@click.option("--triton", "triton_url", default=None, metavar="URL",
+              help="Run on a Triton server instead (http://HOST:PORT or grpc://HOST:PORT); needs unetrt[serve].")
+@click.option("--triton-model", default="unet", show_default=True, help="Model name on the Triton server.")
 @click.option("-i", "--input", "inputs", required=True, multiple=True, help="Image file(s) or folder(s).")
 @click.option("-o", "--output", "outputs", multiple=True, help="Output mask path(s), or one folder.")
 @click.option("-s", "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -93,8 +96,8 @@ def _save(array: np.ndarray, path: Path) -> None:
 @click.option("-n", "--no-save", is_flag=True, help="Do not write masks.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
-def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, device, precision, arch, classes, width,
-                bilinear, batch, tile, overlay, no_save, force, as_json):
+def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
+                precision, arch, classes, width, bilinear, batch, tile, overlay, no_save, force, as_json):
     """Predict masks for images (milesial predict.py compatible output)."""
     from rich.console import Console
     from rich.progress import Progress
@@ -105,6 +108,9 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     from ..runtime.transforms import mask_to_image
 
     con = Console(stderr=True)
+    if (model_path is None) == (triton_url is None):
+        raise UnetrtError("give exactly one of -m/--model and --triton", "a local model or a Triton server URL",
+                          "pass -m EXPORT_DIR, or --triton http://HOST:PORT")
     files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
     targets = _output_paths(files, outputs)
     if not no_save and not force:
@@ -113,11 +119,16 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
             raise UnetrtError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1
                               else ""), "new output paths", "pass --force to overwrite, or choose -o")
     kw = {}
-    if Path(model_path).suffix.lower() in (".pth", ".pt"):
+    if triton_url is None and Path(model_path).suffix.lower() in (".pth", ".pt"):
         kw = {"arch": arch or "milesial",
               "model_kwargs": {k: v for k, v in {"num_classes": classes, "width": width, "bilinear": bilinear}.items()
                                if v is not None}}
-    runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
+    if triton_url is not None:
+        from ..serve.client import TritonRunner
+
+        runner = TritonRunner(triton_url, triton_model)
+    else:
+        runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
     rows = []
     with runner, Progress(console=con, transient=True, disable=len(files) < 2) as bar:
         task = bar.add_task("predicting", total=len(files))
@@ -155,7 +166,7 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
                 bar.advance(task)
             _ = time.perf_counter() - t
     if as_json:
-        click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
+        click.echo(json.dumps({"model": str(model_path or f"{triton_url}/{triton_model}"), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))
 
 

@@ -1,0 +1,202 @@
+"""The python-backend models a unetrt Triton repository runs (imported by each ``1/model.py``).
+
+They run inside Triton's python-backend stub, where ``triton_python_backend_utils`` is importable;
+the stub uses the Python environment that started the server, so unetrt, numpy and the runner's
+backend must be installed there.
+
+- :class:`SegmentationModel`: the export's unetrt runner (ONNX Runtime on CPU instances, the
+  TensorRT engine on GPU ones); requests of equal shape that the dynamic batcher delivers together
+  run as one batch; each request is checked against the export's admissible sizes first.
+- :class:`PreprocessModel`: encoded image bytes -> milesial's preprocessing -> padded to the
+  alignment (the ``<name>_image`` ensemble's first step).
+- :class:`PostprocessModel`: logits -> crop, resize, argmax/threshold, ``mask_values`` -> PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnetrtError, format_message
+from .configs import PARAM_INPUT, PARAM_MASK_VALUES, PARAM_OUTPUT
+
+
+class _PythonModel:
+    """Shared ``initialize``: the backend utilities, the config and its string parameters."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        import triton_python_backend_utils as pb  # only importable inside the stub
+
+        self.pb = pb
+        self.config = json.loads(args["model_config"])
+        self.params = {k: v.get("string_value", "") for k, v in (self.config.get("parameters") or {}).items()}
+        self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
+        self.input_section = json.loads(self.params.get(PARAM_INPUT) or "{}")
+        self.output_section = json.loads(self.params.get(PARAM_OUTPUT) or "{}")
+        self.setup(args)
+
+    def setup(self, args: dict[str, str]) -> None:
+        """Model-specific initialisation."""
+
+    def error(self, message: str):
+        return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(message))
+
+    def finalize(self) -> None:
+        """Nothing held by default."""
+
+
+class SegmentationModel(_PythonModel):
+    """The export's runner behind Triton (see the module docstring)."""
+
+    def setup(self, args: dict[str, str]) -> None:
+        from ..runtime import load
+
+        gpu = args.get("model_instance_kind") == "GPU"
+        kw: dict[str, Any] = {}
+        threads = self.params.get("unetrt.threads")
+        if threads and not gpu:
+            kw["threads"] = int(threads)
+        self.runner = load(self.version_dir, backend="auto" if gpu else "ort", device="cuda" if gpu else "cpu", **kw)
+        self.runner.activate()
+        self.input_name = next(iter(self.runner.input_constraints))
+        self.constraint = self.runner.input_constraints[self.input_name]
+        self.output_name = next(iter(self.runner.output_metadata))
+        self.batched = int(self.config.get("max_batch_size", 0)) > 0
+
+    def _problem(self, x: np.ndarray) -> str | None:
+        c = self.constraint
+        if x.dtype.name != c.dtype:
+            return format_message(f"input {self.input_name!r} has dtype {x.dtype.name}", f"{c.dtype} ({c.describe()})",
+                                  f"send {c.dtype} data")
+        problem = c.problem(tuple(int(d) for d in x.shape))
+        if problem:
+            shape = "x".join(str(d) for d in x.shape)
+            return format_message(f"input {self.input_name!r} of shape {shape} is not admissible: {problem[0]}",
+                                  c.describe(), problem[1])
+        return None
+
+    def execute(self, requests: list) -> list:
+        """Check each request, run equal shapes together (batched models), split the outputs back."""
+        pb = self.pb
+        responses: list[Any] = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+        for i, request in enumerate(requests):
+            x = pb.get_input_tensor_by_name(request, self.input_name).as_numpy()
+            problem = self._problem(x)
+            if problem:
+                responses[i] = self.error(problem)
+                continue
+            key = tuple(x.shape[1:]) if self.batched else (i,)
+            groups.setdefault(key, []).append((i, x))
+        limit = self.constraint.max_shape[0] if self.constraint.max_shape else None
+        for items in groups.values():
+            step = limit or len(items)
+            for start in range(0, len(items), step):
+                self._run(items[start:start + step], responses)
+        return responses
+
+    def _run(self, items: list[tuple[int, np.ndarray]], responses: list) -> None:
+        pb = self.pb
+        xs = items[0][1] if len(items) == 1 else np.concatenate([x for _, x in items])
+        try:
+            y = self.runner.infer({self.input_name: xs})[self.output_name]
+        except UnetrtError as exc:
+            for i, _ in items:
+                responses[i] = self.error(str(exc))
+            return
+        offset = 0
+        for i, x in items:
+            n = x.shape[0]
+            responses[i] = pb.InferenceResponse(output_tensors=[pb.Tensor(self.output_name,
+                                                                          np.ascontiguousarray(y[offset:offset + n]))])
+            offset += n
+
+    def finalize(self) -> None:
+        self.runner.deactivate()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> the array ``unet-predict`` reads from a file (``np.asarray(PIL image)``).
+
+    Raises:
+        UnetrtError: Bytes Pillow cannot decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UnetrtError(f"cannot decode the image bytes ({len(data)} bytes): {exc}",
+                          "a PNG or JPEG file's bytes", "send the file's contents unchanged") from None
+
+
+class PreprocessModel(_PythonModel):
+    """Image bytes -> ``INPUT`` (1xCxHxW, padded to the alignment) and ``SIZE`` ([H, W, h, w])."""
+
+    def setup(self, args: dict[str, str]) -> None:
+        self.scale = float(self.params.get("unetrt.scale") or 1.0)
+        self.channels = int(self.input_section.get("channels") or 3)
+        self.alignment = int(self.input_section.get("alignment") or 1)
+        self.min_size = int(self.input_section.get("min_size") or 1)
+        self.dtype = self.input_section.get("dtype", "float32")
+
+    def _one(self, data: bytes):
+        from ..errors import InputError
+        from ..runtime.transforms import align_pad, preprocess
+
+        image = decode_image(data)
+        x = preprocess(image, self.scale, self.channels)
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_size:
+            raise InputError(f"image {w}x{h} (after scale {self.scale:g}) is smaller than the model's minimum "
+                             f"{self.min_size}x{self.min_size}", f"H and W >= {self.min_size}", "send a larger image")
+        padded, _ = align_pad(x, self.alignment, "replicate", min_size=self.min_size)
+        size = np.array([[image.shape[0], image.shape[1], h, w]], dtype=np.int64)
+        return padded.astype(self.dtype), size
+
+    def execute(self, requests: list) -> list:
+        pb, out = self.pb, []
+        for request in requests:
+            blobs = pb.get_input_tensor_by_name(request, "IMAGE").as_numpy().reshape(-1)
+            try:
+                if blobs.size != 1:
+                    raise UnetrtError(f"{blobs.size} images in one request", "one image per request",
+                                      "send one request per image")
+                x, size = self._one(bytes(blobs[0]))
+            except UnetrtError as exc:
+                out.append(self.error(str(exc)))
+                continue
+            out.append(pb.InferenceResponse(output_tensors=[pb.Tensor("INPUT", x), pb.Tensor("SIZE", size)]))
+        return out
+
+
+class PostprocessModel(_PythonModel):
+    """``LOGITS`` + ``SIZE`` -> ``MASK``: PNG bytes identical to the file ``unet-predict`` writes."""
+
+    def setup(self, args: dict[str, str]) -> None:
+        self.threshold = float(self.params.get("unetrt.mask_threshold") or 0.5)
+        self.mask_values = json.loads(self.params.get(PARAM_MASK_VALUES) or "null")
+
+    def execute(self, requests: list) -> list:
+        from ..runtime.transforms import mask_to_image, postprocess, to_pil_image
+
+        pb, out = self.pb, []
+        for request in requests:
+            logits = pb.get_input_tensor_by_name(request, "LOGITS").as_numpy()
+            full_h, full_w, h, w = (int(v) for v in pb.get_input_tensor_by_name(request, "SIZE").as_numpy()[0])
+            try:
+                mask = postprocess(np.asarray(logits[..., :h, :w], dtype=np.float32), (full_h, full_w), self.threshold)
+                buf = io.BytesIO()
+                to_pil_image(mask_to_image(mask, self.mask_values)).save(buf, format="PNG")
+            except UnetrtError as exc:
+                out.append(self.error(str(exc)))
+                continue
+            out.append(pb.InferenceResponse(output_tensors=[pb.Tensor("MASK", np.array([[buf.getvalue()]],
+                                                                                         dtype=np.object_))]))
+        return out

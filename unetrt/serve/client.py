@@ -160,7 +160,8 @@ class TritonRunner(Runner):
 
     def _infer(self, feed: dict[str, Any], to_host: bool) -> dict[str, Any]:
         arrays = {n: np.ascontiguousarray(to_numpy(v)) for n, v in feed.items()}
-        return self.client.infer(self.model, arrays, list(self._outputs))
+        out = self.client.infer(self.model, arrays, list(self._outputs))
+        return {k: np.array(v) for k, v in out.items()}  # writable copies, like local runners return
 
     def _deactivate(self) -> None:
         if self.client is not None:

@@ -35,7 +35,10 @@ def model_config_pb2() -> ModuleType:
 def tritonserver_dist() -> Path:
     """The ``tritonserver`` distribution shipped inside the ``nvidia-pytriton`` wheel (``bin/``,
     ``backends/python/``, ``python_backend_stubs/<python version>/``)."""
-    spec = importlib.util.find_spec("pytriton")
+    try:
+        spec = importlib.util.find_spec("pytriton")
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError("starting a Triton server needs nvidia-pytriton (its tritonserver binary), "
                                      "which is not installed", "the serving extra", _EXTRA)

@@ -36,6 +36,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def check_port(host: str, port: int, flag: str) -> int:
     """Return ``port`` if it can be bound on ``host``, else raise one clear :class:`ServeError`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
         try:
             s.bind((host, int(port)))
         except OSError as exc:
@@ -156,6 +157,16 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    def _started(self) -> bool:
+        """Whether this process's log says its own HTTP and gRPC endpoints are listening (so a
+        readiness answer cannot come from another server on a port taken meanwhile)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return (f"Started HTTPService at {self.host}:{self.http_port}" in text
+                and f"Started GRPCInferenceService at {self.host}:{self.grpc_port}" in text)
+
     def wait_ready(self, timeout: float) -> None:
         """Poll readiness until ``timeout`` seconds pass or the process exits."""
         deadline = time.monotonic() + timeout
@@ -163,21 +174,21 @@ class TritonServer:
             if self.process.poll() is not None:
                 raise ServeError(f"tritonserver exited with code {self.process.returncode} during startup: "
                                  f"{self.log_errors()}", "a server that loads the repository",
-                                 f"read the log {self.log_path} (or run with --debug)")
-            if self.is_ready():
+                                 "fix what the quoted server log lines say")
+            if self._started() and self.is_ready():
                 return
             time.sleep(0.2)
         raise ServeError(f"tritonserver not ready after {timeout:.0f} s: {self.log_errors()}",
-                         "all models loaded", "raise the startup timeout or read the server log")
+                         "all models loaded", "raise the startup timeout or fix what the quoted log lines say")
 
-    def log_errors(self, limit: int = 3) -> str:
-        """The server log's last error lines, joined into one line."""
+    def log_errors(self, limit: int = 2) -> str:
+        """The server log's last error lines (CPU-only CUDA/NVML/DCGM noise left out), as one line."""
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except (OSError, AttributeError):
             return "(no log)"
-        errors = [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
-        errors = [e for e in errors if "CudaDriverHelper" not in e and "NVML" not in e and "DCGM" not in e]
+        noise = ("CudaDriverHelper", "NVML", "DCGM", "CUDA driver version is insufficient")
+        errors = [ln for ln in lines if (ln.startswith("E") or "error" in ln.lower()) and not any(n in ln for n in noise)]
         return " / ".join(" ".join(e.split())[:300] for e in (errors or lines)[-limit:]) or "(empty log)"
 
     def stop(self, timeout: float | None = None) -> int | None:
@@ -195,8 +206,10 @@ class TritonServer:
                     self.process.wait(timeout)
                 except subprocess.TimeoutExpired:
                     pass
-            _kill_group(self.process.pid)
+            if self.process.poll() is None:
+                self.process.kill()
             self.process.wait()
+            _kill_group(self.process.pid)
             code = self.process.returncode
             self.process = None
         if self._workdir is not None:
@@ -217,7 +230,7 @@ class TritonServer:
                 if self.process is None or self.process.poll() is not None:
                     code = self.process.returncode if self.process else None
                     raise ServeError(f"tritonserver exited with code {code}: {self.log_errors()}",
-                                     "a running server", f"read the log {self.log_path}")
+                                     "a running server", "fix what the quoted server log lines say")
                 stop.wait(0.5)
         finally:
             for s, handler in previous.items():
@@ -231,13 +244,28 @@ class TritonServer:
         self.stop()
 
 
-def _kill_group(pgid: int) -> None:
-    """SIGKILL what is left of the server's process group (python-backend stubs), if anything."""
+def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int, grace_s: float = 5.0) -> None:
+    """Wait up to ``grace_s`` for what is left of the server's process group (python-backend stubs
+    exit after the server), then SIGKILL it and wait until it is gone (reaped)."""
+    deadline = time.monotonic() + grace_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not _group_alive(pgid):
         return
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -88,5 +88,10 @@ class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
 
 
+class ManifestError(UnetrtError):
+    """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
+    wrongly typed field."""
+
+
 class ServeError(UnetrtError):
     """A Triton model repository cannot be written, or a Triton server cannot be started or reached."""

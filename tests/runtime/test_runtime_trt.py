@@ -14,10 +14,13 @@ from unetrt.errors import RunnerError
 from unetrt.runtime import trt as trt_runtime
 from unetrt.runtime.trt import TrtRunner, engine_io, rebuild_command
 
-MANIFEST = {"model": {"arch": "milesial", "factory": None, "kwargs": {"width": 4, "in_channels": 3},
-                      "checkpoint": {"path": "/ckpt/w.pth", "sha256": "0" * 64}},
-            "input": {"min_size": 16, "alignment": 16},
-            "engines": [{"path": "model.engine", "flavour": "tensorrt-rtx", "version": "1.7.1", "precision": "fp16"}]}
+from tests.helpers import make_manifest
+
+MANIFEST = make_manifest(
+    model={"arch": "milesial", "factory": None, "kwargs": {"width": 4, "in_channels": 3}, "params": 1,
+           "checkpoint": {"path": "/ckpt/w.pth", "sha256": "0" * 64}, "weights": "checkpoint"},
+    engines=[{"path": "model.engine", "sha256": "1" * 64, "flavour": "tensorrt-rtx", "version": "1.7.1",
+              "precision": "fp16"}])
 
 
 class Mode(enum.Enum):

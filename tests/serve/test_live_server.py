@@ -51,7 +51,7 @@ def test_triton_runner_contract(server, reference, inputs, protocol):
         assert runner.input_metadata["input"] == ("float32", (None, 3, None, None))
         c = runner.input_constraints["input"]
         assert (c.min_size, c.alignment) == (16, 1)
-        assert runner.manifest["mask_values"] == [0, 127, 255]
+        assert runner.manifest.mask_values == [0, 127, 255] and runner.manifest.output.classes == 3
         got = runner.infer({"input": inputs[1]})["logits"]
         assert np.abs(got - reference.infer({"input": inputs[1]})["logits"]).max() <= 1e-5
         with pytest.raises(InputError, match="H is 8 < 16"):

@@ -30,7 +30,7 @@ def _one_line(res) -> str:
 def test_platform_all_configs_parse_and_plan_dims_match_profile(demo_export, tmp_path):
     from tritonclient.grpc import model_config_pb2 as pb
 
-    from unetrt.exporter.manifest import read_manifest
+    from unetrt.artifacts.manifest import Manifest
     from unetrt.serve.configs import read_config
 
     repo = tmp_path / "repo"
@@ -40,12 +40,12 @@ def test_platform_all_configs_parse_and_plan_dims_match_profile(demo_export, tmp
     assert names == ["unet", "unet_image", "unet_onnx", "unet_postprocess", "unet_preprocess", "unet_tensorrt"]
     configs = {n: read_config(repo / n) for n in names}
     assert all(isinstance(c, pb.ModelConfig) and c.name == n for n, c in configs.items())
-    engine = read_manifest(demo_export)["engines"][0]
-    profile = engine["profiles"][0]["input"]
+    engine = Manifest.read(demo_export).engines[0]
+    profile = engine.profiles[0]["input"]
     trt = configs["unet_tensorrt"]
     assert trt.platform == "tensorrt_plan" and (repo / "unet_tensorrt" / "1" / "model.plan").is_file()
     assert trt.max_batch_size == profile["max"][0]
-    expected = [d if lo == hi else -1 for d, lo, hi in zip(engine["io"][0]["shape"][1:], profile["min"][1:],
+    expected = [d if lo == hi else -1 for d, lo, hi in zip(engine.io[0]["shape"][1:], profile["min"][1:],
                                                               profile["max"][1:])]
     assert list(trt.input[0].dims) == expected == [3, -1, -1]
     assert trt.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU and trt.instance_group[0].count == 2
@@ -71,7 +71,7 @@ def test_onnx_gpu_config_uses_tensorrt_accelerator_fp16(aligned_export, tmp_path
     acc = config.optimization.execution_accelerators.gpu_execution_accelerator[0]
     assert acc.name == "tensorrt" and acc.parameters["precision_mode"] == "FP16"
     assert config.max_batch_size == 4 and not config.HasField("dynamic_batching")
-    assert json.loads(config.parameters["unetrt.input"].string_value)["alignment"] == 16
+    assert json.loads(config.parameters["unetrt.manifest"].string_value)["input"]["alignment"] == 16
 
 
 def test_no_engine_for_tensorrt(aligned_export, tmp_path):

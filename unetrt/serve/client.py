@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ServeError
 from ..runtime.base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
-from .configs import PARAM_INPUT, PARAM_MASK_VALUES, PARAM_OUTPUT, TRITON_DTYPES
+from .configs import PARAM_MANIFEST, TRITON_DTYPES
 from .deps import require
 
 #: Triton config data type -> numpy dtype name.
@@ -111,9 +111,13 @@ class TritonClient:
         self.close()
 
 
-def _params(config: Mapping[str, Any]) -> dict[str, Any]:
-    raw = {k: v.get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
-    return {k: json.loads(raw[k]) for k in (PARAM_INPUT, PARAM_OUTPUT, PARAM_MASK_VALUES) if raw.get(k)}
+def served_manifest(config: Mapping[str, Any]):
+    """The export's :class:`~unetrt.artifacts.manifest.Manifest` a unetrt-written model config carries
+    (``None`` for other models)."""
+    from ..artifacts.manifest import Manifest
+
+    raw = ((config.get("parameters") or {}).get(PARAM_MANIFEST) or {}).get("string_value")
+    return Manifest.from_dict(json.loads(raw), f"parameter {PARAM_MANIFEST}") if raw else None
 
 
 class TritonRunner(Runner):
@@ -121,7 +125,7 @@ class TritonRunner(Runner):
 
     The input checks (names, dtype, rank, channels, minimum size, alignment) come from the model's
     config and the unetrt contract its ``parameters`` carry, so ``unetrt.runtime.predict`` works
-    unchanged (``runner.manifest`` holds the ``input``/``output``/``mask_values`` sections).
+    unchanged (``runner.manifest`` is the export's typed manifest, served in the config).
 
     Args:
         url: ``http://host:port`` or ``grpc://host:port``.
@@ -140,10 +144,8 @@ class TritonRunner(Runner):
         except BaseException:
             client.close()
             raise
-        params = _params(config)
-        self.manifest = {"input": params.get(PARAM_INPUT), "output": params.get(PARAM_OUTPUT),
-                         "mask_values": params.get(PARAM_MASK_VALUES)}
-        if not params:
+        self.manifest = served_manifest(config)
+        if self.manifest is None:
             self.notes.append(f"{self.model}: no unetrt parameters in its config: only Triton's dims are checked")
         batched = int(config.get("max_batch_size", 0)) > 0
         lead = (None,) if batched else ()
@@ -151,7 +153,8 @@ class TritonRunner(Runner):
         for t in config.get("input", []):
             dims = lead + tuple(None if int(d) < 0 else int(d) for d in t.get("dims", []))
             spec = InputConstraint(t["name"], NUMPY_DTYPES.get(t["data_type"], t["data_type"]), dims)
-            self._inputs[t["name"]] = apply_manifest_input(spec, self.manifest["input"] if len(dims) == 4 else None)
+            section = self.manifest.input if self.manifest is not None and len(dims) == 4 else None
+            self._inputs[t["name"]] = apply_manifest_input(spec, section)
         self._outputs = {t["name"]: TensorMeta(NUMPY_DTYPES.get(t["data_type"], t["data_type"]),
                                                lead + tuple(None if int(d) < 0 else int(d) for d in t.get("dims", [])))
                          for t in config.get("output", [])}

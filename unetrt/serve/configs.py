@@ -22,8 +22,8 @@ TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_
                  "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
 #: Names that work as a repository directory and as a URL path segment (/v2/models/<name>/infer).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-#: Parameter keys under which the python models and the client find unetrt's input contract.
-PARAM_INPUT, PARAM_OUTPUT, PARAM_MASK_VALUES = "unetrt.input", "unetrt.output", "unetrt.mask_values"
+#: Parameter key under which the python models and the client find the export's manifest (JSON).
+PARAM_MANIFEST = "unetrt.manifest"
 
 
 @dataclass(frozen=True)

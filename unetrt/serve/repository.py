@@ -210,7 +210,7 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
 
 def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
                 **common) -> None:
-    onnx = contract.require("onnx", "onnx")
+    onnx = contract.require("fp32", "onnx")
     batch = _batch(contract, max_batch, None)
     inputs, outputs = _io(contract, contract.dims(), batch > 0)
     accel = {"precision_mode": "FP16", "max_workspace_size_bytes": str(1 << 30)} if device == "gpu" else None
@@ -229,9 +229,9 @@ def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: Repository
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    shutil.copy2(contract.directory / engine["path"], _write_config(stage, config, plan) / "1" / "model.plan")
-    plan.notes.append(PLAN_NOTE.format(flavour=engine.get("flavour", "TensorRT"), version=engine.get("version", "?")))
-    if engine.get("flavour") == "tensorrt-rtx":
+    shutil.copy2(contract.directory / engine.path, _write_config(stage, config, plan) / "1" / "model.plan")
+    plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
+    if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "
                           "full TensorRT, so rebuild the engine with TensorRT (unet-export --trt tensorrt) on a "
                           "machine with the server's TensorRT version before serving it")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnetrtError, format_message
-from .configs import PARAM_INPUT, PARAM_MASK_VALUES, PARAM_OUTPUT
+from .configs import PARAM_MANIFEST
 
 
 class _PythonModel:
@@ -35,8 +35,9 @@ class _PythonModel:
         self.config = json.loads(args["model_config"])
         self.params = {k: v.get("string_value", "") for k, v in (self.config.get("parameters") or {}).items()}
         self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
-        self.input_section = json.loads(self.params.get(PARAM_INPUT) or "{}")
-        self.output_section = json.loads(self.params.get(PARAM_OUTPUT) or "{}")
+        manifest = json.loads(self.params.get(PARAM_MANIFEST) or "{}")
+        self.input_section = manifest.get("input") or {}
+        self.mask_values = manifest.get("mask_values")
         self.setup(args)
 
     def setup(self, args: dict[str, str]) -> None:
@@ -181,7 +182,6 @@ class PostprocessModel(_PythonModel):
 
     def setup(self, args: dict[str, str]) -> None:
         self.threshold = float(self.params.get("unetrt.mask_threshold") or 0.5)
-        self.mask_values = json.loads(self.params.get(PARAM_MASK_VALUES) or "null")
 
     def execute(self, requests: list) -> list:
         from ..runtime.transforms import mask_to_image, postprocess, to_pil_image

@@ -116,3 +116,34 @@ def test_metrics_endpoint_counts_requests(server):
         text = r.read().decode()
     line = next(ln for ln in text.splitlines() if ln.startswith('nv_inference_request_success{model="unet"'))
     assert float(line.split()[-1]) > 0
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_examples_triton_client(server, demo_export, tmp_path, protocol):
+    """examples/triton/client.py in a subprocess: the ensemble's mask equals unet-predict's file; the tensor
+    mode's argmax equals the in-process runner's on the raw image."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from unetrt.assets import demo_samples
+    from unetrt.cli.predict import predict_cmd
+    from unetrt.data.png import read_png
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "triton" / "client.py"
+    sample = demo_samples()[0]
+    url = server.http_url if protocol == "http" else server.grpc_url
+    local = tmp_path / "local.png"
+    res = CliRunner().invoke(predict_cmd, ["-m", str(demo_export), "-i", str(sample), "-o", str(local)])
+    assert res.exit_code == 0, res.output
+    for mode in ("image", "tensor"):
+        out = tmp_path / f"{mode}.png"
+        run = subprocess.run([sys.executable, str(example), "--url", url, "--mode", mode, "-i", str(sample),
+                              "-o", str(out)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        if mode == "image":
+            assert out.read_bytes() == local.read_bytes()
+        else:
+            classes = read_png(out)
+            assert set(np.unique(classes).tolist()) <= {0, 1, 2}
+            assert np.array_equal(np.asarray([0, 127, 255], np.uint8)[classes], read_png(local))

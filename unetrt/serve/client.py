@@ -81,6 +81,12 @@ class TritonClient:
             return self._call(f"config of {model!r}", self._client.get_model_config, model)
         return self._call(f"config of {model!r}", self._client.get_model_config, model, as_json=True)["config"]
 
+    def statistics(self, model: str) -> dict[str, Any]:
+        """The model's ``model_stats[0]`` (``inference_count``, ``execution_count``, queue and compute times)."""
+        kw = {} if self.protocol == "http" else {"as_json": True}
+        stats = self._call(f"statistics of {model!r}", self._client.get_inference_statistics, model, **kw)
+        return stats["model_stats"][0]
+
     def infer(self, model: str, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
         """Run one request; arrays of dtype ``object`` are sent as BYTES.
 

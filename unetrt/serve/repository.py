@@ -83,7 +83,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      platforms: str | Sequence[str] = "python", max_batch: int | None = None, instances: int = 1,
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
-                     force: bool = False) -> RepositoryPlan:
+                     threads: int | None = None, force: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -100,6 +100,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         device: ``"cpu"`` or ``"gpu"`` instances for the python and ONNX models (TensorRT: always GPU).
         scale: Image downscaling factor of the ensemble's preprocessing (milesial's ``--scale``).
         mask_threshold: Sigmoid threshold of one-class models in the ensemble.
+        threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
         force: Replace an existing non-empty ``repo``.
 
     Returns:
@@ -128,7 +129,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
     try:
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
-            writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, **common)
+            writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
+                   **common)
         if with_preprocess:
             from .ensemble import write_ensemble
 
@@ -194,12 +196,14 @@ def _io(contract: Contract, dims_in: Sequence[int], batched: bool) -> tuple[list
 
 
 def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
-                  **common) -> None:
+                  threads, **common) -> None:
     batch = _batch(contract, max_batch, None)
     inputs, outputs = _io(contract, contract.dims(), batch > 0)
+    params = contract.parameters()
+    if threads is not None:
+        params["unetrt.threads"] = str(int(threads))
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch, backend="python",
-                                  kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
-                                  parameters=contract.parameters(), **common)
+                                  kind="KIND_GPU" if device == "gpu" else "KIND_CPU", parameters=params, **common)
     version = _write_config(stage, config, plan) / "1"
     (version / "model.py").write_text(_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
                                                        "instances, the TensorRT engine on GPU ones).",
@@ -209,7 +213,7 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
 
 
 def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
-                **common) -> None:
+                threads, **common) -> None:
     onnx = contract.require("fp32", "onnx")
     batch = _batch(contract, max_batch, None)
     inputs, outputs = _io(contract, contract.dims(), batch > 0)
@@ -221,7 +225,7 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
-                    **common) -> None:
+                    threads, **common) -> None:
     engine = contract.engine()
     dims, max_n = contract.plan_dims(engine)
     batch = _batch(contract, max_batch, max_n) if max_n is not None else 0

@@ -2,8 +2,8 @@
 dynamic batching on and off, beside the same runner in process, at several client concurrencies.
 
 Usage:
-    python benchmarks/serving.py [--export DIR] [--size 128] [--concurrency 1,2,4,8] [--requests 40]
-                                 [--threads N] [--queue-delay-us 2000] [--out benchmarks/results]
+    python benchmarks/serving.py [--export DIR] [--size 128] [--concurrency 1,2,4,8] [--requests 20]
+                                 [--threads N] [--queue-delay-us 100] [--rounds 3] [--out benchmarks/results]
 
 Without ``--export`` the shipped demo model (milesial width 8, 3 classes) is exported to a temporary
 directory. Every request is ``1x3xSIZExSIZE`` float32 (equal shapes, so the dynamic batcher can merge
@@ -15,7 +15,9 @@ Writes ``serving.json`` and ``serving.md`` under ``<out>/<machine slug>/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -49,21 +51,37 @@ def batch_stats(url: str, model: str) -> tuple[int, int]:
     return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
 
-def server_rows(export: Path, work: Path, args, batching: bool, inputs) -> list[dict]:
+def start_server(export: Path, work: Path, args, batching: bool) -> TritonServer:
     repo = work / f"repo-{'on' if batching else 'off'}"
     write_repository(export, repo, name="unet", dynamic_batching=batching, max_queue_delay_us=args.queue_delay_us,
                      threads=args.threads, max_batch=8, force=True)
-    rows = []
-    with TritonServer(repo) as server:
-        for url in (server.http_url, server.grpc_url):
-            make, close = triton_infer(url, "unet")
-            for c in args.levels:
-                before = batch_stats(server.http_url, "unet")
+    return TritonServer(repo).start()
+
+
+def measure_rounds(paths: dict, inputs, args) -> list[dict]:
+    """Every path at every level, interleaved, ``args.rounds`` times; medians over the rounds."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(args.rounds):
+        for c in args.levels:
+            for label, (make, close, stats_url) in paths.items():
+                before = batch_stats(stats_url, "unet") if stats_url else None
                 r = run_load(make, inputs, concurrency=c, requests_per_worker=args.requests, close=close,
-                             label=f"triton-{url.split(':')[0]}")
-                after = batch_stats(server.http_url, "unet")
-                n, e = after[0] - before[0], after[1] - before[1]
-                rows.append({**r.to_dict(), "dynamic_batching": batching, "mean_batch": round(n / e, 3) if e else None})
+                             label=label).to_dict()
+                if stats_url:
+                    after = batch_stats(stats_url, "unet")
+                    n, e = after[0] - before[0], after[1] - before[1]
+                    r["mean_batch"] = round(n / e, 3) if e else None
+                runs.setdefault((label, c), []).append(r)
+    rows = []
+    for (label, c), rs in runs.items():
+        med = {k: round(float(np.median([r["latency_ms"][k] for r in rs])), 3) for k in ("p50", "p90", "p99", "mean")}
+        batches = [r.get("mean_batch") for r in rs if r.get("mean_batch")]
+        rows.append({"label": label.split(" ")[0], "dynamic_batching": None if label == "in-process" else
+                     label.endswith("on"), "concurrency": c, "rounds": len(rs),
+                     "requests": sum(r["requests"] for r in rs), "errors": sum(r["errors"] for r in rs),
+                     "throughput_rps": round(float(np.median([r["throughput_rps"] for r in rs])), 3),
+                     "latency_ms": med, "mean_batch": round(float(np.median(batches)), 3) if batches else None,
+                     "per_round_p50_ms": [r["latency_ms"]["p50"] for r in rs]})
     return rows
 
 
@@ -72,9 +90,11 @@ def markdown(data: dict) -> str:
     cfg = data["config"]
     lines = [f"# Serving overhead on {m['cpu']} ({m['usable_cores']} usable cores, no GPU)", "",
              f"Model: {cfg['model']}; requests 1x3x{cfg['size']}x{cfg['size']} float32, {cfg['requests']} per "
-             f"client thread (+2 warm-up); ONNX Runtime {cfg['threads']} intra-op thread(s) on both sides; one "
-             f"server model instance, dynamic batching queue delay {cfg['queue_delay_us']} us when on. "
-             "Ratios are against the in-process runner at the same concurrency, measured in the same run.", "",
+             f"client thread (+2 warm-up) per round, {cfg['rounds']} rounds with every path interleaved, medians "
+             f"over the rounds; ONNX Runtime {cfg['threads']} intra-op thread(s) on both sides; one server model "
+             f"instance, dynamic batching queue delay {cfg['queue_delay_us']} us when on. Ratios are against the "
+             "in-process runner at the same concurrency, measured in the same run. The machine is shared: load "
+             f"average {cfg['load_average_before']} before, {cfg['load_average_after']} after the run.", "",
              "| path | batching | clients | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch | p50 / in-process "
              "| in-process req/s / req/s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = {r["concurrency"]: r for r in data["results"] if r["label"] == "in-process"}
@@ -97,31 +117,36 @@ def main() -> None:
     parser.add_argument("--export", type=Path, default=None)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--concurrency", default="1,2,4,8")
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--queue-delay-us", type=int, default=2000)
+    parser.add_argument("--queue-delay-us", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.levels = [int(c) for c in args.concurrency.split(",")]
     args.threads = args.threads or default_threads()
-    with tempfile.TemporaryDirectory(prefix="unetrt-serving-") as tmp:
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="unetrt-serving-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         export = args.export or demo_export(work)
-        x = np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)
-        inputs = [x]
-        rows = []
-        with load(export, backend="ort", device="cpu", threads=args.threads) as runner:
-            for c in args.levels:
-                r = run_load(runner_infer(runner), inputs, concurrency=c, requests_per_worker=args.requests,
-                             label="in-process")
-                rows.append({**r.to_dict(), "dynamic_batching": None, "mean_batch": None})
+        inputs = [np.random.default_rng(0).random((1, 3, args.size, args.size), dtype=np.float32)]
+        runner = stack.enter_context(load(export, backend="ort", device="cpu", threads=args.threads))
+        paths = {"in-process": (runner_infer(runner), None, None)}
         for batching in (True, False):
-            rows += server_rows(export, work, args, batching, inputs)
+            server = start_server(export, work, args, batching)
+            stack.callback(server.stop)
+            for url in (server.http_url, server.grpc_url):
+                make, close = triton_infer(url, "unet")
+                paths[f"triton-{url.split(':')[0]} {'on' if batching else 'off'}"] = (make, close, server.http_url)
+        rows = measure_rounds(paths, inputs, args)
+    load_after = [round(v, 2) for v in os.getloadavg()]
     info = machine_info()
     data = {"machine": info, "config": {"model": "demo milesial width 8, 3 classes" if args.export is None
                                         else str(args.export), "size": args.size, "requests": args.requests,
                                         "threads": args.threads, "queue_delay_us": args.queue_delay_us,
-                                        "concurrency": args.levels, "server": "tritonserver 2.51.0 (nvidia-pytriton), "
+                                        "concurrency": args.levels, "rounds": args.rounds,
+                                        "load_average_before": load_before, "load_average_after": load_after,
+                                        "server": "tritonserver 2.51.0 (nvidia-pytriton), "
                                         "python backend, 1 instance, KIND_CPU"},
             "results": rows}
     folder = args.out / info["slug"]

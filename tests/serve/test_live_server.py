@@ -147,3 +147,18 @@ def test_examples_triton_client(server, demo_export, tmp_path, protocol):
             classes = read_png(out)
             assert set(np.unique(classes).tolist()) <= {0, 1, 2}
             assert np.array_equal(np.asarray([0, 127, 255], np.uint8)[classes], read_png(local))
+
+
+def test_loadtest_command(server):
+    import json
+
+    from unetrt.cli import main as cli
+
+    res = CliRunner().invoke(cli, ["loadtest", server.grpc_url, "--model", "unet16", "--concurrency", "1,3",
+                                   "--requests", "4", "--shape", "1x3x32x48", "--shape", "2x3x16x16", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [(r["concurrency"], r["requests"], r["errors"]) for r in rows] == [(1, 4, 0), (3, 12, 0)]
+    assert all(0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"] for r in rows)
+    bad = CliRunner().invoke(cli, ["loadtest", server.http_url, "--model", "nope"])
+    assert bad.exit_code != 0 and "Error: Triton at" in bad.output and "nope" in bad.output

@@ -24,9 +24,11 @@ from .triton import serving_options
               help="cpu: ONNX Runtime; gpu: the export's TensorRT engine.")
 @click.option("--with-preprocess/--no-preprocess", default=True, show_default=True,
               help="Also serve NAME_image (image bytes in, PNG mask out).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="ONNX Runtime intra-op threads per CPU instance (default: ONNX Runtime's).")
 @click.option("--startup-timeout", type=click.FloatRange(min=1), default=180, show_default=True, metavar="S")
 def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_batch, instances, max_queue_delay_us,
-              dynamic_batching, device, with_preprocess, startup_timeout):
+              dynamic_batching, device, with_preprocess, threads, startup_timeout):
     """Serve EXPORT_DIR with Triton (python backend running the unetrt runner) until SIGINT/SIGTERM."""
     from ..serve.repository import write_repository
     from ..serve.server import TritonServer, check_port
@@ -37,7 +39,7 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
         repo = Path(tmp) / "repository"
         write_repository(export_dir, repo, name=name, platforms="python", max_batch=max_batch, instances=instances,
                          max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching,
-                         with_preprocess=with_preprocess, device=device)
+                         with_preprocess=with_preprocess, device=device, threads=threads)
         server = TritonServer(repo, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                               startup_timeout_s=startup_timeout)
         err_console.print(f"starting tritonserver for {export_dir} …")

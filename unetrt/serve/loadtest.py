@@ -70,8 +70,9 @@ def run_load(make_infer: Callable[[], InferFn], inputs: Sequence[np.ndarray], *,
     latencies: list[float] = []
     errors: list[str] = []
     outputs: list[tuple[int, Any]] = []
+    spans: list[tuple[float, float]] = []
     lock = threading.Lock()
-    ready = threading.Barrier(concurrency + 1)
+    ready = threading.Barrier(concurrency)
 
     def worker(w: int) -> None:
         infer = None
@@ -83,6 +84,7 @@ def run_load(make_infer: Callable[[], InferFn], inputs: Sequence[np.ndarray], *,
             with lock:
                 errors.append(f"setup: {exc}")
         ready.wait()
+        began = time.perf_counter()
         mine, done = [], []
         for i in range(requests_per_worker if infer else 0):
             k = (w + i) % len(inputs)
@@ -96,20 +98,20 @@ def run_load(make_infer: Callable[[], InferFn], inputs: Sequence[np.ndarray], *,
             mine.append(time.perf_counter() - t)
             if collect:
                 done.append((k, y))
+        ended = time.perf_counter()
         with lock:
             latencies.extend(mine)
             outputs.extend(done)
+            spans.append((began, ended))
         if close and infer:
             close(infer)
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
         t.start()
-    ready.wait()
-    start = time.perf_counter()
     for t in threads:
         t.join()
-    seconds = time.perf_counter() - start
+    seconds = max(e for _, e in spans) - min(b for b, _ in spans)  # first timed start to last end
     total = concurrency * requests_per_worker
     return LoadResult(label, concurrency, total, total - len(latencies), round(seconds, 4), round(len(latencies) / seconds, 3) if seconds > 0 else 0.0,
                       percentiles(latencies), errors[:5], outputs if collect else None)

@@ -92,6 +92,13 @@ def test_non_empty_repo_needs_force(aligned_export, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_repo_may_not_overlap_the_export(aligned_export):
+    for target in (aligned_export, aligned_export / "repo", aligned_export.parent):
+        line = _one_line(_run("triton", aligned_export, "-o", target, "--force"))
+        assert "overlaps the export directory" in line
+    assert (aligned_export / "manifest.json").is_file() and not (aligned_export / "repo").exists()
+
+
 @pytest.mark.parametrize("name", ["bad name", "../up", ".hidden", "a/b", ""])
 def test_name_triton_rejects(aligned_export, tmp_path, name):
     line = _one_line(_run("triton", aligned_export, "-o", tmp_path / "r", "--name", name))

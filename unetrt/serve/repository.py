@@ -122,6 +122,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
     for extra in ("image", "preprocess", "postprocess") if with_preprocess else ():
         configs.check_name(f"{name}_{extra}")
     target = check_target(Path(repo), force)
+    if target == contract.directory or contract.directory in target.parents or target in contract.directory.parents:
+        raise OutputError(f"repository {target} overlaps the export directory {contract.directory}",
+                          "a repository outside the export", "choose another -o")
     plan = RepositoryPlan(target, models=dict(names))
     common = dict(instances=instances, max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching)
     target.parent.mkdir(parents=True, exist_ok=True)

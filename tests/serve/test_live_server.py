@@ -76,6 +76,13 @@ def test_predict_and_image_ensemble_match_local_predict(server, demo_export, tmp
     for sample, local in zip(samples, outs["local"]):
         for url in (server.http_url, server.grpc_url):
             assert segment_image(url, open(sample, "rb").read(), "unet_image") == local
+    jpeg = tmp_path / "sample.jpg"  # JPEG bytes in, the same mask unet-predict writes for the .jpg
+    from PIL import Image
+
+    Image.open(samples[0]).convert("RGB").save(jpeg, quality=90)
+    res = CliRunner().invoke(predict_cmd, ["-m", str(demo_export), "-i", str(jpeg), "-o", str(tmp_path / "j.png")])
+    assert res.exit_code == 0, res.output
+    assert segment_image(server.grpc_url, jpeg.read_bytes()) == (tmp_path / "j.png").read_bytes()
     from unetrt.data.png import read_png
 
     values = set(np.unique(read_png(tmp_path / "local" / (samples[0].split("/")[-1][:-4] + "_OUT.png"))).tolist())

@@ -62,6 +62,12 @@ def test_platform_all_configs_parse_and_plan_dims_match_profile(demo_export, tmp
     assert not list(tmp_path.glob(".repo.*"))  # no staging directory left
 
 
+@pytest.mark.skipif(not trt_available(), reason="needs tensorrt or tensorrt_rtx to build the engine")
+def test_max_batch_above_the_engine_profile(demo_export, tmp_path):
+    line = _one_line(_run("triton", demo_export, "-o", tmp_path / "r", "--platform", "tensorrt", "--max-batch", "64"))
+    assert "exceeds the engine profile's max batch" in line and not list(tmp_path.iterdir())
+
+
 def test_onnx_gpu_config_uses_tensorrt_accelerator_fp16(aligned_export, tmp_path):
     from unetrt.serve.repository import write_repository
 

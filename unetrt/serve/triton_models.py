@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ class SegmentationModel(_PythonModel):
         from ..runtime import load
 
         gpu = args.get("model_instance_kind") == "GPU"
+        if gpu:  # one stub process per instance: pin it to its GPU before CUDA is initialised
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.get("model_instance_device_id", 0))
         kw: dict[str, Any] = {}
         threads = self.params.get("unetrt.threads")
         if threads and not gpu:

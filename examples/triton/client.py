@@ -34,10 +34,11 @@ def segment_bytes(url: str, model: str, data: bytes) -> bytes:
     """Image file bytes -> PNG mask bytes through the ``<model>_image`` ensemble."""
     triton, client = connect(url)
     try:
-        image = triton.InferInput("IMAGE", [1, 1], "BYTES")
-        image.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+        payload = np.frombuffer(data, dtype=np.uint8)[None]  # the file's bytes as UINT8 [1, n]
+        image = triton.InferInput("IMAGE", list(payload.shape), "UINT8")
+        image.set_data_from_numpy(payload)
         result = client.infer(f"{model}_image", [image], outputs=[triton.InferRequestedOutput("MASK")])
-        return bytes(result.as_numpy("MASK").reshape(-1)[0])
+        return result.as_numpy("MASK").tobytes()
     finally:
         client.close()
 

@@ -95,8 +95,9 @@ BAD = [
     ("unet", {"input": np.zeros((1, 3, 8, 40), np.float32)}, "H is 8 < 16"),
     ("unet16", {"input": np.zeros((1, 3, 40, 48), np.float32)}, "not a multiple of 16"),
     ("unet", {"input": np.zeros((3, 32, 32), np.float32)}, "unexpected shape"),
-    ("unet_image", {"IMAGE": np.array([[b"\x89PNG not really"]], dtype=np.object_)}, "cannot decode the image"),
-    ("unet_image", {"IMAGE": np.array([[b""]], dtype=np.object_)}, "cannot decode the image"),
+    ("unet_image", {"IMAGE": np.frombuffer(b"\x89PNG not really", np.uint8)[None]}, "cannot decode the image"),
+    ("unet_image", {"IMAGE": np.frombuffer(b"GIF89a" + bytes(40), np.uint8)[None]}, "cannot decode the image"),
+    ("unet_image", {"IMAGE": np.zeros((1, 8), np.float32)}, "FP32"),
 ]
 
 

@@ -181,5 +181,5 @@ class TritonRunner(Runner):
 def segment_image(url: str, image: bytes, model: str = "unet_image") -> bytes:
     """Post an encoded image to the ``<name>_image`` ensemble; returns the PNG mask's bytes."""
     with TritonClient(url) as client:
-        out = client.infer(model, {"IMAGE": np.array([[bytes(image)]], dtype=np.object_)}, ["MASK"])
-    return bytes(out["MASK"].reshape(-1)[0])
+        out = client.infer(model, {"IMAGE": np.frombuffer(bytes(image), dtype=np.uint8)[None]}, ["MASK"])
+    return out["MASK"].tobytes()

@@ -44,8 +44,8 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
     params = dict(contract.parameters(), **{"unetrt.scale": json.dumps(scale),
                                             "unetrt.mask_threshold": json.dumps(mask_threshold)})
     c, k = contract.channels, contract.classes
-    image = configs.TensorSpec(IMAGE_IN, "bytes", (1,))
-    mask = configs.TensorSpec(MASK_OUT, "bytes", (1,))
+    image = configs.TensorSpec(IMAGE_IN, "uint8", (-1,))  # the file's bytes (UINT8, not BYTES: see triton_models)
+    mask = configs.TensorSpec(MASK_OUT, "uint8", (-1,))
     size = configs.TensorSpec("SIZE", "int64", (4,))
     pre = configs.model_config(f"{name}_preprocess", inputs=[image],
                                outputs=[configs.TensorSpec("INPUT", contract.input_dtype, (c, -1, -1)), size],
@@ -65,5 +65,5 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
     ens = configs.ensemble_config(f"{name}_image", inputs=[image], outputs=[mask], max_batch_size=1, steps=steps)
     _write_config(stage, ens, plan)
     plan.models.update({"image": ens.name, "preprocess": pre.name, "postprocess": post.name})
-    plan.notes.append(f"{ens.name}: post the image file's bytes as {IMAGE_IN} (BYTES, shape [1, 1]); {MASK_OUT} "
-                      f"is the PNG mask unet-predict writes (scale {scale:g})")
+    plan.notes.append(f"{ens.name}: post the image file's bytes as {IMAGE_IN} (UINT8, shape [1, n]); {MASK_OUT} "
+                      f"(UINT8 [1, n]) holds the PNG file unet-predict writes (scale {scale:g})")

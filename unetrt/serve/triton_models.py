@@ -7,7 +7,7 @@ backend must be installed there.
 - :class:`SegmentationModel`: the export's unetrt runner (ONNX Runtime on CPU instances, the
   TensorRT engine on GPU ones); requests of equal shape that the dynamic batcher delivers together
   run as one batch; each request is checked against the export's admissible sizes first.
-- :class:`PreprocessModel`: encoded image bytes -> milesial's preprocessing -> padded to the
+- :class:`PreprocessModel`: encoded image bytes (UINT8 ``[1, n]``) -> milesial's preprocessing -> padded to the
   alignment (the ``<name>_image`` ensemble's first step).
 - :class:`PostprocessModel`: logits -> crop, resize, argmax/threshold, ``mask_values`` -> PNG bytes.
 """
@@ -24,6 +24,20 @@ import numpy as np
 
 from ..errors import UnetrtError, format_message
 from .configs import PARAM_MANIFEST
+
+
+def tensor_in(pb, request, name: str) -> np.ndarray:
+    """A request's input as numpy through DLPack (the backend's ``as_numpy`` and ``Tensor(name, array)``
+    are built for numpy 1 and return wrong or empty data under numpy 2; DLPack works with both)."""
+    return np.from_dlpack(pb.get_input_tensor_by_name(request, name))
+
+
+def tensor_out(pb, name: str, array: np.ndarray):
+    """A response tensor from a numpy array through DLPack (see :func:`tensor_in`)."""
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # DLPack cannot export read-only arrays
+        array = array.copy()
+    return pb.Tensor.from_dlpack(name, array.__dlpack__())
 
 
 class _PythonModel:
@@ -89,7 +103,7 @@ class SegmentationModel(_PythonModel):
         responses: list[Any] = [None] * len(requests)
         groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
         for i, request in enumerate(requests):
-            x = pb.get_input_tensor_by_name(request, self.input_name).as_numpy()
+            x = tensor_in(pb, request, self.input_name)
             problem = self._problem(x)
             if problem:
                 responses[i] = self.error(problem)
@@ -115,8 +129,7 @@ class SegmentationModel(_PythonModel):
         offset = 0
         for i, x in items:
             n = x.shape[0]
-            responses[i] = pb.InferenceResponse(output_tensors=[pb.Tensor(self.output_name,
-                                                                          np.ascontiguousarray(y[offset:offset + n]))])
+            responses[i] = pb.InferenceResponse(output_tensors=[tensor_out(pb, self.output_name, y[offset:offset + n])])
             offset += n
 
     def finalize(self) -> None:
@@ -167,21 +180,21 @@ class PreprocessModel(_PythonModel):
     def execute(self, requests: list) -> list:
         pb, out = self.pb, []
         for request in requests:
-            blobs = pb.get_input_tensor_by_name(request, "IMAGE").as_numpy().reshape(-1)
+            blobs = tensor_in(pb, request, "IMAGE")
             try:
-                if blobs.size != 1:
-                    raise UnetrtError(f"{blobs.size} images in one request", "one image per request",
+                if blobs.ndim != 2 or blobs.shape[0] != 1:
+                    raise UnetrtError(f"IMAGE of shape {list(blobs.shape)}", "one image file's bytes as UINT8 [1, n]",
                                       "send one request per image")
-                x, size = self._one(bytes(blobs[0]))
+                x, size = self._one(blobs[0].tobytes())
             except UnetrtError as exc:
                 out.append(self.error(str(exc)))
                 continue
-            out.append(pb.InferenceResponse(output_tensors=[pb.Tensor("INPUT", x), pb.Tensor("SIZE", size)]))
+            out.append(pb.InferenceResponse(output_tensors=[tensor_out(pb, "INPUT", x), tensor_out(pb, "SIZE", size)]))
         return out
 
 
 class PostprocessModel(_PythonModel):
-    """``LOGITS`` + ``SIZE`` -> ``MASK``: PNG bytes identical to the file ``unet-predict`` writes."""
+    """``LOGITS`` + ``SIZE`` -> ``MASK``: PNG bytes (UINT8 ``[1, n]``) identical to the file ``unet-predict`` writes."""
 
     def setup(self, args: dict[str, str]) -> None:
         self.threshold = float(self.params.get("unetrt.mask_threshold") or 0.5)
@@ -191,8 +204,8 @@ class PostprocessModel(_PythonModel):
 
         pb, out = self.pb, []
         for request in requests:
-            logits = pb.get_input_tensor_by_name(request, "LOGITS").as_numpy()
-            full_h, full_w, h, w = (int(v) for v in pb.get_input_tensor_by_name(request, "SIZE").as_numpy()[0])
+            logits = tensor_in(pb, request, "LOGITS")
+            full_h, full_w, h, w = (int(v) for v in tensor_in(pb, request, "SIZE")[0])
             try:
                 mask = postprocess(np.asarray(logits[..., :h, :w], dtype=np.float32), (full_h, full_w), self.threshold)
                 buf = io.BytesIO()
@@ -200,6 +213,6 @@ class PostprocessModel(_PythonModel):
             except UnetrtError as exc:
                 out.append(self.error(str(exc)))
                 continue
-            out.append(pb.InferenceResponse(output_tensors=[pb.Tensor("MASK", np.array([[buf.getvalue()]],
-                                                                                         dtype=np.object_))]))
+            mask_png = np.frombuffer(buf.getvalue(), dtype=np.uint8)[None]
+            out.append(pb.InferenceResponse(output_tensors=[tensor_out(pb, "MASK", mask_png)]))
         return out

@@ -26,15 +26,23 @@ from ..errors import UnetrtError, format_message
 from .configs import PARAM_MANIFEST
 
 
+#: The wheel's python backend (built for numpy 1) returns wrong or empty data from ``as_numpy`` and
+#: ``Tensor(name, array)`` under numpy 2, while DLPack export crashes its stub under numpy 1: numpy 2
+#: goes through DLPack, numpy 1 through the backend's own conversions (both measured here).
+NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+
+
 def tensor_in(pb, request, name: str) -> np.ndarray:
-    """A request's input as numpy through DLPack (the backend's ``as_numpy`` and ``Tensor(name, array)``
-    are built for numpy 1 and return wrong or empty data under numpy 2; DLPack works with both)."""
-    return np.from_dlpack(pb.get_input_tensor_by_name(request, name))
+    """A request's input as a numpy array."""
+    tensor = pb.get_input_tensor_by_name(request, name)
+    return np.from_dlpack(tensor) if NUMPY2 else tensor.as_numpy()
 
 
 def tensor_out(pb, name: str, array: np.ndarray):
-    """A response tensor from a numpy array through DLPack (see :func:`tensor_in`)."""
+    """A response tensor from a numpy array."""
     array = np.ascontiguousarray(array)
+    if not NUMPY2:
+        return pb.Tensor(name, array)
     if not array.flags.writeable:  # DLPack cannot export read-only arrays
         array = array.copy()
     return pb.Tensor.from_dlpack(name, array.__dlpack__())

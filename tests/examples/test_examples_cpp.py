@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from unetrt.assets import demo_samples
-from unetrt.data.png import read_png
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -135,7 +135,7 @@ def _run(exe: Path, *args, env: dict | None = None) -> subprocess.CompletedProce
 
 @pytest.fixture
 def rgb():
-    return read_png(demo_samples()[0])[..., :3]
+    return np.asarray(Image.open(demo_samples()[0]))[..., :3]
 
 
 def _argmax_mask(rgb: np.ndarray, values=(0, 127, 255)) -> np.ndarray:

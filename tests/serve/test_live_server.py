@@ -11,6 +11,13 @@ from unetrt.errors import ServeError
 
 pytestmark = pytest.mark.serve
 
+def read_png(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
 SHAPES = [(1, 3, 33, 47), (2, 3, 17, 45), (2, 3, 64, 40)]
 
 
@@ -83,8 +90,6 @@ def test_predict_and_image_ensemble_match_local_predict(server, demo_export, tmp
     res = CliRunner().invoke(predict_cmd, ["-m", str(demo_export), "-i", str(jpeg), "-o", str(tmp_path / "j.png")])
     assert res.exit_code == 0, res.output
     assert segment_image(server.grpc_url, jpeg.read_bytes()) == (tmp_path / "j.png").read_bytes()
-    from unetrt.data.png import read_png
-
     values = set(np.unique(read_png(tmp_path / "local" / (samples[0].split("/")[-1][:-4] + "_OUT.png"))).tolist())
     assert len(values) >= 2 and values <= {0, 127, 255}  # a real mask, in the checkpoint's mask values
 
@@ -136,7 +141,6 @@ def test_examples_triton_client(server, demo_export, tmp_path, protocol):
 
     from unetrt.assets import demo_samples
     from unetrt.cli.predict import predict_cmd
-    from unetrt.data.png import read_png
 
     example = Path(__file__).resolve().parents[2] / "examples" / "triton" / "client.py"
     sample = demo_samples()[0]

@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import ServeError
+
 InferFn = Callable[[np.ndarray], Any]
 
 
@@ -66,7 +68,8 @@ def run_load(make_infer: Callable[[], InferFn], inputs: Sequence[np.ndarray], *,
         A :class:`LoadResult`; errors are counted (first 5 messages kept), never raised.
     """
     if concurrency < 1 or requests_per_worker < 1 or not inputs:
-        raise ValueError("concurrency, requests_per_worker and inputs must be positive/non-empty")
+        raise ServeError(f"concurrency={concurrency}, requests_per_worker={requests_per_worker}, "
+                         f"{len(inputs)} input(s)", "positive counts and at least one input", "fix the arguments")
     latencies: list[float] = []
     errors: list[str] = []
     outputs: list[tuple[int, Any]] = []

@@ -107,3 +107,19 @@ class ManifestError(UnetrtError):
 
 class ServeError(UnetrtError):
     """A Triton model repository cannot be written, or a Triton server cannot be started or reached."""
+
+
+class CalibrationError(ExportError):
+    """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
+
+
+class QuantizationError(ExportError):
+    """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""
+
+
+class ArtifactError(UnetrtError, ValueError):
+    """An artifact file (ONNX, engine) is unreadable, truncated or not what its manifest says."""

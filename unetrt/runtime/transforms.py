@@ -3,8 +3,10 @@
 ``preprocess`` reproduces ``BasicDataset.preprocess`` (bicubic resize by ``scale``, HWC -> CHW,
 ``/ 255`` when any value exceeds 1) and ``postprocess`` + ``mask_to_image`` reproduce
 ``predict.py`` (bilinear resize of the logits to the full size, argmax or sigmoid threshold,
-mask values). Resizing with ``scale != 1`` uses Pillow (imported lazily, as milesial does); nothing
-else here needs it.
+mask values). Resizing with ``scale != 1`` uses Pillow (imported lazily, as milesial does).
+
+Reading images (:func:`load_image`, :func:`image_to_array`, :func:`preprocess`, channel conversion)
+lives in :mod:`unetrt.data.images`, shared with calibration and the bench, and is re-exported here.
 """
 
 from __future__ import annotations
@@ -13,109 +15,14 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError
+from ..data.images import _pil, convert_channels, image_to_array, load_image, preprocess, resize  # re-exported
+from ..errors import InputError
 from ..models.geometry import round_up
 
-__all__ = ["preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
+__all__ = ["load_image", "image_to_array", "preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
            "mask_to_image", "to_pil_image"]
 
 _PAD_MODES = {"replicate": "edge", "reflect": "reflect", "constant": "constant"}
-
-
-def _pil():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingDependencyError("resizing images needs Pillow, which is not installed",
-                                     "Pillow (milesial resizes with PIL's bicubic filter)",
-                                     "pip install pillow, or pass scale=1.0 with an image already at size") from None
-    return Image
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    """ITU-R 601-2 luma of an HxWx3 image, exactly as PIL's ``convert("L")`` for uint8."""
-    if img.dtype == np.uint8:
-        r, g, b = (img[..., i].astype(np.uint32) for i in range(3))
-        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
-    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-
-
-def convert_channels(img: np.ndarray, in_channels: int | None) -> np.ndarray:
-    """Give an HxW / HxWxC image the model's channel count where the conversion is unambiguous.
-
-    RGB -> gray uses PIL's ``L`` luma; gray -> RGB repeats the channel; an alpha channel (RGBA,
-    LA) is dropped. Returns HxWxC (HxW stays HxW when one channel is wanted).
-
-    Raises:
-        InputError: Not an HxW / HxWxC image, or no unambiguous conversion.
-    """
-    img = np.asarray(img)
-    if img.ndim not in (2, 3):
-        raise InputError(f"image of shape {img.shape}", "an HxW or HxWxC image", "pass one image, channels last")
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    if in_channels is None or channels == in_channels:
-        return img
-    if channels in (2, 4) and in_channels in (1, 3, channels - 1):  # LA / RGBA: drop alpha first
-        img, channels = img[..., :channels - 1], channels - 1
-        if channels == 1:
-            img = img[..., 0]
-        if channels == in_channels:
-            return img
-    if channels == 3 and in_channels == 1:
-        return _luma(img)
-    if channels == 1 and in_channels == 3:
-        gray = img if img.ndim == 2 else img[..., 0]
-        return np.repeat(gray[..., None], 3, axis=2)
-    raise InputError(f"image with {channels} channel(s) for a model with {in_channels} input channel(s)",
-                     "gray (1), gray+alpha (2), RGB (3) or RGBA (4) converted to 1 or 3 channels, or the model's "
-                     f"own {in_channels}", "convert the image yourself to the model's channel count")
-
-
-def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an HxW / HxWxC image to ``(width, height)`` with PIL's bicubic filter (as milesial).
-
-    uint8 gray/RGB/RGBA go through PIL's own modes; any other dtype is resized per channel as 32-bit
-    float (PIL mode ``F``).
-    """
-    image_mod = _pil()
-    img = np.asarray(img)
-    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] in (3, 4)):
-        return np.asarray(image_mod.fromarray(img).resize(size, resample=image_mod.BICUBIC))
-    planes = img[..., None] if img.ndim == 2 else img
-    out = [np.asarray(image_mod.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32))
-                      .resize(size, resample=image_mod.BICUBIC)) for c in range(planes.shape[2])]
-    stacked = np.stack(out, axis=-1)
-    return stacked[..., 0] if img.ndim == 2 else stacked
-
-
-def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> np.ndarray:
-    """Turn an image into the network's ``1xCxHxW`` float32 input, like milesial's ``preprocess``.
-
-    Args:
-        img: HxW or HxWxC array (uint8 or float), or a PIL image.
-        scale: Resize factor; the new size is ``int(scale * w) x int(scale * h)`` (bicubic, Pillow).
-        in_channels: The model's input channels (conversion as in :func:`convert_channels`);
-            ``None`` keeps the image's.
-
-    Returns:
-        ``1xCxHxW`` float32, divided by 255 when any value is greater than 1.
-
-    Raises:
-        InputError: A scale that leaves no pixel, or no channel conversion.
-        MissingDependencyError: ``scale != 1`` without Pillow.
-    """
-    img = convert_channels(np.asarray(img), in_channels)
-    h, w = img.shape[:2]
-    new_w, new_h = int(scale * w), int(scale * h)
-    if new_w <= 0 or new_h <= 0:
-        raise InputError(f"scale {scale} turns the {w}x{h} image into {new_w}x{new_h}", "at least 1x1 pixel",
-                         "use a larger scale")
-    if (new_w, new_h) != (w, h):
-        img = resize(img, (new_w, new_h))
-    chw = img[np.newaxis, ...] if img.ndim == 2 else img.transpose((2, 0, 1))
-    if (chw > 1).any():
-        chw = chw / 255.0
-    return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)
 
 
 class CropBox(NamedTuple):

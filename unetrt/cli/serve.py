@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import err_console, handle_errors
+from .options import handle_errors, make_console
 from .triton import serving_options
 
 
@@ -33,6 +33,7 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
     from ..serve.repository import write_repository
     from ..serve.server import TritonServer, check_port
 
+    err_console = make_console()
     for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
         check_port(host, port, flag)
     with tempfile.TemporaryDirectory(prefix="unetrt-serve-") as tmp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import err_console, handle_errors
+from .options import handle_errors, make_console
 
 PLATFORM_CHOICES = ("python", "onnx", "tensorrt", "all")
 
@@ -49,6 +49,7 @@ def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queu
                             instances=instances, max_queue_delay_us=max_queue_delay_us,
                             dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
                             scale=scale, force=force)
+    err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"
         err_console.print(f"  {model:<24} {kind:<18} max_batch_size {config.max_batch_size}")

@@ -144,19 +144,26 @@ class SegmentationModel(_PythonModel):
         self.runner.deactivate()
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> the array ``unet-predict`` reads from a file (``np.asarray(PIL image)``).
+def decode_image(data: bytes, in_channels: int | None = None) -> np.ndarray:
+    """Encoded image bytes -> the array ``unet-predict`` reads from the same file (EXIF orientation applied,
+    every Pillow mode converted as :func:`unetrt.data.images.load_image` does).
 
     Raises:
         UnetrtError: Bytes Pillow cannot decode.
+        InputError: A mode or channel count with no conversion.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from ..data.images import image_to_array
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            return np.asarray(img)
+            upright = ImageOps.exif_transpose(img)
+            return image_to_array(upright if upright is not None else img, in_channels)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, UnetrtError):
+            raise
         raise UnetrtError(f"cannot decode the image bytes ({len(data)} bytes): {exc}",
                           "a PNG or JPEG file's bytes", "send the file's contents unchanged") from None
 
@@ -175,7 +182,7 @@ class PreprocessModel(_PythonModel):
         from ..errors import InputError
         from ..runtime.transforms import align_pad, preprocess
 
-        image = decode_image(data)
+        image = decode_image(data, self.channels)
         x = preprocess(image, self.scale, self.channels)
         h, w = x.shape[-2:]
         if min(h, w) < self.min_size:

@@ -21,6 +21,7 @@ $(VENV)/.installed-base: $(VENV)/bin/python setup.cfg pyproject.toml constraints
 
 $(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e '.[dev,rtx]'
+	$(PIP) install --no-deps 'nvidia-pytriton>=0.7'  # its tritonserver binary only (its numpy<2 pin skipped)
 	@touch $@ $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-base

@@ -21,6 +21,7 @@ ALLOWED_RAISES = {
     ("__init__.py", "AttributeError"): "module __getattr__ protocol",
     ("bench/__init__.py", "AttributeError"): "module __getattr__ protocol",
     ("runtime/__init__.py", "AttributeError"): "module __getattr__ protocol",
+    ("serve/__init__.py", "AttributeError"): "module __getattr__ protocol",
     ("bench/backends.py", "KeyError"): "Mapping.__getitem__ protocol (dict-like view of the registry)",
 }
 #: Exception classes defined outside errors.py that never reach a user.

@@ -105,6 +105,10 @@ class ManifestError(UnetrtError):
     wrongly typed field."""
 
 
+class ServeError(UnetrtError):
+    """A Triton model repository cannot be written, or a Triton server cannot be started or reached."""
+
+
 class CalibrationError(ExportError):
     """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
 

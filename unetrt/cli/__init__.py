@@ -20,6 +20,9 @@ COMMANDS = {
     "bench": "bench:bench_cmd",
     "models": "models:models_cmd",
     "inspect": "inspect_cmd:inspect_cmd",
+    "triton": "triton:triton_cmd",
+    "serve": "serve:serve_cmd",
+    "loadtest": "loadtest:loadtest_cmd",
 }
 
 

@@ -229,9 +229,12 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
 
 @click.command("predict")
 @handle_errors
-@click.option("-m", "--model", "model_path", required=True, type=click.Path(),
+@click.option("-m", "--model", "model_path", default=None, type=click.Path(),
               help="Export directory, .onnx, .engine/.plan, or a milesial/state-dict .pth checkpoint (MODEL.pth, "
                    "run eagerly; --arch/--classes/--width/--bilinear describe it).")
+@click.option("--triton", "triton_url", default=None, metavar="URL",
+              help="Run on a Triton server instead (http://HOST:PORT or grpc://HOST:PORT); needs unetrt[serve].")
+@click.option("--triton-model", default="unet", show_default=True, help="Model name on the Triton server.")
 @click.option("-i", "--input", "inputs", cls=GreedyOption, required=True, metavar="IMAGE...",
               help="Image file(s) or folder(s): -i a.png b.png (milesial) or -i a.png -i b.png.")
 @click.option("-o", "--output", "outputs", cls=GreedyOption, metavar="OUT...",
@@ -264,14 +267,20 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
 @click.option("-n", "--no-save", is_flag=True, help="Do not write masks.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
-def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, device, precision, arch, classes, width,
-                bilinear, batch, tile, overlay, viz, no_save, force, as_json):
+def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
+                precision, arch, classes, width, bilinear, batch, tile, overlay, viz, no_save, force, as_json):
     """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
     from .progress import Reporter
 
     con = make_console()
+    if (model_path is None) == (triton_url is None):
+        raise UnetrtError("give exactly one of -m/--model and --triton", "a local model or a Triton server URL",
+                          "pass -m EXPORT_DIR, or --triton http://HOST:PORT")
     if any(_is_volume(i) for i in inputs):
+        if triton_url is not None:
+            raise UnetrtError("--triton with volumes", "a local volumetric export (-m EXPORT_DIR)",
+                              "segment volumes with -m")
         _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save,
                          force, as_json, con)
         return
@@ -280,17 +289,22 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     if not no_save:
         _check_writable(targets, force)
     kw = {}
-    if Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
+    if triton_url is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         kw = {"arch": arch or "milesial",
               "model_kwargs": {k: v for k, v in {"num_classes": classes, "width": width, "bilinear": bilinear}.items()
                                if v is not None}}
-    runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
+    if triton_url is not None:
+        from ..serve.client import TritonRunner
+
+        runner = TritonRunner(triton_url, triton_model)
+    else:
+        runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
     with runner, Reporter(con, steps=False) as report:
         opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
-                "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path)}
+                "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path or "")}
         rows = _predict_all(runner, files, targets, opts, con, report)
     if as_json:
-        click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
+        click.echo(json.dumps({"model": str(model_path or f"{triton_url}/{triton_model}"), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))
 
 

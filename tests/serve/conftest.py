@@ -1,0 +1,124 @@
+"""Shared fixtures of the serving tests: two small exports, their repositories and ONE real Triton
+server (module scope, 127.0.0.1, free ports) that is always stopped.
+
+- ``demo_export``: the shipped trained demo (milesial width 8, 3 classes, mask values 0/127/255),
+  alignment 1 (every size from 16 admitted), with a TensorRT-RTX engine when tensorrt_rtx imports.
+- ``aligned_export``: a seeded width-4 milesial exported with ``align=16`` and no engine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _serving_available() -> str | None:
+    """Why the live-server tests cannot run here (``None`` when they can)."""
+    from unetrt.errors import MissingDependencyError
+    from unetrt.serve.deps import tritonserver_dist
+
+    try:
+        import tritonclient.http  # noqa: F401
+    except ImportError:
+        return "tritonclient is not installed"
+    try:
+        tritonserver_dist()  # the wheel's binary; its Python package is not imported
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
+_WHY = _serving_available()
+if _WHY and os.environ.get("CI"):  # make test installs the extra: in CI a skip would hide a broken setup
+    pytest.fail(f"serving tests cannot run in CI: {_WHY}", pytrace=False)
+if _WHY:
+    pytest.skip(f"needs the serve extra (pip install 'unetrt[serve]'): {_WHY}", allow_module_level=True)
+
+from tests.helpers import trt_available  # noqa: E402
+
+SERVER_START_S = 180
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory) -> Path:
+    from unetrt.assets import demo_checkpoint
+    from unetrt.exporter import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("serve_demo") / "export"
+    export(ExportConfig(arch="milesial", model_kwargs={"num_classes": 3, "width": 8},
+                        checkpoint=str(demo_checkpoint()), output_dir=str(out), verify=False,
+                        engine=True if trt_available() else False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def aligned_export(tmp_path_factory) -> Path:
+    import torch
+
+    from unetrt.exporter import ExportConfig, export
+    from unetrt.models import create_model
+
+    root = tmp_path_factory.mktemp("serve_aligned")
+    torch.manual_seed(0)
+    ckpt = root / "weights.pth"
+    torch.save(create_model("milesial", width=4).state_dict(), ckpt)
+    export(ExportConfig(arch="milesial", model_kwargs={"width": 4}, checkpoint=str(ckpt), output_dir=str(root / "e"),
+                        align=16, verify=False, engine=False))
+    return root / "e"
+
+
+@pytest.fixture(scope="module")
+def repositories(demo_export, aligned_export, tmp_path_factory) -> list[Path]:
+    """``unet`` (+ ``unet_image`` ensemble) from the demo, ``unet16`` from the aligned export."""
+    from unetrt.serve.repository import write_repository
+
+    root = tmp_path_factory.mktemp("serve_repos")
+    write_repository(demo_export, root / "demo", name="unet", with_preprocess=True, max_queue_delay_us=500)
+    write_repository(aligned_export, root / "aligned", name="unet16")
+    return [root / "demo", root / "aligned"]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT left by closed connections is fine
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def group_gone(pgid: int, wait_s: float = 10.0) -> bool:
+    """Whether no process of the group is left (killed stubs may take a moment to be reaped)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def server(repositories):
+    """One tritonserver over both repositories; stopped (and checked gone) whatever the tests do."""
+    from unetrt.serve.server import TritonServer
+
+    srv = TritonServer(repositories[0], extra_args=["--model-repository", str(repositories[1])],
+                       startup_timeout_s=SERVER_START_S)
+    srv.start()
+    pgid = srv.process.pid
+    try:
+        yield srv
+    finally:
+        srv.stop(timeout=30)
+        if not group_gone(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+            pytest.fail("tritonserver or a python-backend stub outlived stop()")
+        assert all(port_free(p) for p in (srv.http_port, srv.grpc_port, srv.metrics_port))

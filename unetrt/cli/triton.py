@@ -1,0 +1,58 @@
+"""``unetrt triton``: write a Triton Inference Server model repository from an export."""
+
+from __future__ import annotations
+
+import click
+
+from .options import handle_errors, make_console
+
+PLATFORM_CHOICES = ("python", "onnx", "tensorrt", "all")
+
+
+def serving_options(f):
+    """--max-batch/--instances/--max-queue-delay-us/--dynamic-batching (shared with ``unetrt serve``)."""
+    options = [
+        click.option("--max-batch", type=click.IntRange(min=1), default=None,
+                     help="max_batch_size (default: the engine profile's max N, else 8)."),
+        click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Model instances per device."),
+        click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True,
+                     help="How long the dynamic batcher may wait to form a larger batch."),
+        click.option("--dynamic-batching/--no-dynamic-batching", default=True, show_default=True,
+                     help="Dynamic batching (Triton merges only requests of equal shape)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.command("triton")
+@handle_errors
+@click.argument("export_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "repo", required=True, type=click.Path(), help="Repository directory to write.")
+@click.option("--name", default="unet", show_default=True, help="Model name (the ensemble is NAME_image).")
+@click.option("--platform", "platforms", multiple=True, default=("python",), show_default=True,
+              help="python, onnx, tensorrt or all (repeat or comma-separate for several).")
+@serving_options
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="Instance kind of the python and ONNX models (TensorRT plans always run on the GPU).")
+@click.option("--with-preprocess", is_flag=True, help="Add NAME_image: image bytes in, PNG mask out.")
+@click.option("-s", "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Image downscaling factor of NAME_image (as unet-predict --scale).")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty repository.")
+def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching, device,
+               with_preprocess, scale, force):
+    """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
+    from ..serve.repository import write_repository
+
+    plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
+                            instances=instances, max_queue_delay_us=max_queue_delay_us,
+                            dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
+                            scale=scale, force=force)
+    err_console = make_console()
+    for model, config in plan.configs.items():
+        kind = config.platform or f"backend {config.backend}"
+        err_console.print(f"  {model:<24} {kind:<18} max_batch_size {config.max_batch_size}")
+    for note in plan.notes:
+        err_console.print(f"  [dim]note: {note}[/]")
+    click.echo(str(plan.root))

@@ -1,0 +1,271 @@
+"""Start and stop the real ``tritonserver`` binary that the ``nvidia-pytriton`` wheel ships.
+
+The server runs a model repository with the wheel's python backend; its stub embeds the
+Python of the environment that starts it (``libpython`` of this interpreter is put first on
+``LD_LIBRARY_PATH``, this environment's ``bin`` first on ``PATH``), so the python models import
+this environment's unetrt, numpy and ONNX Runtime. Every endpoint binds to ``host``
+(``127.0.0.1`` by default, never 0.0.0.0 unless asked), on free ports unless given.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import ServeError
+from .deps import tritonserver_dist
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_port(host: str, port: int, flag: str) -> int:
+    """Return ``port`` if it can be bound on ``host``, else raise one clear :class:`ServeError`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            s.bind((host, int(port)))
+        except OSError as exc:
+            raise ServeError(f"port {port} on {host} is not available ({exc.strerror})", "a free port",
+                             f"pass another {flag}, or stop the process listening on it") from None
+    return int(port)
+
+
+class TritonServer:
+    """A ``tritonserver`` process over a model repository (a context manager).
+
+    Args:
+        repository: The model repository directory.
+        host: Address every endpoint binds to.
+        http_port, grpc_port, metrics_port: Ports (``None``: a free one each).
+        exit_timeout_s: Seconds the server may take to finish in-flight requests on shutdown.
+        startup_timeout_s: Seconds to wait for readiness.
+        log_path: Server log file (default: a temporary file, removed on ``stop``).
+        extra_args: More ``tritonserver`` arguments.
+    """
+
+    def __init__(self, repository: str | os.PathLike, *, host: str = "127.0.0.1", http_port: int | None = None,
+                 grpc_port: int | None = None, metrics_port: int | None = None, exit_timeout_s: int = 5,
+                 startup_timeout_s: float = 120.0, log_path: str | os.PathLike | None = None,
+                 extra_args: list[str] | None = None):
+        self.repository = Path(repository).resolve()
+        if not self.repository.is_dir():
+            raise ServeError(f"model repository {self.repository} does not exist", "a directory written by "
+                             "`unetrt triton`", "run unetrt triton EXPORT_DIR -o REPO first")
+        self.host = host
+        given = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
+        ports = [check_port(host, p, flag) if p else free_port(host) for flag, p in given.items()]
+        if len(set(ports)) != 3:
+            raise ServeError(f"ports {ports} are not distinct", "three different ports", "fix the port options")
+        self.http_port, self.grpc_port, self.metrics_port = ports
+        self.exit_timeout_s, self.startup_timeout_s = int(exit_timeout_s), float(startup_timeout_s)
+        self.extra_args = list(extra_args or [])
+        self._own_log = log_path is None
+        self.log_path = Path(log_path) if log_path else None
+        self.process: subprocess.Popen | None = None
+        self._workdir: tempfile.TemporaryDirectory | None = None
+
+    # urls ----------------------------------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://{self.host}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    # lifecycle -----------------------------------------------------------------------------
+    def _backends(self, root: Path) -> Path:
+        """A backend directory: the wheel's python backend with the stub for this Python version."""
+        dist = tritonserver_dist()
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.is_file():
+            raise ServeError(f"nvidia-pytriton ships no python-backend stub for Python {version}",
+                             f"one of {', '.join(sorted(p.name for p in (dist / 'python_backend_stubs').iterdir()))}",
+                             "run the server from a supported Python version")
+        python = root / "backends" / "python"
+        python.mkdir(parents=True)
+        for source in (dist / "backends" / "python").iterdir():
+            (python / source.name).symlink_to(source)
+        (python / stub.name).symlink_to(stub)
+        return root / "backends"
+
+    def _env(self, dist: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        libs = [str(dist.parent.parent / "nvidia_pytriton.libs")]
+        if sysconfig.get_config_var("Py_ENABLE_SHARED") and sysconfig.get_config_var("LIBDIR"):
+            libs.insert(0, sysconfig.get_config_var("LIBDIR"))
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs + [p for p in [env.get("LD_LIBRARY_PATH")] if p])
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
+
+    def start(self) -> "TritonServer":
+        """Start the server and wait until it is ready.
+
+        Raises:
+            ServeError: The server exits during startup (the log's error lines are quoted) or is not
+                ready within ``startup_timeout_s``.
+        """
+        if self.process is not None:
+            return self
+        dist = tritonserver_dist()
+        self._workdir = tempfile.TemporaryDirectory(prefix="unetrt-triton-")
+        root = Path(self._workdir.name)
+        backends = self._backends(root)
+        if self.log_path is None:
+            self.log_path = root / "tritonserver.log"
+        cmd = [str(dist / "bin" / "tritonserver"), "--model-repository", str(self.repository),
+               "--backend-directory", str(backends), "--disable-auto-complete-config",
+               "--http-address", self.host, "--grpc-address", self.host, "--metrics-address", self.host,
+               "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
+               "--metrics-port", str(self.metrics_port), "--exit-timeout-secs", str(self.exit_timeout_s),
+               *self.extra_args]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            env=self._env(dist), start_new_session=True)
+        try:
+            self.wait_ready(self.startup_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def is_ready(self) -> bool:
+        """Whether ``/v2/health/ready`` answers 200."""
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _started(self) -> bool:
+        """Whether this process's log says its own HTTP and gRPC endpoints are listening (so a
+        readiness answer cannot come from another server on a port taken meanwhile)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return (f"Started HTTPService at {self.host}:{self.http_port}" in text
+                and f"Started GRPCInferenceService at {self.host}:{self.grpc_port}" in text)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll readiness until ``timeout`` seconds pass or the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServeError(f"tritonserver exited with code {self.process.returncode} during startup: "
+                                 f"{self.log_errors()}", "a server that loads the repository",
+                                 "fix what the quoted server log lines say")
+            if self._started() and self.is_ready():
+                return
+            time.sleep(0.2)
+        raise ServeError(f"tritonserver not ready after {timeout:.0f} s: {self.log_errors()}",
+                         "all models loaded", "raise the startup timeout or fix what the quoted log lines say")
+
+    def log_errors(self, limit: int = 2) -> str:
+        """The server log's last error lines (CPU-only CUDA/NVML/DCGM noise left out), as one line."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except (OSError, AttributeError):
+            return "(no log)"
+        noise = ("CudaDriverHelper", "NVML", "DCGM", "CUDA driver version is insufficient")
+        errors = [ln for ln in lines if (ln.startswith("E") or "error" in ln.lower()) and not any(n in ln for n in noise)]
+        return " / ".join(" ".join(e.split())[:300] for e in (errors or lines)[-limit:]) or "(empty log)"
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, wait for a clean exit (SIGKILL to its process group after ``timeout``), clean up.
+
+        Returns:
+            The server's exit code (``None`` if it was not started).
+        """
+        code = None
+        if self.process is not None:
+            timeout = self.exit_timeout_s + 15 if timeout is None else timeout
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            _kill_group(self.process.pid)
+            code = self.process.returncode
+            self.process = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        return code
+
+    def serve_forever(self) -> int:
+        """Block until SIGINT/SIGTERM (then stop cleanly, exit code 0) or until the server dies.
+
+        Raises:
+            ServeError: The server exited on its own.
+        """
+        stop = threading.Event()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop.is_set():
+                if self.process is None or self.process.poll() is not None:
+                    code = self.process.returncode if self.process else None
+                    raise ServeError(f"tritonserver exited with code {code}: {self.log_errors()}",
+                                     "a running server", "fix what the quoted server log lines say")
+                stop.wait(0.5)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return self.stop() or 0
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int, grace_s: float = 5.0) -> None:
+    """Wait up to ``grace_s`` for what is left of the server's process group (python-backend stubs
+    exit after the server), then SIGKILL it and wait until it is gone (reaped)."""
+    deadline = time.monotonic() + grace_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not _group_alive(pgid):
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -14,6 +14,8 @@ from unetrt.errors import RunnerError
 from unetrt.runtime import trt as trt_runtime
 from unetrt.runtime.trt import TrtRunner, engine_io, rebuild_command
 
+from tests.fakes.cuda_standin import CpuDevice
+
 MANIFEST = {"model": {"arch": "milesial", "factory": None, "kwargs": {"width": 4, "in_channels": 3},
                       "checkpoint": {"path": "/ckpt/w.pth", "sha256": "0" * 64}},
             "input": {"min_size": 16, "alignment": 16},
@@ -93,12 +95,11 @@ def test_deserialisation_failure_names_the_rebuild(tmp_path, monkeypatch):
     try:
         from unetrt.artifacts.trt import import_tensorrt
 
-        import_tensorrt("auto")
+        trt = import_tensorrt("auto")[0]
     except ImportError:
         pytest.skip("needs tensorrt or tensorrt_rtx")
-    fake_torch = SimpleNamespace(cuda=SimpleNamespace(set_device=lambda d: None,
-                                                      get_device_name=lambda d: "Fake GPU"))
-    monkeypatch.setattr(trt_runtime, "_cuda_torch", lambda path: fake_torch)
+    monkeypatch.setattr(trt_runtime, "_device",
+                        lambda index, path: CpuDevice(SimpleNamespace(capturing=set()), name="Fake GPU"))
     (tmp_path / "model.engine").write_bytes(b"not a plan" * 64)
     runner = TrtRunner(tmp_path / "model.engine", manifest=MANIFEST)
     with pytest.raises(RunnerError) as info:
@@ -133,3 +134,176 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
         assert on_device.is_cuda and on_device.dtype == torch.float32
         with pytest.raises(Exception, match="W is 256 > 128"):
             plain.infer({"input": np.zeros((1, 3, 32, 256), np.float32)})
+
+
+# --- stand-ins of TensorRT 10.x / 11.x / TensorRT-RTX (tests/fakes): what a GPU run would do ----------
+
+from tests.fakes.trt_standins import identity_onnx, install  # noqa: E402
+from unetrt.exporter import trt_builder  # noqa: E402
+from unetrt.exporter.trt_builder import ShapeProfile, build_engine  # noqa: E402
+
+PROFILES = [{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 32, 32), (2, 3, 64, 64))}]
+
+
+def _build(tmp_path, monkeypatch, flavour, name="model.engine", **kw):
+    """Build a stand-in plan through build_engine; return the manifest describing it."""
+    monkeypatch.setattr(trt_builder, "_build_gpu", lambda: {"name": "Stand-in GPU", "compute_capability": "8.6"})
+    onnx_path = identity_onnx(tmp_path / "model.onnx")
+    if flavour == "tensorrt-rtx":
+        kw.setdefault("compute_capabilities", ["SM86"])
+    info = build_engine(onnx_path, tmp_path / name, profiles=PROFILES, flavour=flavour, **kw).to_dict()
+    info["path"] = name
+    return {"input": {"min_size": 16, "alignment": 16}, "engines": [info]}
+
+
+@pytest.fixture
+def on_cpu(monkeypatch):
+    """Run TrtRunner on CPU memory: the device is a stand-in that shares state with the TensorRT stand-in."""
+    devices = []
+
+    def use(module):
+        def make(index, path):
+            devices.append(CpuDevice(module))
+            return devices[-1]
+        monkeypatch.setattr(trt_runtime, "_device", make)
+        return devices
+    return use
+
+
+def _expected(x):
+    return np.stack([(k + 1) * x[:, k % 3] for k in range(3)], axis=1)
+
+
+@pytest.mark.parametrize("key", ["10", "11", "rtx"])
+def test_runs_on_every_flavour_with_checked_bindings(key, tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, key)
+    flavour = "tensorrt-rtx" if key == "rtx" else "tensorrt"
+    manifest = _build(tmp_path, monkeypatch, flavour)
+    on_cpu(mods[key])
+    x = np.random.default_rng(0).random((2, 3, 32, 48), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert any(f"{flavour} {mods[key].__version__}" in n for n in runner.notes)
+        ctx = runner._state["context"]
+        with pytest.raises(RunnerError, match=r"TensorRT refused input shape 1x3x128x16 for 'input'.*"
+                                              r"H, W in \[16, 64\]"):
+            runner._bind({"input": torch.zeros((1, 3, 128, 16))})
+        monkeypatch.setattr(ctx, "set_tensor_address", lambda name, ptr: False)
+        with pytest.raises(RunnerError, match="TensorRT refused the address of input 'input'"):
+            runner.infer({"input": x})
+    assert mods[key].ignored_loggers == 0  # builder, parser and runtime share the process logger
+
+
+def test_runner_uses_the_engines_own_flavour(tmp_path, monkeypatch, on_cpu):
+    """Both installed: an RTX plan must go to TensorRT-RTX, not to whichever imports first ("auto")."""
+    mods = install(monkeypatch, "10", "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    runner = TrtRunner(tmp_path / "model.engine", manifest=manifest)
+    assert runner.flavour == "tensorrt-rtx"
+    with runner:
+        assert runner._state["trt"] is mods["rtx"]
+    with pytest.raises(RunnerError, match="plan of tensorrt-rtx given to tensorrt"):
+        TrtRunner(tmp_path / "model.engine", flavour="auto", manifest=manifest).activate()
+
+
+def test_runtime_cache_is_rtx_only(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    cache = tmp_path / "rt.cache"
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as runner:
+        runner.infer({"input": np.ones((1, 3, 16, 16), np.float32)})
+    assert any("runtime cache rt.cache ignored: the JIT runtime cache is a TensorRT-RTX feature" in n
+               for n in runner.notes)
+    assert not cache.exists()
+
+
+def test_rtx_runtime_cache_stale_and_lifetime(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    rtx = mods["rtx"]
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(rtx)
+    cache = tmp_path / "caches" / "rt.cache"
+    cache.parent.mkdir()
+    cache.write_bytes(b"rtxcache 1.6.0 from an older release")
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as runner:
+        runner.infer({"input": np.ones((1, 3, 16, 16), np.float32)})
+        assert runner._state["runtime_config"].get_runtime_cache() is runner._state["runtime_cache"]
+    assert any("is stale" in n and "started empty" in n for n in runner.notes)
+    assert cache.read_bytes() == b"rtxcache 1.7.1.116 kernels"  # rewritten at deactivate
+    assert rtx.events.index("context destroyed") < rtx.events.index("runtime cache destroyed")
+    rtx.events.clear()
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as again:
+        pass
+    assert not any("stale" in n for n in again.notes)
+
+
+def test_cuda_graph_replays_per_shape_on_tensorrt(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    rng = np.random.default_rng(1)
+    feeds = [rng.random(s, dtype=np.float32) for s in [(1, 3, 16, 32), (2, 3, 32, 32), (1, 3, 16, 32)]]
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        for x in feeds:
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert len(runner._graphs) == 2 and runner._graph_failure is None
+
+
+def test_failed_capture_falls_back_with_the_real_reason(tmp_path, monkeypatch, on_cpu):
+    """execute_async_v3 returning False inside the capture: no exception, a note naming it, right results."""
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    monkeypatch.setattr(mods["10"].IExecutionContext, "_capturable", lambda self, stream: False)
+    x = np.random.default_rng(2).random((1, 3, 16, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        for _ in range(3):
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert not runner._graphs
+    note = next(n for n in runner.notes if "CUDA graph capture failed" in n)
+    assert "execute_async_v3 returned False" in note and "cannot be captured" in note
+    assert note.endswith("running without CUDA graphs")
+
+
+def test_rtx_cuda_graph_uses_its_own_strategy(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        x = np.ones((1, 3, 16, 16), np.float32)
+        np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        config = runner._state["runtime_config"]
+        assert config.cuda_graph_strategy is mods["rtx"].CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        assert not runner._graphs  # no user capture of lazily specialised kernels
+        assert runner._state["context"].config is config
+
+
+def test_version_compatible_plan_needs_host_code(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt", version_compatible=True)
+    on_cpu(mods["10"])
+    mods["10"].__version__ = "10.17.0.1"  # a later 10.x loads a version-compatible plan
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        assert runner._state["runtime"].engine_host_code_allowed is True
+    bare = {**manifest, "engines": [{**manifest["engines"][0], "options": {}}]}
+    with pytest.raises(RunnerError, match="engine_host_code_allowed is False"):
+        TrtRunner(tmp_path / "model.engine", manifest=bare).activate()
+
+
+def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    x = np.random.default_rng(3).random((1, 3, 16, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        step = runner.device_step({"input": x})
+        ctx = runner._state["context"]
+        monkeypatch.setattr(ctx, "set_input_shape", lambda *a: pytest.fail("set_input_shape per step"))
+        before = mods["rtx"].calls.count("execute_async_v3")
+        for _ in range(3):
+            step.run()
+        assert mods["rtx"].calls.count("execute_async_v3") == before + 3
+        np.testing.assert_array_equal(step.outputs["logits"].numpy(), _expected(x))
+        assert step.min_warmup >= trt_runtime.RTX_MIN_WARMUP and "lazy" in step.note

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import EngineBuildError, MissingDependencyError
 
-__all__ = ["FLAVOURS", "import_tensorrt", "parse_version", "process_logger"]
+__all__ = ["FLAVOURS", "import_tensorrt", "parse_version", "probe_gpu_cc", "process_logger"]
 
 log = logging.getLogger("unetrt.tensorrt")
 
@@ -57,6 +57,10 @@ def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:
         except (ImportError, OSError) as exc:
             log.debug("cannot import %s: %s", name, exc)
             continue
+        if not hasattr(module, "Runtime"):  # e.g. a bare namespace package left by type stubs
+            log.debug("%s imports but has no Runtime (%s): not a TensorRT installation", name,
+                      getattr(module, "__path__", "?"))
+            continue
         version = str(getattr(module, "__version__", "0"))
         if name == "tensorrt" and parse_version(version) < (10, 0):
             raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
@@ -66,7 +70,20 @@ def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:
                                  " or ".join(_EXTRAS[n] for n in wanted))
 
 
-_LOGGERS: dict[str, Any] = {}
+def probe_gpu_cc(device: int = 0) -> tuple[int, int] | None:
+    """The compute capability of CUDA device ``device`` as torch sees it, ``None`` without CUDA."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        major, minor = torch.cuda.get_device_capability(device)
+        return int(major), int(minor)
+    except (ImportError, RuntimeError, AssertionError):
+        return None
+
+
+_LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(module) -> (module, logger); the module is kept alive
 
 
 def process_logger(trt: Any) -> Any:
@@ -76,10 +93,9 @@ def process_logger(trt: Any) -> Any:
     :meth:`reset` for one-line failure reports, and records a Ctrl-C that lands while TensorRT calls
     back into Python in ``interrupted`` instead of unwinding through TensorRT's C++ frames.
     """
-    key = getattr(trt, "__name__", "tensorrt")
-    if key not in _LOGGERS:
-        _LOGGERS[key] = _logger_class(trt)()
-    return _LOGGERS[key]
+    if id(trt) not in _LOGGERS:
+        _LOGGERS[id(trt)] = (trt, _logger_class(trt)())
+    return _LOGGERS[id(trt)][1]
 
 
 def _logger_class(trt: Any) -> type:

@@ -17,12 +17,16 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from unetrt.artifacts.profiles import ShapeProfile
-from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, process_logger
+from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, probe_gpu_cc, process_logger
 from unetrt.errors import EngineBuildError, ProfileError
 from unetrt.exporter import trt_support as support
 from unetrt.fileio import atomic_write_bytes, sha256_file
+
+if TYPE_CHECKING:
+    import tensorrt
 
 __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
 
@@ -50,6 +54,13 @@ class EngineInfo:
     build_seconds: float
     size_bytes: int
     options: dict = field(default_factory=dict)
+    #: Where the plan runs: the TensorRT-RTX targets, or the build GPU's capability for standard
+    #: TensorRT (``["SM86"]``); ``None`` when unknown.
+    compute_capabilities: list[str] | None = None
+    #: ``{"name", "compute_capability": "8.6"}`` of the GPU the build ran on (``None``: CPU-only build).
+    build_gpu: dict | None = None
+    #: Whether TensorRT may use TF32 for FP32 layers (``BuilderFlag.TF32``).
+    tf32: bool = False
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable copy."""
@@ -84,7 +95,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                  profiles: list[dict[str, ShapeProfile]], precision: str = "fp32", flavour: str = "auto",
                  workspace_bytes: int | None = None, optimization_level: int | None = None,
                  timing_cache: str | None = None, compute_capabilities: Sequence[str] | None = None,
-                 version_compatible: bool = False, progress: BuildProgress | None = None) -> EngineInfo:
+                 version_compatible: bool = False, progress: BuildProgress | None = None,
+                 tf32: bool | None = None, detailed_profiling: bool = True) -> EngineInfo:
     """Build a serialized TensorRT plan from an ONNX file and write it atomically.
 
     Args:
@@ -100,6 +112,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             (needs a GPU); ``None`` means :data:`DEFAULT_RTX_TARGETS`. Refused on standard TensorRT.
         version_compatible: Build a version-compatible plan (standard TensorRT >= 10 only).
         progress: ``progress(phase, step, total)`` during the build; returning False aborts it.
+        tf32: Allow TF32 for FP32 layers. ``None``: off for FP32 engines (FP32 parity at 1e-4 fails on
+            Ampere+ with TF32), TensorRT's default (on) for FP16 engines.
+        detailed_profiling: ``profiling_verbosity=DETAILED`` so ``unetrt inspect`` shows layer detail
+            (tactics, formats); ``False`` records layer names only.
 
     Returns:
         An :class:`EngineInfo`.
@@ -129,7 +145,14 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
                          targets, version_compatible)
-    cache = support.load_timing_cache(config, timing_cache) if timing_cache else None
+    use_tf32 = (precision != "fp32") if tf32 is None else bool(tf32)
+    if not use_tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default in every flavour
+    config.profiling_verbosity = (trt.ProfilingVerbosity.DETAILED if detailed_profiling
+                                  else trt.ProfilingVerbosity.LAYER_NAMES_ONLY)
+    options["profiling_verbosity"] = "detailed" if detailed_profiling else "layer_names_only"
+    cache, cache_note = support.load_timing_cache(config, timing_cache) if timing_cache else (None, None)
+    gpu = _build_gpu()
     monitor = support.make_monitor(trt, progress, logger)
     config.progress_monitor = monitor
     start = time.perf_counter()
@@ -144,12 +167,41 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     data = memoryview(plan).cast("B")
     atomic_write_bytes(engine_path, data)
     if cache is not None:
-        atomic_write_bytes(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
+        used = config.get_timing_cache()
+        if used is None:
+            cache_note = "timing cache: TensorRT returned none after the build; file left unchanged"
+        else:
+            atomic_write_bytes(timing_cache, memoryview(used.serialize()).cast("B"))
     options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
+    if cache_note:
+        options["timing_cache_note"] = cache_note
     return EngineInfo(path=engine_path, sha256=hashlib.sha256(data).hexdigest(), flavour=flavour, version=version,
                       precision=precision, profiles=[{k: p.to_dict() for k, p in prof.items()} for prof in profiles],
                       io=io, onnx_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 3),
-                      size_bytes=data.nbytes, options=options)
+                      size_bytes=data.nbytes, options=options, compute_capabilities=_runs_on(targets, gpu),
+                      build_gpu=gpu, tf32=use_tf32)
+
+
+def _build_gpu() -> dict | None:
+    """Name and compute capability of the CUDA GPU this process builds on (``None`` without one)."""
+    cc = probe_gpu_cc()
+    if cc is None:
+        return None
+    import torch
+
+    return {"name": torch.cuda.get_device_name(0), "compute_capability": f"{cc[0]}.{cc[1]}"}
+
+
+def _runs_on(targets: list[str] | None, gpu: dict | None) -> list[str] | None:
+    """The GPUs a plan runs on: RTX targets (CURRENT resolved), else the build GPU."""
+    here = None
+    if gpu:
+        major, minor = gpu["compute_capability"].split(".")
+        here = f"SM{major}{minor}"
+    if targets is None:
+        return [here] if here else None
+    resolved = [here if t == "CURRENT" else t for t in targets]
+    return [t for t in resolved if t] or None
 
 
 def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..artifacts.dtypes import trt_dtype_name
+
+if TYPE_CHECKING:
+    import tensorrt
 
 log = logging.getLogger("unetrt.exporter.trt_builder")
 
@@ -72,12 +76,20 @@ def make_monitor(trt, progress: Callable | None, logger):
     return _Monitor()
 
 
-def load_timing_cache(config, path: str):
-    """Create the config's timing cache from ``path`` if it exists (TensorRT only)."""
+def load_timing_cache(config: "tensorrt.IBuilderConfig", path: str) -> tuple[object | None, str | None]:
+    """Give the config a timing cache read from ``path`` (empty when absent); TensorRT only.
+
+    Returns:
+        ``(cache, note)``: the cache TensorRT accepted (saved back after the build), or ``None`` with a
+        note when ``set_timing_cache`` refused it (a cache made on another device): it is ignored and
+        the file is left as it is.
+    """
     data = b""
     if os.path.isfile(path):
         with open(path, "rb") as f:
             data = f.read()
     cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    return cache
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        log.warning("timing cache %s: cache from another device, ignored", path)
+        return None, f"timing cache {os.path.basename(path)}: cache from another device, ignored"
+    return cache, None

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineBuildError, MissingDependencyError, RunnerError
+from ..errors import RunnerError
 from ..fileio import sha256_file
 from .base import Runner
 
@@ -100,17 +100,12 @@ def _make(kind: str, path: Path, device: str, precision: str | None, manifest, k
 
 
 def _usable_engine(entry: Mapping[str, Any], directory: Path, notes: list[str]) -> bool:
-    from ..artifacts.trt import import_tensorrt
+    from .engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
 
-    if not (directory / entry.get("path", "")).is_file():
-        notes.append(f"engine {entry.get('path')} listed in the manifest is missing")
-        return False
-    try:
-        import_tensorrt(entry.get("flavour", "auto"))
-    except (MissingDependencyError, EngineBuildError):  # not installed / a flavour this unetrt does not know
-        notes.append(f"engine {entry['path']} skipped: {entry.get('flavour', 'TensorRT')} is not installed")
-        return False
-    return True
+    why = engine_unusable_reason(entry, directory, gpu_cc=probe_gpu_cc(), installed=installed_flavours())
+    if why:
+        notes.append(why)
+    return why is None
 
 
 def _pick(manifest: dict, directory: Path, backend: str, gpu: bool, precision: str | None,

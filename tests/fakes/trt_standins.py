@@ -68,9 +68,11 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     flags = _FLAGS_RTX if rtx else (_FLAGS_10 if major_minor[0] == 10 else _FLAGS_11)
     m.BuilderFlag = _enum("BuilderFlag", flags)
     m.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag",
-                                            {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1, "PREFER_JIT_PYTHON_PLUGINS": 2}
-                                            if major_minor[0] == 10 and not rtx else
-                                            {"STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1})
+                                            {"STRONGLY_TYPED": 0} if rtx else
+                                            {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1, "PREFER_JIT_PYTHON_PLUGINS": 2,
+                                             "PREFER_AOT_PYTHON_PLUGINS": 3} if major_minor[0] == 10 else
+                                            {"STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1,
+                                             "PREFER_AOT_PYTHON_PLUGINS": 2})
     m.DataType = _enum("DataType", _DTYPES)
     m.TensorIOMode = _enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
     m.ProfilingVerbosity = _enum("ProfilingVerbosity", {"LAYER_NAMES_ONLY": 0, "NONE": 1, "DETAILED": 2})

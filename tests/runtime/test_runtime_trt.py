@@ -307,3 +307,84 @@ def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu)
         assert mods["rtx"].calls.count("execute_async_v3") == before + 3
         np.testing.assert_array_equal(step.outputs["logits"].numpy(), _expected(x))
         assert step.min_warmup >= trt_runtime.RTX_MIN_WARMUP and "lazy" in step.note
+
+
+# --- engine choice: flavour installed, GPU among the targets, loadable version ---------------------------
+
+from unetrt.runtime.engine_choice import engine_targets, engine_unusable_reason  # noqa: E402
+
+RTX_ENTRY = {"path": "model.engine", "flavour": "tensorrt-rtx", "version": "1.7.1.116",
+             "compute_capabilities": ["SM75", "SM80", "SM86", "SM89", "SM120", "SM121"], "build_gpu": None}
+TRT_ENTRY = {"path": "model.engine", "flavour": "tensorrt", "version": "10.16.0.1", "compute_capabilities": ["SM86"],
+             "build_gpu": {"name": "RTX A6000", "compute_capability": "8.6"}, "options": {}}
+BOTH = {"tensorrt": "10.16.0.1", "tensorrt-rtx": "1.7.1.116"}
+
+
+@pytest.fixture
+def plan_dir(tmp_path):
+    (tmp_path / "model.engine").write_bytes(b"ftrt")
+    return tmp_path
+
+
+@pytest.mark.parametrize("entry, cc, installed, words", [
+    (RTX_ENTRY, (8, 6), BOTH, None),
+    (RTX_ENTRY, (9, 0), BOTH, ["built for SM75, SM80, SM86, SM89, SM120, SM121", "this GPU is SM90",
+                               "no SM90/SM100 target"]),
+    (RTX_ENTRY, (10, 0), BOTH, ["this GPU is SM100"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["built by tensorrt-rtx, which is not installed"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.6.0.5"}, ["built by tensorrt-rtx 1.7.1.116, installed 1.6.0.5",
+                                                      "same major.minor"]),
+    (RTX_ENTRY, None, BOTH, ["no CUDA GPU visible"]),
+    (TRT_ENTRY, (8, 6), BOTH, None),
+    (TRT_ENTRY, (8, 9), BOTH, ["built for SM86, this GPU is SM89", "GPU model it was built on"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.17.0.2"}, ["installed 10.17.0.2"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "11.1.0.3"}, ["installed 11.1.0.3"]),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.17.0.2"}, None),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "11.1.0.3"},
+     ["a later release of the same major"]),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.15.0.1"}, ["installed 10.15"]),
+    ({**TRT_ENTRY, "flavour": "tensorrt-9"}, (8, 6), BOTH, ["unknown TensorRT flavour 'tensorrt-9'"]),
+    ({**TRT_ENTRY, "path": "gone.engine"}, (8, 6), BOTH, ["gone.engine listed in the manifest is missing"]),
+])
+def test_engine_unusable_reason(plan_dir, entry, cc, installed, words):
+    why = engine_unusable_reason(entry, plan_dir, gpu_cc=cc, installed=installed)
+    if words is None:
+        assert why is None
+    else:
+        assert why is not None and "\n" not in why
+        for word in words:
+            assert word in why, why
+
+
+def test_engine_targets_from_older_records():
+    assert engine_targets({"options": {"compute_capabilities": ["SM86", "SM89"]}}) == [(8, 6), (8, 9)]
+    assert engine_targets({"compute_capabilities": ["CURRENT"], "build_gpu": {"compute_capability": "12.0"}}) \
+        == [(12, 0)]
+    assert engine_targets({"build_gpu": {"compute_capability": "9.0"}}) == [(9, 0)]
+    assert engine_targets({"path": "x"}) is None  # no record: TensorRT itself checks at deserialisation
+
+
+def test_loader_falls_back_to_onnx_with_the_reason(plan_dir, monkeypatch):
+    from unetrt.runtime import engine_choice, loader
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    (plan_dir / "model.onnx").write_bytes(b"onnx")
+    manifest = {"engines": [{**RTX_ENTRY, "precision": "fp32"}], "onnx": {"path": "model.onnx"}}
+    notes: list[str] = []
+    kind, path = loader._pick(manifest, plan_dir, "auto", True, None, notes)
+    assert (kind, path.name) == ("ort", "model.onnx")
+    assert notes == ["engine model.engine skipped: built for SM75, SM80, SM86, SM89, SM120, SM121, this GPU is SM90 "
+                     "(TensorRT-RTX has no SM90/SM100 target: use standard TensorRT on this GPU); rebuild it here"]
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 9))
+    assert loader._pick(manifest, plan_dir, "auto", True, None, [])[0] == "trt"
+
+
+def test_build_records_where_the_plan_runs(tmp_path, monkeypatch):
+    install(monkeypatch, "rtx")
+    rtx = _build(tmp_path, monkeypatch, "tensorrt-rtx", compute_capabilities=["sm86", "SM120"])["engines"][0]
+    assert rtx["compute_capabilities"] == ["SM86", "SM120"]
+    install(monkeypatch, "10")
+    std = _build(tmp_path, monkeypatch, "tensorrt", name="std.engine")["engines"][0]
+    assert std["compute_capabilities"] == ["SM86"] and std["build_gpu"]["compute_capability"] == "8.6"
+    assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std["version"]}) is None

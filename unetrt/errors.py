@@ -86,3 +86,8 @@ class RunnerError(UnetrtError):
 
 class InputError(RunnerError, ValueError):
     """An inference input or image does not match what the model accepts (name, rank, dtype, shape)."""
+
+
+class ManifestError(UnetrtError):
+    """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
+    wrongly typed field."""

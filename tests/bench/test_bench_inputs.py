@@ -74,7 +74,7 @@ def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):
     assert weights.is_file()
     first = cache.prepare({"onnx"})["onnx"]
     assert not first.reused and first.path.is_file()
-    assert first.manifest["model"]["checkpoint"]["path"] == str(weights.resolve())
+    assert first.manifest.model.checkpoint.path == str(weights.resolve())
 
     other = create_model("milesial", width=2)  # fresh random weights: pinned ones are loaded into it
     again = ArtifactCache(tmp_path, source, shapes)

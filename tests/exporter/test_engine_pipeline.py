@@ -32,7 +32,7 @@ def test_every_variant_exports_exactly(arch, tmp_path):
     spec = get_spec(arch)
     out = tmp_path / arch
     has_trt = trt_available()
-    m = export(ExportConfig(arch=arch, model_kwargs=WIDTH, output_dir=str(out), fp16=True, engine=has_trt)).manifest
+    m = export(ExportConfig(arch=arch, model_kwargs=WIDTH, output_dir=str(out), fp16=True, engine=has_trt)).manifest.to_dict()
     expected = ["manifest.json", "model.onnx", "model_fp16.onnx"] + (["model_fp16.engine"] if has_trt else [])
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # self-contained, no .data sidecar
     # FP32: exact at every admissible size
@@ -129,7 +129,7 @@ def test_missing_flavour_names_the_extra(tmp_path, monkeypatch):
         export(ExportConfig(arch="milesial", model_kwargs={"width": 4}, output_dir=str(tmp_path / "o"),
                             engine=True, engine_options=EngineOptions(flavour="tensorrt")))
     m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4}, output_dir=str(tmp_path / "auto"),
-                            verify=False)).manifest  # auto: no engine, and it says how to get one
+                            verify=False)).manifest.to_dict()  # auto: no engine, and it says how to get one
     assert m["engines"] == [] and any("unetrt[rtx]" in n for n in m["export"]["notes"])
 
 
@@ -149,7 +149,7 @@ def test_fp16_io_and_calibration_images(tmp_path):
     for i in range(2):
         np.save(calib / f"img{i}.npy", (rng.random((40, 52, 3)) * 255).astype(np.uint8))
     m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4}, output_dir=str(tmp_path / "o"),
-                            fp16=True, fp16_io=True, calib_images=str(calib), engine=False)).manifest
+                            fp16=True, fp16_io=True, calib_images=str(calib), engine=False)).manifest.to_dict()
     assert m["fp16"]["keep_io_types"] is False
     assert m["fp16"]["calibration"] == {"source": "user images", "inputs": [[1, 3, 40, 52], [1, 3, 40, 52]]}
     model = onnx.load(str(tmp_path / "o" / "model_fp16.onnx"))

@@ -38,7 +38,7 @@ def test_milesial_onnx_matches_eager_at_unseen_odd_sizes(tmp_path):
 
 
 def test_aligned_milesial_has_no_pad_and_tells_the_runtime(tmp_path):
-    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), align=16)).manifest
+    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), align=16)).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert "Pad" not in {n.op_type for n in proto.graph.node}
     assert m["input"]["alignment"] == 16 and m["input"]["pad_to_alignment"] is True
@@ -63,7 +63,7 @@ def test_strip_noop_pads_keeps_real_pads():
 
 def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
     m = export(ExportConfig(factory="tests.fixtures.thirdparty:branchy", model_kwargs={"width": 2},
-                            output_dir=str(tmp_path))).manifest
+                            output_dir=str(tmp_path))).manifest.to_dict()
     assert m["input"]["alignment"] == 16
     assert any("branches on input sizes" in n for n in m["export"]["notes"])
     assert m["model"]["factory"] == "tests.fixtures.thirdparty:branchy"
@@ -74,7 +74,7 @@ def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
 
 
 def test_torchscript_fallback_is_guarded_by_a_wider_sweep(tmp_path):
-    m = export(ExportConfig(factory="tests.fixtures.thirdparty:item_scaled", output_dir=str(tmp_path))).manifest
+    m = export(ExportConfig(factory="tests.fixtures.thirdparty:item_scaled", output_dir=str(tmp_path))).manifest.to_dict()
     assert m["export"]["exporter"] == "torchscript"
     rows = m["verification"]["sizes"]
     assert {r["input_shape"][2] % 32 for r in rows} == set(range(32))
@@ -88,7 +88,7 @@ def test_negative_pad_differences_are_exact():
 
 
 def test_static_export_fixes_every_dim(tmp_path):
-    m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest
+    m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert _dims(proto.graph.input[0]) == [2, 1, 32, 48]
     assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False}
@@ -144,7 +144,7 @@ def test_milesial_checkpoint_with_mask_values(tmp_path):
     ckpt = tmp_path / "checkpoint_epoch5.pth"
     torch.save(state, ckpt)
     m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4, "num_classes": 3}, checkpoint=str(ckpt),
-                            output_dir=str(tmp_path / "o"))).manifest
+                            output_dir=str(tmp_path / "o"))).manifest.to_dict()
     assert m["mask_values"] == [0, 127, 255]
     assert m["model"]["checkpoint"]["sha256"]
     assert m["output"]["classes"] == 3

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from unetrt.exporter import ExportConfig, export
-from unetrt.exporter.manifest import read_manifest
+from unetrt.artifacts.manifest import Manifest
 from unetrt.models import create_model
 
 ALIGN = 16
@@ -51,14 +51,14 @@ def _add_artifact(directory: Path, name: str, section: str | None = None, **fiel
     """Record a file in manifest.json as the exporter does (sha256 in ``artifacts`` and a section)."""
     from unetrt.fileio import sha256_file
 
-    manifest = read_manifest(directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
     sha = sha256_file(directory / name)
     manifest["artifacts"].append({"path": name, "sha256": sha, "bytes": (directory / name).stat().st_size})
     if section == "engines":
         manifest.setdefault("engines", []).append({"path": name, "sha256": sha, **fields})
     elif section:
         manifest[section] = {"path": name, "sha256": sha, **fields}
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    Manifest.from_dict(manifest).write(directory)  # validates what the test wrote
 
 
 @pytest.fixture
@@ -70,9 +70,9 @@ def add_artifact():
 @pytest.fixture(scope="session")
 def eager_model(export_dir) -> nn.Module:
     """The exported model in eager PyTorch (the reference)."""
-    manifest = read_manifest(export_dir)
+    manifest = Manifest.read(export_dir)
     model = create_model("milesial", width=4)
-    model.load_state_dict(torch.load(manifest["model"]["checkpoint"]["path"], weights_only=True))
+    model.load_state_dict(torch.load(manifest.model.checkpoint.path, weights_only=True))
     return model.eval()
 
 

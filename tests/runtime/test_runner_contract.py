@@ -47,11 +47,11 @@ def _engine(export_dir, tmp_path_factory):
 @pytest.fixture
 def make_runner(request, export_dir, tmp_path_factory):
     """``make_runner()`` -> a new, inactive runner of the parametrised kind."""
-    from unetrt.exporter.manifest import read_manifest
+    from unetrt.artifacts.manifest import Manifest
 
     kind = request.node.callspec.params["kind"]
-    manifest = read_manifest(export_dir)
-    ckpt = manifest["model"]["checkpoint"]["path"]
+    manifest = Manifest.read(export_dir)
+    ckpt = manifest.model.checkpoint.path
 
     def make():
         try:

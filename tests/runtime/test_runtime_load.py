@@ -35,7 +35,7 @@ def _manifest(directory):
 def test_directory_on_cpu_picks_fp32_onnx(export_dir):
     runner = load(export_dir)
     assert isinstance(runner, OrtRunner) and runner.path.name == "model.onnx"
-    assert runner.manifest["model"]["arch"] == "milesial"
+    assert runner.manifest.model.arch == "milesial"
     assert "chose model.onnx (ort)" in runner.notes
     fp16 = load(export_dir, precision="fp16")
     assert fp16.path.name == "model_fp16.onnx"
@@ -131,24 +131,30 @@ def test_engine_preferred_on_a_gpu(export_copy, monkeypatch, add_artifact):
     (export_copy / "model.engine").write_bytes(b"plan")
     add_artifact(export_copy, "model.engine", "engines", flavour="tensorrt-rtx", precision="fp32")
     monkeypatch.setattr(loader_mod, "_cuda", lambda: True)
+    monkeypatch.setattr("unetrt.runtime.engine_choice.probe_gpu_cc", lambda device=0: (8, 6))
     runner = load(export_copy)
     assert isinstance(runner, TrtRunner) and runner.path.name == "model.engine"
     assert isinstance(load(export_copy, device="cpu"), OrtRunner)
 
 
 def test_engine_of_a_missing_flavour_falls_back_to_onnx(export_copy, monkeypatch, add_artifact):
-    import unetrt.exporter.trt_builder as trt_build
+    pytest.importorskip("tensorrt_rtx")
+    import unetrt.artifacts.trt as trt_support
 
-    def missing(flavour="auto"):
-        raise MissingDependencyError(f"{flavour} not installed")
+    real = trt_support.import_tensorrt
+
+    def missing(flavour="auto"):  # TensorRT-RTX installed, standard TensorRT not
+        if flavour == "tensorrt":
+            raise MissingDependencyError(f"{flavour} not installed")
+        return real("tensorrt-rtx" if flavour == "auto" else flavour)
 
     (export_copy / "model.engine").write_bytes(b"plan")
     add_artifact(export_copy, "model.engine", "engines", flavour="tensorrt", precision="fp32")
-    monkeypatch.setattr(trt_build, "import_tensorrt", missing)
+    monkeypatch.setattr(trt_support, "import_tensorrt", missing)
     monkeypatch.setattr(loader_mod, "_cuda", lambda: True)
-    monkeypatch.setattr(loader_mod, "_ort_providers", lambda device: "cpu")
     runner = load(export_copy)
-    assert isinstance(runner, OrtRunner) and runner.path.name == "model_fp16.onnx"  # FP16 preferred on a GPU
+    # no CUDA provider in this onnxruntime: the ONNX runs on the CPU provider, where FP32 is preferred
+    assert isinstance(runner, OrtRunner) and runner.path.name == "model.onnx", runner.notes
     assert any("model.engine skipped: tensorrt is not installed" in n for n in runner.notes), runner.notes
 
 

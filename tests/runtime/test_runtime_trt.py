@@ -15,11 +15,13 @@ from unetrt.runtime import trt as trt_runtime
 from unetrt.runtime.trt import TrtRunner, engine_io, rebuild_command
 
 from tests.fakes.cuda_standin import CpuDevice
+from tests.helpers import make_manifest
 
-MANIFEST = {"model": {"arch": "milesial", "factory": None, "kwargs": {"width": 4, "in_channels": 3},
-                      "checkpoint": {"path": "/ckpt/w.pth", "sha256": "0" * 64}},
-            "input": {"min_size": 16, "alignment": 16},
-            "engines": [{"path": "model.engine", "flavour": "tensorrt-rtx", "version": "1.7.1", "precision": "fp16"}]}
+MANIFEST = make_manifest(
+    model={"arch": "milesial", "factory": None, "kwargs": {"width": 4, "in_channels": 3}, "params": 1,
+           "checkpoint": {"path": "/ckpt/w.pth", "sha256": "0" * 64}, "weights": "checkpoint"},
+    engines=[{"path": "model.engine", "sha256": "1" * 64, "flavour": "tensorrt-rtx", "version": "1.7.1",
+              "precision": "fp16"}])
 
 
 class Mode(enum.Enum):
@@ -153,7 +155,7 @@ def _build(tmp_path, monkeypatch, flavour, name="model.engine", **kw):
         kw.setdefault("compute_capabilities", ["SM86"])
     info = build_engine(onnx_path, tmp_path / name, profiles=PROFILES, flavour=flavour, **kw).to_dict()
     info["path"] = name
-    return {"input": {"min_size": 16, "alignment": 16}, "engines": [info]}
+    return make_manifest(engines=[info])
 
 
 @pytest.fixture
@@ -287,7 +289,7 @@ def test_version_compatible_plan_needs_host_code(tmp_path, monkeypatch, on_cpu):
     mods["10"].__version__ = "10.17.0.1"  # a later 10.x loads a version-compatible plan
     with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
         assert runner._state["runtime"].engine_host_code_allowed is True
-    bare = {**manifest, "engines": [{**manifest["engines"][0], "options": {}}]}
+    bare = make_manifest(engines=[{**trt_runtime.entry_dict(manifest.engines[0]), "options": {}}])
     with pytest.raises(RunnerError, match="engine_host_code_allowed is False"):
         TrtRunner(tmp_path / "model.engine", manifest=bare).activate()
 
@@ -331,7 +333,7 @@ def plan_dir(tmp_path):
     (RTX_ENTRY, (9, 0), BOTH, ["built for SM75, SM80, SM86, SM89, SM120, SM121", "this GPU is SM90",
                                "no SM90/SM100 target"]),
     (RTX_ENTRY, (10, 0), BOTH, ["this GPU is SM100"]),
-    (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["built by tensorrt-rtx, which is not installed"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["tensorrt-rtx is not installed (it built this plan)"]),
     (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.6.0.5"}, ["built by tensorrt-rtx 1.7.1.116, installed 1.6.0.5",
                                                       "same major.minor"]),
     (RTX_ENTRY, None, BOTH, ["no CUDA GPU visible"]),
@@ -369,22 +371,23 @@ def test_loader_falls_back_to_onnx_with_the_reason(plan_dir, monkeypatch):
 
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
     monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    monkeypatch.setattr(loader, "_device_fits", lambda backend, device, cuda: None)  # as if CUDA EP + TensorRT
     (plan_dir / "model.onnx").write_bytes(b"onnx")
-    manifest = {"engines": [{**RTX_ENTRY, "precision": "fp32"}], "onnx": {"path": "model.onnx"}}
-    notes: list[str] = []
-    kind, path = loader._pick(manifest, plan_dir, "auto", True, None, notes)
-    assert (kind, path.name) == ("ort", "model.onnx")
-    assert notes == ["engine model.engine skipped: built for SM75, SM80, SM86, SM89, SM120, SM121, this GPU is SM90 "
-                     "(TensorRT-RTX has no SM90/SM100 target: use standard TensorRT on this GPU); rebuild it here"]
+    manifest = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64, "precision": "fp32"}])
+    backend, path, notes = loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)
+    assert (backend.kind, path.name) == ("onnx", "model.onnx")
+    assert "trt: engine model.engine skipped: built for SM75, SM80, SM86, SM89, SM120, SM121, this GPU is SM90 " \
+           "(TensorRT-RTX has no SM90/SM100 target: use standard TensorRT on this GPU); rebuild it here" in notes
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 9))
-    assert loader._pick(manifest, plan_dir, "auto", True, None, [])[0] == "trt"
+    assert loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)[0].kind == "engine"
 
 
 def test_build_records_where_the_plan_runs(tmp_path, monkeypatch):
     install(monkeypatch, "rtx")
-    rtx = _build(tmp_path, monkeypatch, "tensorrt-rtx", compute_capabilities=["sm86", "SM120"])["engines"][0]
+    rtx = _build(tmp_path, monkeypatch, "tensorrt-rtx", compute_capabilities=["sm86", "SM120"]).engines[0]
+    rtx = trt_runtime.entry_dict(rtx)
     assert rtx["compute_capabilities"] == ["SM86", "SM120"]
     install(monkeypatch, "10")
-    std = _build(tmp_path, monkeypatch, "tensorrt", name="std.engine")["engines"][0]
+    std = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", name="std.engine").engines[0])
     assert std["compute_capabilities"] == ["SM86"] and std["build_gpu"]["compute_capability"] == "8.6"
     assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std["version"]}) is None

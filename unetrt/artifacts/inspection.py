@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnetrtError
-from ..exporter.manifest import MANIFEST_NAME, read_manifest
+from .manifest import Manifest
+from .names import MANIFEST as MANIFEST_NAME
 from ..fileio import sha256_file
 
 
@@ -57,11 +58,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     directory = p if p.is_dir() else p.parent
     manifest = None
     if (directory / MANIFEST_NAME).exists():
-        try:
-            manifest = read_manifest(directory)
-        except (ValueError, OSError) as exc:
-            raise UnetrtError(f"cannot read {directory / MANIFEST_NAME}: {exc}", "a unetrt manifest",
-                              "re-export the model") from exc
+        manifest = Manifest.read(directory).to_dict()  # ManifestError names a bad field
     out: dict[str, Any] = {"path": str(p), "manifest": str(directory / MANIFEST_NAME) if manifest else None}
     if manifest:
         out.update({k: manifest.get(k) for k in ("model", "input", "output", "mask_values")})

@@ -11,61 +11,31 @@ A model without a checkpoint is pinned to weights saved once in the cache (``ran
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import names
+from ..artifacts.manifest import EngineEntry, Manifest
+from ..artifacts.source import ModelSource
 from ..errors import UnetrtError
 from ..fileio import sha256_file
+from .backends import artifact_file
 
-__all__ = ["ModelSource", "Artifact", "ArtifactCache", "FILES"]
+__all__ = ["ModelSource", "Artifact", "ArtifactCache", "FILES", "EXPORT_SETS"]
 
-#: The file each artifact kind is.
-FILES = {"onnx": "model.onnx", "onnx_fp16": "model_fp16.onnx", "engine": "model.engine",
-         "engine_fp16": "model_fp16.engine"}
-#: Export sets: (fp16, engine) flags, and the kinds each provides.
-_SETS = {"onnx": (False, False), "onnx_fp16": (True, False), "engine": (False, True), "engine_fp16": (True, True)}
-_PROVIDES = {"onnx": {"onnx"}, "onnx_fp16": {"onnx", "onnx_fp16"}, "engine": {"onnx", "engine"},
-             "engine_fp16": {"onnx", "onnx_fp16", "engine_fp16"}}
+#: Export sets: the ``ExportConfig`` switches of each, and the artifact keys each provides.
+EXPORT_SETS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
+    "onnx": ({}, frozenset({"onnx"})),
+    "onnx_fp16": ({"fp16": True}, frozenset({"onnx", "onnx_fp16"})),
+    "engine": ({"engine": True}, frozenset({"onnx", "engine"})),
+    "engine_fp16": ({"fp16": True, "engine": True}, frozenset({"onnx", "onnx_fp16", "engine_fp16"})),
+}
+#: The file each artifact key is.
+FILES = {key: artifact_file(key) for key in EXPORT_SETS}
 _BUILD_ORDER = ("engine_fp16", "engine", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
-
-
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """The model under test: a zoo ``arch`` or a ``factory``, its kwargs and optional checkpoint."""
-
-    arch: str | None = None
-    factory: str | None = None
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.arch or (self.factory or "model").split(":")[-1]
-
-    def checkpoint_sha256(self) -> str | None:
-        return sha256_file(self.checkpoint) if self.checkpoint else None
-
-    def key(self, checkpoint_sha256: str | None = None) -> str:
-        """sha256 of the identity (arch/factory, non-None kwargs, checkpoint sha256, computed unless given)."""
-        ckpt = checkpoint_sha256 if checkpoint_sha256 is not None else self.checkpoint_sha256()
-        ident = {"arch": self.arch, "factory": self.factory, "checkpoint": ckpt,
-                 "kwargs": {k: v for k, v in sorted(self.model_kwargs.items()) if v is not None}}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
-
-    def export_config(self, output_dir: Path, **kw: Any):
-        """An :class:`unetrt.exporter.ExportConfig` for this model (``kw`` overrides, e.g. ``checkpoint``)."""
-        from ..exporter import ExportConfig
-
-        kwargs = {k: v for k, v in self.model_kwargs.items() if v is not None}
-        kw.setdefault("checkpoint", self.checkpoint)
-        return ExportConfig(arch=self.arch, factory=self.factory, model_kwargs=kwargs, output_dir=str(output_dir), **kw)
 
 
 @dataclass(frozen=True)
@@ -73,16 +43,12 @@ class Artifact:
     """A ready file and the manifest of its export directory."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     reused: bool
 
 
-def _covers(entry: Mapping[str, Any], shapes: Iterable[tuple[int, ...]]) -> bool:
-    for profile in entry.get("profiles") or []:
-        p = profile.get("input") or next(iter(profile.values()), None)
-        if p and all(all(lo <= d <= hi for lo, d, hi in zip(p["min"], s, p["max"])) for s in shapes):
-            return True
-    return False
+def _covers(entry: EngineEntry | None, shapes: Iterable[tuple[int, ...]]) -> bool:
+    return entry is not None and all(entry.covers(shape) for shape in shapes)
 
 
 class ArtifactCache:
@@ -132,34 +98,30 @@ class ArtifactCache:
         self.weights, self._ckpt = str(path), sha256_file(path)
         return path
 
-    def _valid(self, directory: Path, kind: str) -> dict[str, Any] | None:
+    def _valid(self, directory: Path, kind: str) -> Manifest | None:
         """The manifest of ``directory`` when it holds a reusable ``kind`` file for this model."""
-        from ..exporter.manifest import read_manifest
-
-        try:
-            manifest = read_manifest(directory)
-        except (OSError, ValueError):
+        if not (directory / names.MANIFEST).is_file():
             return None
-        model = manifest.get("model") or {}
-        kwargs = model.get("kwargs") or {}
-        wanted = {k: v for k, v in self.source.model_kwargs.items() if v is not None}
-        if (model.get("arch"), model.get("factory")) != (self.source.arch, self.source.factory) or \
-                (self.source.arch and any(kwargs.get(k) != v for k, v in wanted.items())) or \
-                ((model.get("checkpoint") or {}).get("sha256")) != self._ckpt:
+        try:
+            manifest = Manifest.read(directory)
+        except UnetrtError:
+            return None
+        model = manifest.model
+        recorded = model.checkpoint.sha256 if model.checkpoint else None
+        if (model.arch, model.factory) != (self.source.arch, self.source.factory) or \
+                (self.source.arch and any(model.kwargs.get(k) != v for k, v in self.source.kwargs.items())) or \
+                recorded != self._ckpt:
             return None
         name = FILES[kind]
-        entry = next((a for a in manifest.get("artifacts") or [] if a.get("path") == name), None)
         path = directory / name
-        if entry is None or not path.is_file() or entry.get("sha256") != sha256_file(path):
+        if manifest.sha256_of(name) is None or not path.is_file() or manifest.sha256_of(name) != sha256_file(path):
             return None
-        if kind.startswith("engine"):
-            engine = next((e for e in manifest.get("engines") or [] if e.get("path") == name), {})
-            if not _covers(engine, self.shapes):
-                return None
+        if kind.startswith("engine") and not _covers(manifest.engine(name), self.shapes):
+            return None
         return manifest
 
     def _find(self, kind: str) -> Artifact | None:
-        sets = [kind] + [s for s in _BUILD_ORDER if s != kind and kind in _PROVIDES[s]]
+        sets = [kind] + [s for s in _BUILD_ORDER if s != kind and kind in EXPORT_SETS[s][1]]
         for name in sets:
             manifest = self._valid(self.root / name, kind)
             if manifest is not None:
@@ -177,17 +139,19 @@ class ArtifactCache:
         return {"input": ShapeProfile((1, *lo[1:]), (1, *self.shapes[0][1:]), hi)}
 
     def _build(self, kind: str) -> Artifact:
-        from ..exporter import export
+        from ..exporter import ExportConfig, export
         from ..exporter.steps import EngineOptions
 
-        fp16, engine = _SETS[kind]
+        switches = dict(EXPORT_SETS[kind][0])
         target = self.root / kind
         self.progress(f"exporting {self.source.label} ({kind}) into {target}")
-        options = EngineOptions(profiles=[self._profile()]) if engine else EngineOptions()
+        options = EngineOptions(profiles=[self._profile()]) if switches.get("engine") else EngineOptions()
+        switches.setdefault("engine", False)
         # Parity is the benchmark's own measurement: the FP32 sweep is skipped here (the FP16 stage
         # still verifies, as it must to choose which nodes stay FP32).
-        config = self.source.export_config(target, checkpoint=self.weights, force=True, verify=False, fp16=fp16,
-                                           engine=engine, engine_options=options)
+        config = ExportConfig(arch=self.source.arch, factory=self.source.factory, model_kwargs=dict(self.source.kwargs),
+                              checkpoint=self.weights, output_dir=str(target), force=True, verify=False,
+                              engine_options=options, **switches)
         result = export(config, progress=lambda msg: self.progress(f"{kind}: {msg}"))
         return Artifact(target / FILES[kind], result.manifest, False)
 

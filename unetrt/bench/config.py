@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnetrtError
-from .artifacts import ModelSource
+from ..artifacts.source import ModelSource
 from .backends import parse_backends
 from .inputs import parse_batches, parse_sizes
 from .machine import default_threads
@@ -30,7 +30,7 @@ class BenchConfig:
         checkpoint: Weights to load (random initialisation otherwise).
         sizes: ``"256,512"``, ints or ``(H, W)`` pairs.
         batches: ``"1,4"`` or ints.
-        backends: Names from :data:`unetrt.bench.backends.BACKENDS`.
+        backends: Names from the backend registry (:mod:`unetrt.runtime.backends`).
         timing: Warm-up and count/duration (:class:`TimingPlan`).
         threads: CPU threads for every CPU backend (PyTorch intra-op and ONNX Runtime
             ``intra_op_num_threads``); ``None``: every core this process may use.
@@ -81,7 +81,8 @@ class BenchConfig:
 
     @property
     def source(self) -> ModelSource:
-        return ModelSource(self.arch, self.factory, dict(self.model_kwargs), self.checkpoint)
+        return ModelSource(arch=self.arch, factory=self.factory, kwargs=dict(self.model_kwargs),
+                           checkpoint=self.checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k != "timing"}

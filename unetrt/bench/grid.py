@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnetrtError
 from .artifacts import Artifact, ArtifactCache
-from .backends import BACKENDS, Backend, backend_notes, eager_device, make_runner, unavailable_reason
+from .backends import BACKENDS, Backend, artifact_key, backend_notes, eager_device, make_runner, unavailable_reason
 from .config import BenchConfig
 from .inputs import check_sizes, image_batch, load_images, random_batch
 from .machine import PeakMemory, cuda_available, default_threads, machine_info
@@ -38,26 +38,31 @@ def _report(progress: Progress | None, message: str, done: int, total: int) -> N
 
 
 def _build_model(config: BenchConfig):
+    """The model under test (seeded random init unless a checkpoint is given), its spec and channels."""
     import torch
 
-    from ..exporter.pipeline import build_model
     from ..models.geometry import input_channels
 
+    source = config.source
     try:
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
-            model, section, spec = build_model(config.source.export_config(config.workdir))
+            model, _meta = source.build()
     except TypeError as exc:  # create_model: a keyword the variant does not take
         raise UnetrtError(str(exc)) from None
-    return model, section, spec, input_channels(model)
+    section = {"arch": source.arch, "factory": source.factory,
+               "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
+               "params": sum(p.numel() for p in model.parameters()),
+               "checkpoint": {"path": source.checkpoint} if source.checkpoint else None}
+    return model, section, source.spec(), input_channels(model)
 
 
 def _check_manifests(config: BenchConfig, artifacts: dict[str, Any], name: str) -> None:
     for art in artifacts.values():
         if isinstance(art, Artifact):
-            section = art.manifest.get("input") or {}
-            check_sizes(config.sizes, name=name, min_size=int(section.get("min_size") or 1),
-                        alignment=int(section.get("alignment") or 1), source=f"export manifest {art.path.parent}")
+            section = art.manifest.input
+            check_sizes(config.sizes, name=name, min_size=int(section.min_size or 1),
+                        alignment=int(section.alignment or 1), source=f"export manifest {art.path.parent}")
 
 
 def _inputs(config: BenchConfig, shapes: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], np.ndarray]:
@@ -83,7 +88,7 @@ def _timed_call(runner, backend: Backend, device: str, x: np.ndarray, transfers:
         return (lambda: runner.infer(feed)), None, None
     import torch
 
-    if transfers or backend.family == "ort":  # OrtRunner feeds host arrays (no I/O binding)
+    if transfers or backend.kind == "onnx":  # OrtRunner feeds host arrays (no I/O binding)
         feed = {name: x}
         return (lambda: runner.infer(feed, to_host=True)), torch.cuda.synchronize, True
     feed = {name: torch.from_numpy(x).to("cuda")}
@@ -119,14 +124,14 @@ def _run_backend(backend: Backend, rows: list[dict], *, model, artifact, reason:
             tick(f"{backend.name} {row['status']}")
         return
     try:
-        if backend.family == "eager" and config.channels_last:
+        if backend.kind == "module" and config.channels_last:
             import torch
 
             model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         runner = make_runner(backend, model=model, path=artifact.path if artifact else None,
                              manifest=artifact.manifest if artifact else None, device=rows[0]["device"],
                              threads=threads, ort_level=config.ort_level,
-                             ort_trt_cache=artifact.path.parent / "ort-trt-cache" if artifact else None)
+                             cache_dir=artifact.path.parent / "ort-trt-cache" if artifact else None)
         runner.activate()
     except Exception as exc:  # noqa: BLE001 - any backend failure becomes a row, the grid goes on
         _fail(rows, f"failed: {_why(exc)}")
@@ -183,7 +188,7 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        kinds = {b.artifact for b in backends if b.artifact and reasons[b.name] is None}
+        kinds = {artifact_key(b) for b in backends if artifact_key(b) and reasons[b.name] is None}
         cache = ArtifactCache(config.workdir, config.source, shapes, lambda m: _report(progress, m, 0, total))
         weights = cache.use_weights_of(model)
         artifacts = cache.prepare(kinds)
@@ -199,10 +204,10 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
             _report(progress, message, done, total)
 
         for backend in backends:
-            device = eager_device(backend, cuda, config.device) if backend.family == "eager" else backend.device
+            device = eager_device(backend, cuda, config.device)
             group = [new_row(backend, s, device=device, threads=threads if device == "cpu" else None)
                      for s in shapes]
-            _run_backend(backend, group, model=model, artifact=artifacts.get(backend.artifact),
+            _run_backend(backend, group, model=model, artifact=artifacts.get(artifact_key(backend)),
                          reason=reasons[backend.name], feeds=feeds, refs=refs, config=config, threads=threads,
                          tick=tick)
             rows += group

@@ -61,7 +61,7 @@ def _gpu() -> dict[str, Any] | None:
 
 
 def _libraries() -> dict[str, Any]:
-    from ..exporter.manifest import tool_versions
+    from ..artifacts.manifest import tool_versions
 
     versions = tool_versions()
     try:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..bench.backends import BACKENDS
 from ..bench.timing import DEFAULT_MIN_SECONDS
-from .options import DEFAULT_ARCH, handle_errors, merge_model_kwargs, model_options
+from .options import DEFAULT_ARCH, LiveHelpOption, backends_help, handle_errors, merge_model_kwargs, model_options
 
 __all__ = ["bench_cmd", "main"]
 
@@ -51,8 +50,8 @@ def _run_with_progress(config, console):
 @model_options
 @click.option("--sizes", default="256", show_default=True, help="Input sizes: S (square) or HxW, comma-separated.")
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, comma-separated.")
-@click.option("--backends", default="eager,ort", show_default=True,
-              help=f"Comma-separated, among: {', '.join(BACKENDS)}. Unavailable ones get a 'skipped' row.")
+@click.option("--backends", default="eager,ort", show_default=True, cls=LiveHelpOption,
+              help_fn=lambda: backends_help("Comma-separated backend names; unavailable ones get a 'skipped' row."))
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed iterations per row (the parity "
               "inference counts as the first).")
 @click.option("--iters", type=int, default=None, help="Exactly N timed iterations per row.")

@@ -59,9 +59,10 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
             version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling))
     with err_console.status("exporting…") as status:
         result = export(config, progress=lambda msg: status.update(msg + "…"))
-    render_export(result.manifest, result.output_dir)
+    data = result.manifest.to_dict()
+    render_export(data, result.output_dir)
     if as_json:
-        click.echo(json.dumps(summary(result.manifest, result.output_dir), indent=2))
+        click.echo(json.dumps(summary(data, result.output_dir), indent=2))
 
 
 # click passes --model-kwargs as `model_kwargs`; rename to avoid shadowing the helper above.

@@ -187,3 +187,40 @@ def build_profiles(mins, opts, maxs):
         raise ProfileError(f"got {len(mins)} --min-shape, {len(opts)} --opt-shape, {len(maxs)} --max-shape",
                            "the same number of each (one per profile)", "give all three for every profile")
     return [{"input": ShapeProfile(tuple(a), tuple(b), tuple(c))} for a, b, c in zip(mins, opts, maxs)]
+
+
+class LiveHelpOption(click.Option):
+    """An option whose help text is computed when help is shown (``help_fn()``), not at import time:
+    e.g. the list of registered backends, which a plugin may extend after this module loaded."""
+
+    def __init__(self, *args, help_fn=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help_fn = help_fn
+
+    def get_help_record(self, ctx):
+        if self.help_fn is not None:
+            self.help = self.help_fn()
+        return super().get_help_record(ctx)
+
+
+class BackendName(click.ParamType):
+    """``auto``, a backend family (``torch``/``ort``/``trt``) or a registered backend name."""
+
+    name = "BACKEND"
+
+    def convert(self, value, param, ctx):
+        from ..runtime import backends as registry
+
+        try:
+            registry.resolve(value)
+        except UnetrtError:
+            self.fail(f"unknown backend {value!r} | expected auto, torch, ort, trt or one of "
+                      f"{', '.join(registry.names())}", param, ctx)
+        return value
+
+
+def backends_help(prefix: str) -> str:
+    """``prefix`` followed by every registered backend and what it runs."""
+    from ..runtime import backends as registry
+
+    return f"{prefix} Registered: " + "; ".join(f"{b.name} ({b.description})" for b in registry.backends()) + "."

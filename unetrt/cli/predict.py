@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .options import handle_errors
+from .options import BackendName, LiveHelpOption, backends_help, handle_errors
 from ..errors import UnetrtError
 from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
@@ -79,9 +79,12 @@ def _save(array: np.ndarray, path: Path) -> None:
               help="Downscaling factor of the images (milesial's predict.py defaults to 0.5).")
 @click.option("-t", "--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Sigmoid threshold for one-class models.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "ort", "trt"]), default="auto", show_default=True)
+@click.option("--backend", type=BackendName(), default="auto", show_default=True, cls=LiveHelpOption,
+              help_fn=lambda: backends_help("auto (an engine on a GPU, else ONNX Runtime), a family (torch, ort, "
+                                            "trt) or a backend name."))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=None, help="Artifact precision.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Artifact precision (default: FP16 on a GPU, FP32 on a CPU, whichever the export has).")
 @click.option("--arch", default=None, help="Zoo variant of a bare .pth checkpoint (default milesial).")
 @click.option("-c", "--classes", type=click.IntRange(min=1), default=None, help="Classes of a bare .pth.")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Base width of a bare .pth.")
@@ -121,7 +124,7 @@ def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, dev
     rows = []
     with runner, Progress(console=con, transient=True, disable=len(files) < 2) as bar:
         task = bar.add_task("predicting", total=len(files))
-        mask_values = (runner.manifest or {}).get("mask_values")
+        mask_values = runner.manifest.mask_values if runner.manifest is not None else None
         pending = []
         for (path, in_folder), target in zip(files, targets):
             try:

@@ -14,22 +14,26 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import AlignmentError, UnetrtError
+from ..artifacts import names
+from ..artifacts.manifest import (ArtifactFile, CheckpointRef, DynamicAxes, ExportInfo, InputSection, Manifest,
+                                  ModelSection, OnnxArtifact, OutputSection, SizeExample, Verification, now_iso,
+                                  tool_versions)
+from ..artifacts.source import ModelSource
+from ..errors import AlignmentError
 from ..fileio import sha256_file
-from ..models import create_model, get_spec, load_state_dict_into, load_user_model, output_hw
+from ..models import output_hw
 from ..models.geometry import input_channels
 from ..parity import Tolerance
 from . import onnx_io
 from . import steps
 from .calib import load_calibration
-from .manifest import MANIFEST_NAME, new_manifest, onnx_metadata, write_json_atomic
 from .outputs import Staging, check_output_dir
 from .simplify import simplify as run_onnxsim
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
 
 DEFAULT_OPSET = 18
-ONNX_NAME = "model.onnx"
+ONNX_NAME = names.ONNX
 NO_TRT_NOTE = ("no TensorRT engine: neither tensorrt nor tensorrt_rtx imports; pip install 'unetrt[rtx]' "
                "(builds on any machine) or 'unetrt[gpu]' (TensorRT for data-centre GPUs)")
 
@@ -73,8 +77,10 @@ class ExportConfig:
 
 @dataclass
 class ExportResult:
+    """What :func:`export` wrote: the directory, its typed manifest and the files."""
+
     output_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     files: list[Path]
 
     @property
@@ -85,29 +91,28 @@ class ExportResult:
 Progress = Callable[[str], None]
 
 
-def build_model(config: ExportConfig) -> tuple[nn.Module, dict[str, Any], Any]:
-    """Instantiate the model, load the checkpoint; returns (model, manifest 'model' section, spec)."""
-    if bool(config.arch) == bool(config.factory):
-        raise UnetrtError("exactly one of --arch and --model must be given",
-                          "--arch NAME (a zoo variant) or --model pkg.module:factory", "run `unetrt models`")
-    spec = None
-    if config.factory:
-        model = load_user_model(config.factory, config.model_kwargs)
-    else:
-        spec = get_spec(config.arch)
-        model = create_model(config.arch, **config.model_kwargs)
-    section: dict[str, Any] = {
-        "arch": config.arch, "factory": config.factory,
-        "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
-        "params": sum(p.numel() for p in model.parameters()), "checkpoint": None,
-    }
-    meta: dict[str, Any] = {}
+def model_source(config: ExportConfig) -> ModelSource:
+    """The :class:`ModelSource` an export config names."""
+    return ModelSource(arch=config.arch, factory=config.factory, kwargs=config.model_kwargs,
+                       checkpoint=config.checkpoint)
+
+
+def build_model(config: ExportConfig) -> tuple[nn.Module, ModelSection, list | None, Any]:
+    """Instantiate the model and load the checkpoint.
+
+    Returns:
+        ``(model, manifest model section, mask_values, zoo spec or None)``.
+    """
+    source = model_source(config)
+    model, meta = source.build()
+    kwargs = {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")}
+    checkpoint = None
     if config.checkpoint:
-        meta = load_state_dict_into(model, config.checkpoint)
-        section["checkpoint"] = {"path": str(Path(config.checkpoint).resolve()),
-                                 "sha256": sha256_file(config.checkpoint)}
-    section["mask_values"] = meta.get("mask_values")
-    return model.eval(), section, spec
+        checkpoint = CheckpointRef(path=str(Path(config.checkpoint).resolve()), sha256=sha256_file(config.checkpoint))
+    section = ModelSection(arch=config.arch, factory=config.factory, kwargs=kwargs,
+                           params=sum(p.numel() for p in model.parameters()), checkpoint=checkpoint,
+                           weights="checkpoint" if checkpoint else "random-init")
+    return model, section, meta.get("mask_values"), source.spec()
 
 
 def _resolve_alignment(config: ExportConfig, spec) -> None:
@@ -155,7 +160,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     clock, t0 = _Clock(), time.perf_counter()
     step("building model")
     with clock("build"):
-        model, model_section, spec = build_model(config)
+        model, model_section, mask_values, spec = build_model(config)
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
         calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
@@ -174,8 +179,8 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         if config.simplify:
             proto, simplify_report = run_onnxsim(proto)
             pads_removed += onnx_io.strip_noop_pads(proto)
-    manifest = _describe(config, model, model_section, in_ch, traced, same)
-    static = manifest["input"]["static_shape"]
+    inp, out, info = _describe(config, model, in_ch, traced, same)
+    static = inp.static_shape
     profiles = config.engine_options.profiles or [
         {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
     if engine_mode:
@@ -191,46 +196,50 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
             with clock("verify"):
                 rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
                 check(rows, "ONNX (onnxruntime CPU) vs eager")
-        _record_verification(manifest, config, rows)
+        out.examples = [SizeExample(input=r["input_shape"][2:], output=r["output_shape"][2:])
+                        for r in rows[:3] if r.get("output_shape")]
+        placeholder = OnnxArtifact(path=ONNX_NAME, sha256="0" * 64)
+        manifest = Manifest(model=model_section, input=inp, output=out, export=info, onnx=placeholder,
+                            verification=_verification(config, rows), created=now_iso(), tools=tool_versions(),
+                            mask_values=mask_values)
         step("writing ONNX")
-        onnx_io.set_metadata(proto, onnx_metadata(manifest))
+        onnx_io.set_metadata(proto, manifest.onnx_metadata())
         onnx_io.set_metadata(proto, {"unetrt.verification": _verification_summary(rows)})
         written = onnx_io.save_onnx(proto, onnx_path)
-        manifest["onnx"] = {"path": ONNX_NAME, "sha256": sha256_file(onnx_path), "opset": config.opset,
-                            "nodes": len(proto.graph.node), "op_counts": onnx_io.op_counts(proto),
-                            "pads_removed": pads_removed,
-                            "simplify": simplify_report.to_dict() if simplify_report else None}
+        manifest.onnx = OnnxArtifact(path=ONNX_NAME, sha256=sha256_file(onnx_path), opset=config.opset,
+                                     nodes=len(proto.graph.node), op_counts=onnx_io.op_counts(proto),
+                                     pads_removed=pads_removed,
+                                     simplify=simplify_report.to_dict() if simplify_report else None)
         _later_stages(config, model, manifest, staging.path, in_ch, sizes, calib, engine_mode, profiles, clock, step)
         step("writing manifest")
         produced = written + [p for p in sorted(staging.path.iterdir()) if p not in written]
-        manifest["artifacts"] = [{"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                                 for p in produced]
+        manifest.artifacts = [ArtifactFile(path=p.name, sha256=sha256_file(p), bytes=p.stat().st_size)
+                              for p in produced]
         clock["total"] = time.perf_counter() - t0
-        manifest["export"]["seconds"] = {k: round(v, 3) for k, v in clock.items()}
-        write_json_atomic(staging.path / MANIFEST_NAME, manifest)
+        manifest.export.seconds = {k: round(v, 3) for k, v in clock.items()}
+        manifest.write(staging.path / names.MANIFEST)
         files = staging.commit()
     return ExportResult(target, manifest, files)
 
 
-def _later_stages(config: ExportConfig, model: nn.Module, manifest: dict, folder: Path, in_ch: int, sizes,
+def _later_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, folder: Path, in_ch: int, sizes,
                   calib, engine_mode, profiles, clock: _Clock, step: Progress) -> None:
     """FP16 ONNX and the TensorRT engine, when asked for, into the staging folder."""
     onnx_path, fp16_path = folder / ONNX_NAME, None
     if config.fp16:
         step("converting to FP16")
         with clock("fp16"):
-            manifest["fp16"] = steps.fp16_stage(
+            manifest.fp16 = steps.fp16_stage(
                 model, onnx_path, folder, in_ch, sizes, keep_io_types=not config.fp16_io,
                 atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib, progress=step)
         fp16_path = folder / steps.FP16_ONNX_NAME
-    manifest["engines"] = []
     if engine_mode:
         with clock("engine"):
             precision = "fp16" if config.fp16 else "fp32"
-            manifest["engines"].append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
+            manifest.engines.append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
     elif config.engine is None:
-        manifest["export"]["notes"].append(NO_TRT_NOTE)
+        manifest.export.notes.append(NO_TRT_NOTE)
 
 
 @dataclass
@@ -276,35 +285,28 @@ def _convert_step(config: ExportConfig, model: nn.Module, in_ch: int, spec, trac
     return proto, same
 
 
-def _describe(config: ExportConfig, model: nn.Module, model_section: dict, in_ch: int, traced: _Traced,
-              same: bool) -> dict[str, Any]:
-    """The manifest's model/input/output/export sections."""
+def _describe(config: ExportConfig, model: nn.Module, in_ch: int, traced: _Traced,
+              same: bool) -> tuple[InputSection, OutputSection, ExportInfo]:
+    """The manifest's input, output and export sections."""
     dynamic = config.static_shape is None
-    manifest = new_manifest()
-    manifest["model"] = model_section
-    manifest["input"] = {
-        "name": onnx_io.INPUT_NAME, "channels": in_ch, "dtype": "float16" if config.fp16_io else "float32",
-        "layout": "NCHW", "alignment": traced.alignment, "min_size": traced.min_size,
-        "dynamic": {"batch": dynamic, "height": dynamic, "width": dynamic},
-        "static_shape": None if dynamic else [config.static_shape[0], in_ch, *config.static_shape[1:]],
-        "pad_to_alignment": traced.alignment > 1,
-    }
-    manifest["output"] = {"name": onnx_io.OUTPUT_NAME, "classes": _num_classes(model, in_ch, traced.sample),
-                          "dtype": "float32", "geometry": "same" if same else "valid"}
-    manifest["mask_values"] = model_section.pop("mask_values")
-    manifest["export"] = {"exporter": traced.exporter, "opset": config.opset,
-                          "align_requested": "auto" if config.align is None else config.align,
-                          "notes": list(traced.notes), "guards": traced.guards,
-                          "sample_shape": list(traced.sample.shape)}
-    return manifest
+    inp = InputSection(
+        name=onnx_io.INPUT_NAME, channels=in_ch, dtype="float16" if config.fp16_io else "float32", layout="NCHW",
+        alignment=traced.alignment, min_size=traced.min_size,
+        dynamic=DynamicAxes(batch=dynamic, height=dynamic, width=dynamic),
+        static_shape=None if dynamic else [config.static_shape[0], in_ch, *config.static_shape[1:]],
+        pad_to_alignment=traced.alignment > 1)
+    out = OutputSection(name=onnx_io.OUTPUT_NAME, classes=_num_classes(model, in_ch, traced.sample), dtype="float32",
+                        geometry="same" if same else "valid")
+    info = ExportInfo(exporter=traced.exporter, opset=config.opset,
+                      align_requested="auto" if config.align is None else config.align, notes=list(traced.notes),
+                      guards=list(traced.guards), sample_shape=list(traced.sample.shape))
+    return inp, out, info
 
 
-def _record_verification(manifest: dict, config: ExportConfig, rows: list[dict]) -> None:
-    manifest["output"]["examples"] = [{"input": r["input_shape"][2:], "output": r["output_shape"][2:]}
-                                      for r in rows[:3] if r.get("output_shape")]
-    manifest["verification"] = {"backend": "onnxruntime-cpu", "reference": "eager fp32", "performed": config.verify,
-                                "tolerance": {"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
-                                "passed": all(r["passed"] for r in rows) if rows else None, "sizes": rows}
+def _verification(config: ExportConfig, rows: list[dict]) -> Verification:
+    return Verification(backend="onnxruntime-cpu", reference="eager fp32", performed=config.verify,
+                        tolerance={"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
+                        passed=all(r["passed"] for r in rows) if rows else None, sizes=rows)
 
 
 def _verification_summary(rows: list[dict]) -> str:

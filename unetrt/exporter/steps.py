@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from torch import nn
 
+from ..artifacts import names
+from ..artifacts.manifest import EngineEntry, Fp16Section, Verification
 from ..errors import EngineBuildError, MissingDependencyError, ProfileError
 from ..fileio import sha256_file
 from ..models.geometry import round_up
@@ -21,7 +23,7 @@ from ..parity import Tolerance
 from .onnx_io import INPUT_NAME
 from .verify import SweepSize, check, eager_outputs, verify
 
-FP16_ONNX_NAME = "model_fp16.onnx"
+FP16_ONNX_NAME = names.ONNX_FP16
 ORT_CPU_FP16_NOTE = ("ONNX Runtime's CPU provider runs FP16 graphs by upcasting to FP32, so this sweep sees "
                      "weight rounding only; the FP32-node search also measured activation rounding by emulation")
 
@@ -53,7 +55,7 @@ def calibration_feeds(sizes: Sequence[SweepSize], in_ch: int, calib: Sequence[np
 
 def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
                keep_io_types: bool, atol_factor: float, min_argmax: float, calib: Sequence[np.ndarray] | None,
-               progress: Callable[[str], None]) -> dict[str, Any]:
+               progress: Callable[[str], None]) -> Fp16Section:
     """Write ``model_fp16.onnx`` (accuracy-driven mixed precision) and verify it over the sweep."""
     from .fp16 import convert_fp16
 
@@ -71,11 +73,11 @@ def fp16_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
     info.update(path=FP16_ONNX_NAME, sha256=sha256_file(out_path),
                 calibration={"source": "user images" if calib else "verification sizes, N(0,1) inputs",
                              "inputs": [list(x.shape) for x in feeds]},
-                verification={"backend": "onnxruntime-cpu", "reference": "eager fp32",
-                              "tolerance": {"max_abs": f"{atol_factor:g} * max(1, |ref|max)",
-                                            "argmax_agreement": min_argmax},
-                              "passed": True, "note": ORT_CPU_FP16_NOTE, "sizes": rows})
-    return info
+                verification=Verification(backend="onnxruntime-cpu", reference="eager fp32", performed=True,
+                                          tolerance={"max_abs": f"{atol_factor:g} * max(1, |ref|max)",
+                                                     "argmax_agreement": min_argmax},
+                                          passed=True, note=ORT_CPU_FP16_NOTE, sizes=rows))
+    return Fp16Section(**info)
 
 
 
@@ -142,7 +144,7 @@ def engine_flavour(requested: str | None, flavour: str) -> tuple[str, str, bool]
 
 
 def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precision: str, mode: tuple[str, str, bool],
-                 opts: EngineOptions, profiles: list[dict[str, Any]], progress: Callable[[str], None]) -> dict:
+                 opts: EngineOptions, profiles: list[dict[str, Any]], progress: Callable[[str], None]) -> EngineEntry:
     """Build ``model.engine`` / ``model_fp16.engine`` and return its manifest entry."""
     from .trt_builder import build_engine
 
@@ -151,7 +153,7 @@ def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precisi
     if source is None:
         raise EngineBuildError("an FP16 engine needs the FP16 ONNX on strongly typed TensorRT", "--fp16",
                                "export with --fp16")
-    name = "model_fp16.engine" if precision == "fp16" else "model.engine"
+    name = names.engine_name(precision)
 
     def on_progress(phase: str, step: int, total: int):
         progress(f"building {precision} engine ({flavour} {version}): {phase} {step}/{total}")
@@ -165,4 +167,16 @@ def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precisi
     info.update(path=name, onnx=source.name,
                 fp16_mode="strongly typed, FP16 from the ONNX" if strongly_typed and precision == "fp16" else
                 ("BuilderFlag.FP16 on the FP32 ONNX" if precision == "fp16" else None))
-    return info
+    info["options"] = _jsonable(info.get("options") or {})
+    return EngineEntry(**info)
+
+
+def _jsonable(value: Any) -> Any:
+    """Build options as plain JSON values (TensorRT enums become their names)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return getattr(value, "name", str(value))

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..artifacts.manifest import InputSection, Manifest
 from ..errors import InputError, RunnerError
 
 __all__ = ["Runner", "TensorMeta", "InputConstraint", "dtype_name", "format_shape"]
@@ -150,9 +151,11 @@ class Runner(abc.ABC):
             excluded; GPU work synchronised), ``None`` before the first call.
     """
 
-    def __init__(self, name: str | None = None, manifest: Mapping[str, Any] | None = None):
+    def __init__(self, name: str | None = None, manifest: Manifest | Mapping[str, Any] | None = None):
         self.name = name or type(self).__name__
-        self.manifest = dict(manifest) if manifest is not None else None
+        if manifest is not None and not isinstance(manifest, Manifest):
+            manifest = Manifest.from_dict(dict(manifest))
+        self.manifest: Manifest | None = manifest
         self.notes: list[str] = []
         self.last_inference_time: float | None = None
         self._inputs: dict[str, InputConstraint] = {}
@@ -291,13 +294,18 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def apply_manifest_input(spec: InputConstraint, section: Mapping[str, Any] | None) -> InputConstraint:
-    """Tighten a graph-derived constraint with a manifest's ``input`` section (min_size, alignment)."""
+def apply_manifest_input(spec: InputConstraint, section: InputSection | Mapping[str, Any] | None) -> InputConstraint:
+    """Tighten a graph-derived constraint with a manifest's ``input`` section (min_size, alignment).
+
+    ``section`` is the typed section, or the same fields as a mapping (the ONNX ``unetrt.input``
+    metadata of a file without a manifest).
+    """
     if not section:
         return spec
-    min_size = int(section.get("min_size") or 1)
-    alignment = int(section.get("alignment") or 1)
-    static = section.get("static_shape")
+    get = section.get if isinstance(section, Mapping) else (lambda key: getattr(section, key, None))
+    min_size = int(get("min_size") or 1)
+    alignment = int(get("alignment") or 1)
+    static = get("static_shape")
     shape = tuple(static) if static and len(static) == len(spec.shape) else spec.shape
     return InputConstraint(spec.name, spec.dtype, tuple(shape), spec.min_shape, spec.max_shape,
                            max(spec.min_size, min_size), max(spec.alignment, alignment))

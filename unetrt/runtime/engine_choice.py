@@ -76,7 +76,7 @@ def engine_unusable_reason(entry: Mapping[str, Any], directory: Path, *, gpu_cc:
     if flavour not in FLAVOURS:
         return f"engine {name} skipped: unknown TensorRT flavour {flavour or '(none recorded)'!r}"
     if flavour not in installed:
-        return f"engine {name} skipped: it was built by {flavour}, which is not installed"
+        return f"engine {name} skipped: {flavour} is not installed (it built this plan)"
     if gpu_cc is None:
         return f"engine {name} skipped: no CUDA GPU visible"
     targets = engine_targets(entry)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.dtypes import ORT_DTYPES
+from ..artifacts.manifest import Manifest
 from ..errors import MissingDependencyError, RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
 
@@ -76,7 +77,7 @@ def _provider_options(name: str, trt_options: Mapping[str, Any] | None,
 class OrtRunner(Runner):
     """Runs an ONNX file with ONNX Runtime.
 
-    Input constraints come from the graph's dims, tightened by ``manifest["input"]`` (min size,
+    Input constraints come from the graph's dims, tightened by ``manifest.input`` (min size,
     alignment) or, without a manifest, by the ``unetrt.input`` entry the exporter writes into the
     ONNX ``metadata_props``; failing both, from the graph alone (said in ``notes``).
 
@@ -89,7 +90,7 @@ class OrtRunner(Runner):
         trt_options: TensorRT EP options, with or without the ``trt_`` prefix, e.g.
             ``{"fp16_enable": True, "engine_cache_path": "cache/"}`` (a cache path enables the cache).
         cuda_options: CUDA EP options (``device_id``, ``gpu_mem_limit``, ...).
-        manifest: The artifact's ``manifest.json`` dict.
+        manifest: The artifact's :class:`~unetrt.artifacts.manifest.Manifest`.
         name: Label for reports.
 
     Raises:
@@ -100,7 +101,7 @@ class OrtRunner(Runner):
     def __init__(self, onnx_path: str | os.PathLike, providers: str | Sequence[str] = ("cpu",), *,
                  threads: int | None = None, graph_optimization_level: str = "all",
                  trt_options: Mapping[str, Any] | None = None, cuda_options: Mapping[str, Any] | None = None,
-                 manifest: Mapping[str, Any] | None = None, name: str | None = None):
+                 manifest: Manifest | None = None, name: str | None = None):
         self.providers = resolve_providers(providers)
         short = {v: k for k, v in PROVIDERS.items() if k != "trt"}
         super().__init__(name or "ort-" + short.get(self.providers[0], self.providers[0]), manifest)
@@ -141,7 +142,7 @@ class OrtRunner(Runner):
                               f"{self.providers[0]} usable (CUDA/cuDNN/TensorRT libraries found)",
                               "check the CUDA/TensorRT installation or use providers='cpu'")
         self.session = session
-        section = (self.manifest or {}).get("input")
+        section = self.manifest.input if self.manifest else None
         if section is None:
             section = self._metadata_input(session)
         self._inputs = {}

@@ -34,7 +34,7 @@ def _constraint(runner: Runner):
 
 def _geometry(runner: Runner) -> str:
     """``"same"`` or ``"valid"`` from the manifest (``"same"`` without one)."""
-    return ((runner.manifest or {}).get("output") or {}).get("geometry", "same")
+    return runner.manifest.output.geometry if runner.manifest is not None else "same"
 
 
 def _channels(c) -> int | None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..artifacts.manifest import Manifest
 from ..errors import RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input
 
@@ -30,7 +31,7 @@ def _parse_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def build_from_checkpoint(path: str | os.PathLike, manifest: Mapping[str, Any] | None = None,
+def build_from_checkpoint(path: str | os.PathLike, manifest: Manifest | None = None,
                           arch: str | None = None, model_kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """Instantiate the architecture a manifest (or ``arch``) names and load the checkpoint's weights.
 
@@ -43,21 +44,20 @@ def build_from_checkpoint(path: str | os.PathLike, manifest: Mapping[str, Any] |
     Raises:
         RunnerError: Neither a manifest nor ``arch`` tells the architecture.
     """
-    from ..models import create_model, load_state_dict_into, load_user_model
+    from ..artifacts.source import ModelSource
 
-    section = dict((manifest or {}).get("model") or {})
-    kwargs = dict(section.get("kwargs") or {})
+    section = manifest.model if manifest is not None else None
+    kwargs = dict(section.kwargs if section else {})
     kwargs.update(model_kwargs or {})
-    if arch or section.get("arch"):
-        model = create_model(arch or section["arch"], **kwargs)
-    elif section.get("factory"):
-        model = load_user_model(section["factory"], kwargs)
+    if arch or (section and section.arch):
+        source = ModelSource(arch=arch or section.arch, kwargs=kwargs, checkpoint=os.fspath(path))
+    elif section and section.factory:
+        source = ModelSource(factory=section.factory, kwargs=kwargs, checkpoint=os.fspath(path))
     else:
         raise RunnerError(f"{os.fspath(path)} is a bare checkpoint: its architecture is unknown",
                           "a manifest.json beside it or arch=... (and model_kwargs)",
                           "pass arch='milesial' (see `unetrt models`) or export it first")
-    load_state_dict_into(model, path)
-    return model.eval()
+    return source.build()[0]
 
 
 class TorchRunner(Runner):
@@ -69,7 +69,7 @@ class TorchRunner(Runner):
             copied first, so the caller's module is never modified.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         precision: ``"fp32"`` or ``"fp16"`` (CUDA only). Inputs and outputs stay float32.
-        manifest: A ``manifest.json`` dict; its ``input`` section sets min size and alignment.
+        manifest: The export's :class:`~unetrt.artifacts.manifest.Manifest`; its ``input`` section sets min size and alignment.
         arch: Zoo variant of a checkpoint without a manifest.
         model_kwargs: Keyword arguments for ``arch``.
         input_name: Name of the single input.
@@ -81,7 +81,7 @@ class TorchRunner(Runner):
     """
 
     def __init__(self, model_or_path: nn.Module | str | os.PathLike, device: str = "cpu", precision: str = "fp32",
-                 *, manifest: Mapping[str, Any] | None = None, arch: str | None = None,
+                 *, manifest: Manifest | None = None, arch: str | None = None,
                  model_kwargs: Mapping[str, Any] | None = None, input_name: str = "input",
                  output_name: str = "logits", name: str | None = None):
         dev = _parse_device(device)
@@ -115,7 +115,7 @@ class TorchRunner(Runner):
             model = build_from_checkpoint(self._source, self.manifest, self._arch, self._model_kwargs)
         self.model = model.to(device=self.device, dtype=dtype).eval()
         self._inputs = {self.input_name: self._constraint(self.model)}
-        classes = ((self.manifest or {}).get("output") or {}).get("classes") or \
+        classes = (self.manifest.output.classes if self.manifest else None) or \
             getattr(self.model, "config", {}).get("num_classes")
         self._outputs = {self.output_name: TensorMeta("float32", (None, classes, None, None))}
 
@@ -135,7 +135,7 @@ class TorchRunner(Runner):
         channels = input_channels(model)
         spec = InputConstraint(self.input_name, "float32", (None, channels, None, None), min_size=min_size,
                                alignment=alignment)
-        return apply_manifest_input(spec, (self.manifest or {}).get("input"))
+        return apply_manifest_input(spec, self.manifest.input if self.manifest else None)
 
     def _infer(self, feed: dict[str, Any], to_host: bool) -> dict[str, Any]:
         value = feed[self.input_name]

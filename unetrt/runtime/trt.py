@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.manifest import Manifest
 from ..artifacts.trt import import_tensorrt, process_logger
 from ..errors import RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, format_shape
@@ -54,21 +55,28 @@ def engine_io(engine: "tensorrt.ICudaEngine") -> tuple[dict[str, InputConstraint
     return inputs, outputs
 
 
-def rebuild_command(manifest: Mapping[str, Any] | None, precision: str | None = None,
+def entry_dict(entry: Any) -> dict:
+    """A manifest engine entry as a plain dict."""
+    from dataclasses import asdict
+
+    return asdict(entry)
+
+
+def rebuild_command(manifest: Manifest | None, precision: str | None = None,
                     out_dir: str | None = None) -> str:
     """The ``unet-export`` command that rebuilds an engine, filled from the manifest's model section."""
-    model = dict((manifest or {}).get("model") or {})
+    model = manifest.model if manifest is not None else None
     parts = ["unet-export"]
-    if model.get("arch"):
-        parts.append(f"--arch {model['arch']}")
-    elif model.get("factory"):
-        parts.append(f"--model {model['factory']}")
+    if model is not None and model.arch:
+        parts.append(f"--arch {model.arch}")
+    elif model is not None and model.factory:
+        parts.append(f"--model {model.factory}")
     else:
         parts.append("--arch ARCH")
-    if model.get("kwargs"):
-        parts.append(f"--model-kwargs '{json.dumps(model['kwargs'], sort_keys=True)}'")
-    if (model.get("checkpoint") or {}).get("path"):
-        parts.append(f"--checkpoint {model['checkpoint']['path']}")
+    if model is not None and model.kwargs:
+        parts.append(f"--model-kwargs '{json.dumps(model.kwargs, sort_keys=True)}'")
+    if model is not None and model.checkpoint:
+        parts.append(f"--checkpoint {model.checkpoint.path}")
     if precision == "fp16":
         parts.append("--fp16")
     parts.append(f"--engine -o {out_dir or 'DIR'} --force")
@@ -97,7 +105,7 @@ class TrtRunner(Runner):
     """
 
     def __init__(self, engine_path: str | os.PathLike, flavour: str | None = None, cuda_graph: bool = False, *,
-                 manifest: Mapping[str, Any] | None = None, runtime_cache: str | os.PathLike | None = None,
+                 manifest: Manifest | None = None, runtime_cache: str | os.PathLike | None = None,
                  device: int = 0, name: str | None = None):
         super().__init__(name or f"trt{'-graph' if cuda_graph else ''}", manifest)
         self.path = Path(engine_path)
@@ -141,7 +149,7 @@ class TrtRunner(Runner):
                               "enough free GPU memory", "free GPU memory or use a smaller max shape")
         self._state["context"] = context
         self._inputs, self._outputs = engine_io(engine)
-        section = (self.manifest or {}).get("input")
+        section = self.manifest.input if self.manifest else None
         self._inputs = {n: apply_manifest_input(c, section if len(c.shape) == 4 else None)
                         for n, c in self._inputs.items()}
         self._capture = self.cuda_graph and flavour != "tensorrt-rtx"
@@ -175,10 +183,8 @@ class TrtRunner(Runner):
         return config
 
     def _manifest_entry(self) -> dict:
-        for entry in (self.manifest or {}).get("engines", []):
-            if Path(entry.get("path", "")).name == self.path.name:
-                return dict(entry)
-        return {}
+        entry = self.manifest.engine(self.path.name) if self.manifest else None
+        return entry_dict(entry) if entry is not None else {}
 
     def _bind(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """Set input shapes and addresses, allocate outputs; return the output tensors."""

@@ -391,3 +391,15 @@ def test_build_records_where_the_plan_runs(tmp_path, monkeypatch):
     std = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", name="std.engine").engines[0])
     assert std["compute_capabilities"] == ["SM86"] and std["build_gpu"]["compute_capability"] == "8.6"
     assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std["version"]}) is None
+
+
+def test_bench_rebuilds_cached_engines_this_gpu_cannot_run(plan_dir, monkeypatch):
+    from unetrt.bench import artifacts as bench_artifacts
+    from unetrt.runtime import engine_choice
+
+    entry = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64}]).engines[0]
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    assert "this GPU is SM90" in bench_artifacts._engine_unusable(entry, plan_dir)
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
+    assert bench_artifacts._engine_unusable(entry, plan_dir) is None

@@ -403,3 +403,38 @@ def test_bench_rebuilds_cached_engines_this_gpu_cannot_run(plan_dir, monkeypatch
     assert "this GPU is SM90" in bench_artifacts._engine_unusable(entry, plan_dir)
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
     assert bench_artifacts._engine_unusable(entry, plan_dir) is None
+
+
+def test_measure_device_uses_events_on_the_runner_stream(tmp_path, monkeypatch, on_cpu):
+    from unetrt.bench.timing import TimingPlan, measure_device
+
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    recorded = []
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        step = runner.device_step({"input": np.ones((1, 3, 16, 16), np.float32)})
+        start, end = step.events()
+
+        class Spy:
+            def __init__(self, real, label):
+                self.real, self.label = real, label
+
+            def record(self, stream=None):
+                recorded.append((self.label, stream))
+                self.real.record(stream)
+
+            def synchronize(self):
+                self.real.synchronize()
+
+            def elapsed_time(self, other):
+                return 2.5  # ms, as a CUDA event pair would report
+
+        step.events = lambda: (Spy(start, "start"), Spy(end, "end"))
+        ticks = iter(range(1000))
+        timing = measure_device(step, TimingPlan(warmup=2, iters=4), batch=1, clock=lambda: next(ticks) * 1e-3)
+    assert timing.warmup == trt_runtime.RTX_MIN_WARMUP  # raised for RTX's lazy kernels
+    assert timing.gpu.count == 4 and timing.gpu.p50 == pytest.approx(2.5)
+    assert timing.end_to_end.count == 4 and timing.end_to_end.p50 == pytest.approx(1.0)
+    assert {stream for _, stream in recorded} == {step.stream}  # the runner's stream, not the default one
+    assert mods["rtx"].calls.count("execute_async_v3") == trt_runtime.RTX_MIN_WARMUP + 4

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import RunnerError
 
-__all__ = ["CudaDevice", "DeviceStep", "capture_graph"]
+__all__ = ["CudaDevice", "DeviceStep", "HostEvent", "capture_graph"]
 
 
 @dataclass
@@ -108,3 +108,21 @@ def capture_graph(torch: Any, stream: Any, enqueue: Callable[[], bool]) -> tuple
     if result != [True]:
         return None, "execute_async_v3 returned False during stream capture"
     return graph, None
+
+
+class HostEvent:
+    """A CPU stand-in for a CUDA timing event (``record``/``synchronize``/``elapsed_time`` in ms)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def record(self, stream: Any = None) -> None:
+        import time
+
+        self.t = time.perf_counter()
+
+    def synchronize(self) -> None:
+        """Nothing to wait for on the host."""
+
+    def elapsed_time(self, end: "HostEvent") -> float:
+        return (end.t - self.t) * 1e3

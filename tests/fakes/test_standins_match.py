@@ -70,3 +70,29 @@ def test_standard_runtime_config_has_no_runtime_cache(key, version):
     assert {n for n in dir(config) if not n.startswith("_")} == {"get_execution_context_allocation_strategy",
                                                                   "set_execution_context_allocation_strategy"}
     assert ("isStreamCapturable" in text) is False and ("REQUIRE_USER_ALLOCATION" in text) is False
+
+
+def test_dtype_maps_cover_every_tensorrt_and_onnx_type(rtx):
+    import onnx
+    import torch
+
+    from unetrt.artifacts.dtypes import ONNX_DTYPES, TRT_DTYPES, torch_dtype, trt_dtype_name
+    from unetrt.errors import UnetrtError
+
+    assert set(rtx.DataType.__members__) <= set(TRT_DTYPES)
+    assert {trt_dtype_name(rtx.DataType.FP8), trt_dtype_name(rtx.DataType.BF16), trt_dtype_name(rtx.DataType.INT4),
+            trt_dtype_name(rtx.DataType.FP4)} == {"float8_e4m3fn", "bfloat16", "int4", "float4_e2m1"}
+    wanted = {"FLOAT8E4M3FN", "FLOAT8E5M2", "BFLOAT16", "INT4", "UINT4", "FLOAT4E2M1", "FLOAT8E8M0"}
+    assert wanted <= set(ONNX_DTYPES) and wanted <= set(onnx.TensorProto.DataType.keys())
+    assert torch_dtype("float8_e4m3fn") is torch.float8_e4m3fn and torch_dtype("bfloat16") is torch.bfloat16
+    assert torch_dtype("float8_e8m0") is torch.float8_e8m0fnu
+    with pytest.raises(UnetrtError, match="float4_e2m1 has no torch equivalent"):
+        torch_dtype("float4_e2m1")
+
+
+@needs_headers
+@pytest.mark.parametrize("version", ["10.16", "11.1"])
+def test_dtype_map_covers_the_headers(version):
+    from unetrt.artifacts.dtypes import TRT_DTYPES
+
+    assert set(header_enum(version, "DataType")) <= set(TRT_DTYPES)

@@ -4,6 +4,7 @@ checks of CUDA-graph replay and device outputs."""
 from __future__ import annotations
 
 import enum
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -438,3 +439,37 @@ def test_measure_device_uses_events_on_the_runner_stream(tmp_path, monkeypatch, 
     assert timing.end_to_end.count == 4 and timing.end_to_end.p50 == pytest.approx(1.0)
     assert {stream for _, stream in recorded} == {step.stream}  # the runner's stream, not the default one
     assert mods["rtx"].calls.count("execute_async_v3") == trt_runtime.RTX_MIN_WARMUP + 4
+
+
+def test_inspect_opens_version_compatible_plans_with_detail(tmp_path, monkeypatch):
+    from unetrt.artifacts.trt import inspect_engine
+
+    mods = install(monkeypatch, "10")
+    entry = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", version_compatible=True).engines[0])
+    info = inspect_engine(tmp_path / "model.engine", entry, gpu=True)
+    assert info["available"], info
+    assert json.loads(info["json"])["Layers"] == [{"Name": "conv1", "LayerType": "Convolution"}]  # DETAILED
+    bare = inspect_engine(tmp_path / "model.engine", {**entry, "options": {}}, gpu=True)
+    assert not bare["available"] and "engine_host_code_allowed is False" in bare["reason"]
+    _build(tmp_path, monkeypatch, "tensorrt", name="names.engine", detailed_profiling=False)
+    assert json.loads(inspect_engine(tmp_path / "names.engine", {"flavour": "tensorrt"}, gpu=True)["json"]) == \
+        {"Layers": ["conv1"]}
+    assert mods["10"].ignored_loggers == 0
+    assert inspect_engine(tmp_path / "model.engine", entry, gpu=False)["reason"].startswith("deserialising a plan")
+
+
+def test_every_tensorrt_object_uses_the_process_logger():
+    """A second logger is ignored by TensorRT ("new logger is ignored"): nothing but process_logger makes one."""
+    import re
+    from pathlib import Path
+
+    import unetrt
+
+    root = Path(unetrt.__file__).parent
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") for i, line in
+                 enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"\b(trt|tensorrt\w*)\.(Logger|ILogger)\(", line) and p.name != "trt.py"]
+    assert offenders == []
+    users = [p for p in root.rglob("*.py") if re.search(r"\.(Runtime|Builder)\(", p.read_text())]
+    for path in users:
+        assert "process_logger(" in path.read_text(), path

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import EngineBuildError, MissingDependencyError
 
-__all__ = ["FLAVOURS", "import_tensorrt", "parse_version", "probe_gpu_cc", "process_logger"]
+__all__ = ["FLAVOURS", "import_tensorrt", "inspect_engine", "parse_version", "probe_gpu_cc", "process_logger"]
 
 log = logging.getLogger("unetrt.tensorrt")
 
@@ -81,6 +81,44 @@ def probe_gpu_cc(device: int = 0) -> tuple[int, int] | None:
         return int(major), int(minor)
     except (ImportError, RuntimeError, AssertionError):
         return None
+
+
+def inspect_engine(path: Any, entry: Any = None, *, gpu: bool | None = None) -> dict[str, Any]:
+    """Layer information from TensorRT's engine inspector (deserialising needs a GPU).
+
+    The plan is opened by the flavour its manifest ``entry`` records (TensorRT first otherwise), with
+    the process logger, and with ``engine_host_code_allowed`` for version-compatible plans. Layer
+    detail (tactics, formats) needs a plan built with ``profiling_verbosity=DETAILED``.
+
+    Returns:
+        ``{"available": True, "json": ...}`` or ``{"available": False, "reason": ...}``.
+    """
+    from pathlib import Path
+
+    from ..errors import UnetrtError
+
+    entry = dict(entry or {})
+    if gpu is None:
+        gpu = probe_gpu_cc() is not None
+    if not gpu:
+        return {"available": False, "reason": "deserialising a plan needs a CUDA GPU (none here)"}
+    try:
+        trt, flavour, version = import_tensorrt(entry.get("flavour") or "auto")
+    except UnetrtError as exc:
+        return {"available": False, "reason": str(exc)}
+    logger = process_logger(trt).reset()
+    runtime = trt.Runtime(logger)
+    if (entry.get("options") or {}).get("version_compatible"):
+        runtime.engine_host_code_allowed = True
+    engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
+    if engine is None:
+        return {"available": False, "reason": f"{flavour} {version} could not deserialise the plan (other version "
+                                              f"or GPU){logger.last()}"}
+    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    out: dict[str, Any] = {"available": True, "json": info}
+    if (entry.get("options") or {}).get("profiling_verbosity") == "layer_names_only":
+        out["note"] = "built without --detailed-profiling: layer names only"
+    return out
 
 
 _LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(module) -> (module, logger); the module is kept alive

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.dtypes import torch_dtype, trt_dtype_name
 from ..artifacts.manifest import Manifest
 from ..artifacts.trt import import_tensorrt, process_logger
 from ..errors import RunnerError
@@ -202,7 +202,7 @@ class TrtRunner(Runner):
             if any(d < 0 for d in shape):
                 raise RunnerError(f"output {name!r} has an unresolved shape {shape}", "shapes set by the inputs",
                                   "check the input shapes against the engine profile")
-            out = dev.torch.empty(shape, dtype=getattr(dev.torch, meta.dtype), device=dev.device)
+            out = dev.torch.empty(shape, dtype=torch_dtype(meta.dtype, dev.torch), device=dev.device)
             if not ctx.set_tensor_address(name, out.data_ptr()):
                 raise RunnerError(f"TensorRT refused the address of output {name!r}{logger.last()}",
                                   "a device buffer TensorRT accepts", "report this with the TensorRT log")

@@ -142,7 +142,7 @@ def measure(step: Callable[[], Any], plan: TimingPlan | None = None, *, batch: i
         sync()
         samples.append(clock() - start)
         if duration is None:
-            if len(samples) >= plan.iters:
+            if len(samples) >= (plan.iters or 1):
                 break
         elif (clock() - begin >= duration and len(samples) >= plan.min_iters) or len(samples) >= MAX_ITERATIONS:
             break
@@ -199,7 +199,7 @@ def measure_device(step: Any, plan: TimingPlan | None = None, *, batch: int = 1,
         host.append(clock() - t0)
         gpu.append(start.elapsed_time(end) / 1e3)
         if duration is None:
-            if len(gpu) >= plan.iters:
+            if len(gpu) >= (plan.iters or 1):
                 break
         elif (clock() - begin >= duration and len(gpu) >= plan.min_iters) or len(gpu) >= MAX_ITERATIONS:
             break

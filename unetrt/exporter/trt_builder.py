@@ -134,14 +134,14 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
     logger = process_logger(trt).reset()
-    builder = trt.Builder(logger)
-    network = builder.create_network(_network_flags(trt, caps))
-    parser = trt.OnnxParser(network, logger)
+    builder: tensorrt.Builder = trt.Builder(logger)
+    network: tensorrt.INetworkDefinition = builder.create_network(_network_flags(trt, caps))
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(onnx_path):
         raise EngineBuildError(support.parser_errors(parser, onnx_path), "an ONNX graph TensorRT can import",
                                "simplify the graph or replace the unsupported op")
     io = support.network_io(trt, network)
-    config = builder.create_builder_config()
+    config: tensorrt.IBuilderConfig = builder.create_builder_config()
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
                          targets, version_compatible)
@@ -171,7 +171,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         if used is None:
             cache_note = "timing cache: TensorRT returned none after the build; file left unchanged"
         else:
-            atomic_write_bytes(timing_cache, memoryview(used.serialize()).cast("B"))
+            atomic_write_bytes(str(timing_cache), memoryview(used.serialize()).cast("B"))
     options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
     if cache_note:
         options["timing_cache_note"] = cache_note
@@ -260,7 +260,9 @@ def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -
                                "convert it with unetrt.exporter.fp16.convert_fp16 and pass that file")
 
 
-def _configure(trt, builder, config, caps, precision, workspace, level, targets, version_compatible) -> dict:
+def _configure(trt: Any, builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", caps: _Capabilities,
+               precision: str, workspace: int | None, level: int | None, targets: list[str] | None,
+               version_compatible: bool) -> dict:
     """Apply flags and limits to the builder config; return the options as recorded in EngineInfo."""
     flags = []
     if precision == "fp16" and not caps.strongly_typed:
@@ -282,14 +284,16 @@ def _configure(trt, builder, config, caps, precision, workspace, level, targets,
         if unknown or not targets:
             raise EngineBuildError(f"unknown compute-capability targets {unknown or targets}",
                                    f"some of {known}", "fix compute_capabilities")
-        config.num_compute_capabilities = len(targets)
+        rtx_config: Any = config  # TensorRT-RTX-only API: not in the TensorRT 10.13 stubs
+        rtx_config.num_compute_capabilities = len(targets)
         for i, target in enumerate(targets):
-            config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
+            rtx_config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
     return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "workspace_bytes": workspace,
             "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
 
 
-def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
+def _add_profiles(builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", io: list[dict],
+                  profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
     """Check every profile against the network inputs and add it to the config."""
     inputs = {t["name"]: t["shape"] for t in io if t["mode"] == "input"}
     dynamic = sorted(n for n, shape in inputs.items() if -1 in shape)
@@ -319,7 +323,7 @@ def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[st
                     raise ProfileError(f"profile {k} sets static dim {i} of {name!r} to "
                                        f"{shape.min[i]}/{shape.opt[i]}/{shape.max[i]}",
                                        f"{d} as in the network {net}", "keep static dimensions as they are")
-            trt_profile.set_shape(name, shape.min, shape.opt, shape.max)
+            trt_profile.set_shape(name, shape.min, shape.opt, shape.max)  # type: ignore[arg-type]  # tuples -> Dims
         config.add_optimization_profile(trt_profile)
 
 

@@ -16,15 +16,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("unetrt.exporter.trt_builder")
 
 
-def network_io(trt, network) -> list[dict]:
+def network_io(trt: object, network: "tensorrt.INetworkDefinition") -> list[dict]:
     """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
     return [{"name": t.name, "mode": mode, "dtype": trt_dtype_name(t.dtype),
-             "shape": list(t.shape)} for mode, t in tensors]
+             "shape": [int(t.shape[i]) for i in range(len(t.shape))]} for mode, t in tensors]
 
 
-def parser_errors(parser, onnx_path: str) -> str:
+def parser_errors(parser: "tensorrt.OnnxParser", onnx_path: str) -> str:
     """One line naming the first parser errors with node name and op type."""
     parts = []
     for i in range(parser.num_errors):

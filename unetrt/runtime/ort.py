@@ -143,7 +143,7 @@ class OrtRunner(Runner):
         self.tf32, self.user_stream = bool(tf32), bool(user_stream)
         self._options = (trt_options, cuda_options)
         self._provider_opts = [_provider_options(p, trt_options, cuda_options, self.tf32) for p in self.providers]
-        self.session = None
+        self.session: Any = None
         self._device: Any = None
         self._stream: Any = None
 
@@ -171,7 +171,7 @@ class OrtRunner(Runner):
                               f"{self.providers[0]} usable (CUDA/cuDNN/TensorRT libraries found)",
                               "check the CUDA/TensorRT installation or use providers='cpu'")
         self.session = session
-        section = self.manifest.input if self.manifest else None
+        section: Any = self.manifest.input if self.manifest else None
         if section is None:
             section = self._metadata_input(session)
         self._inputs = {}
@@ -213,7 +213,7 @@ class OrtRunner(Runner):
         self._require_active("device_step()")
         self._check_feed(feed)
         gpu = self.providers[0] in GPU_PROVIDERS
-        device = self._device if gpu and self._device is not None else (_device(0, self.path) if gpu else None)
+        device: Any = self._device if gpu and self._device is not None else (_device(0, self.path) if gpu else None)
         import torch
 
         where = device.device if device is not None else torch.device("cpu")

@@ -43,16 +43,21 @@ def engine_io(engine: "tensorrt.ICudaEngine") -> tuple[dict[str, InputConstraint
         name = engine.get_tensor_name(i)
         mode = getattr(engine.get_tensor_mode(name), "name", str(engine.get_tensor_mode(name)))
         dtype = trt_dtype_name(engine.get_tensor_dtype(name))
-        shape = tuple(int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name))
+        shape = tuple(int(d) if int(d) >= 0 else None for d in _dims(engine.get_tensor_shape(name)))
         if mode.upper().endswith("INPUT"):
             low: tuple[int, ...] | None = None
             high: tuple[int, ...] | None = None
             if None in shape:
-                low, _opt, high = (tuple(int(d) for d in dims) for dims in engine.get_tensor_profile_shape(name, 0))
+                low, _opt, high = (_dims(dims) for dims in engine.get_tensor_profile_shape(name, 0))
             inputs[name] = InputConstraint(name, dtype, shape, low, high)
         else:
             outputs[name] = TensorMeta(dtype, shape)
     return inputs, outputs
+
+
+def _dims(dims: Any) -> tuple[int, ...]:
+    """A ``trt.Dims`` (or any sequence) as a tuple of ints."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def entry_dict(entry: Any) -> dict:
@@ -127,11 +132,11 @@ class TrtRunner(Runner):
         dev = _device(self.device, self.path)
         trt, flavour, version = import_tensorrt(self.flavour)
         logger = process_logger(trt).reset()
-        runtime = trt.Runtime(logger)
+        runtime: tensorrt.Runtime = trt.Runtime(logger)
         entry = self._manifest_entry()
         if (entry.get("options") or {}).get("version_compatible"):
             runtime.engine_host_code_allowed = True  # the plan embeds its lean runtime
-        engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             built = f" (manifest: {entry.get('flavour')} {entry.get('version')})" if entry else ""
             raise RunnerError(f"cannot deserialise {self.path}: engine built by another TensorRT version or for "
@@ -142,7 +147,8 @@ class TrtRunner(Runner):
         self._state = {"trt": trt, "flavour": flavour, "logger": logger, "runtime": runtime, "engine": engine,
                        "device": dev, "stream": dev.new_stream()}  # the stream also makes the CUDA context current
         config = self._runtime_config(trt, flavour, engine)
-        context = engine.create_execution_context(config) if config is not None else engine.create_execution_context()
+        context: tensorrt.IExecutionContext | None = (engine.create_execution_context(config) if config is not None
+                                                      else engine.create_execution_context())
         if context is None:
             self._state.clear()
             raise RunnerError(f"TensorRT could not create an execution context for {self.path}{logger.last()}",
@@ -153,7 +159,7 @@ class TrtRunner(Runner):
         self._inputs = {n: apply_manifest_input(c, section if len(c.shape) == 4 else None)
                         for n, c in self._inputs.items()}
         self._capture = self.cuda_graph and flavour != "tensorrt-rtx"
-        mem = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0)
+        mem = int(getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0) or 0)
         self._note(f"{flavour} {version}: {engine.num_optimization_profiles} profile(s), profile 0 used; "
                    f"{int(mem) / 2**20:.1f} MiB activation memory")
 
@@ -188,7 +194,8 @@ class TrtRunner(Runner):
 
     def _bind(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """Set input shapes and addresses, allocate outputs; return the output tensors."""
-        dev, ctx, logger = self._state["device"], self._state["context"], self._state["logger"]
+        dev, logger = self._state["device"], self._state["logger"]
+        ctx: tensorrt.IExecutionContext = self._state["context"]
         for name, t in tensors.items():
             if not ctx.set_input_shape(name, tuple(t.shape)):
                 raise RunnerError(f"TensorRT refused input shape {format_shape(t.shape)} for {name!r}{logger.last()}",
@@ -198,7 +205,7 @@ class TrtRunner(Runner):
                                   "a contiguous device tensor", "pass a CUDA tensor or a numpy array")
         outputs = {}
         for name, meta in self._outputs.items():
-            shape = tuple(ctx.get_tensor_shape(name))
+            shape = _dims(ctx.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise RunnerError(f"output {name!r} has an unresolved shape {shape}", "shapes set by the inputs",
                                   "check the input shapes against the engine profile")

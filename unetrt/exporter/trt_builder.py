@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from unetrt.artifacts.profiles import ShapeProfile
-from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, probe_gpu_cc, process_logger
+from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, process_logger
 from unetrt.errors import EngineBuildError, ProfileError
 from unetrt.exporter import trt_support as support
 from unetrt.fileio import atomic_write_bytes, sha256_file
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: TensorRT-RTX targets used when none are given: Ampere, Ada and Blackwell RTX GPUs (those this
 #: TensorRT-RTX knows). ``ComputeCapability.CURRENT`` would need a GPU at build time.
 DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
+_build_gpu = support.build_gpu  # module attributes: tests replace the GPU probe
+_runs_on = support.runs_on
 #: Called with (phase name, steps done, steps in phase); returning False aborts the build.
 BuildProgress = Callable[[str, int, int], "bool | None"]
 
@@ -180,28 +182,6 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                       io=io, onnx_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 3),
                       size_bytes=data.nbytes, options=options, compute_capabilities=_runs_on(targets, gpu),
                       build_gpu=gpu, tf32=use_tf32)
-
-
-def _build_gpu() -> dict | None:
-    """Name and compute capability of the CUDA GPU this process builds on (``None`` without one)."""
-    cc = probe_gpu_cc()
-    if cc is None:
-        return None
-    import torch
-
-    return {"name": torch.cuda.get_device_name(0), "compute_capability": f"{cc[0]}.{cc[1]}"}
-
-
-def _runs_on(targets: list[str] | None, gpu: dict | None) -> list[str] | None:
-    """The GPUs a plan runs on: RTX targets (CURRENT resolved), else the build GPU."""
-    here = None
-    if gpu:
-        major, minor = gpu["compute_capability"].split(".")
-        here = f"SM{major}{minor}"
-    if targets is None:
-        return [here] if here else None
-    resolved = [here if t == "CURRENT" else t for t in targets]
-    return [t for t in resolved if t] or None
 
 
 def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:

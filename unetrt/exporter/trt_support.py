@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.trt import probe_gpu_cc
 
 if TYPE_CHECKING:
     import tensorrt
@@ -93,3 +94,25 @@ def load_timing_cache(config: "tensorrt.IBuilderConfig", path: str) -> tuple[obj
         log.warning("timing cache %s: cache from another device, ignored", path)
         return None, f"timing cache {os.path.basename(path)}: cache from another device, ignored"
     return cache, None
+
+
+def build_gpu() -> dict | None:
+    """Name and compute capability of the CUDA GPU this process builds on (``None`` without one)."""
+    cc = probe_gpu_cc()
+    if cc is None:
+        return None
+    import torch
+
+    return {"name": torch.cuda.get_device_name(0), "compute_capability": f"{cc[0]}.{cc[1]}"}
+
+
+def runs_on(targets: list[str] | None, gpu: dict | None) -> list[str] | None:
+    """The GPUs a plan runs on: RTX targets (CURRENT resolved), else the build GPU."""
+    here = None
+    if gpu:
+        major, minor = gpu["compute_capability"].split(".")
+        here = f"SM{major}{minor}"
+    if targets is None:
+        return [here] if here else None
+    resolved = [here if t == "CURRENT" else t for t in targets]
+    return [t for t in resolved if t] or None

@@ -45,7 +45,7 @@ def test_tensorrt_modules_pass_mypy_and_misuse_is_caught(tmp_path):
                    "    config.create_runtime_cache()\n    ctx.set_input_shapes('x', (1,))\n")
     res = _mypy(*modules, str(bad))
     errors = [line for line in res.stdout.splitlines() if ": error:" in line]
-    ours = [line for line in errors if not line.startswith(str(bad))]
+    ours = [line for line in errors if not line.split(":", 1)[0].endswith("misuse.py")]
     assert ours == [], res.stdout
     assert any('"IRuntimeConfig" has no attribute "create_runtime_cache"' in e for e in errors), res.stdout
     assert any('"IExecutionContext" has no attribute "set_input_shapes"' in e for e in errors), res.stdout

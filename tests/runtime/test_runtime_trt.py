@@ -253,6 +253,7 @@ def test_cuda_graph_replays_per_shape_on_tensorrt(tmp_path, monkeypatch, on_cpu)
         for x in feeds:
             np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
         assert len(runner._graphs) == 2 and runner._graph_failure is None
+        assert runner.min_warmup == 1  # standard TensorRT plans hold their final kernels
 
 
 def test_failed_capture_falls_back_with_the_real_reason(tmp_path, monkeypatch, on_cpu):
@@ -310,7 +311,7 @@ def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu)
             step.run()
         assert mods["rtx"].calls.count("execute_async_v3") == before + 3
         np.testing.assert_array_equal(step.outputs["logits"].numpy(), _expected(x))
-        assert step.min_warmup >= trt_runtime.RTX_MIN_WARMUP and "lazy" in step.note
+        assert step.min_warmup == runner.min_warmup == trt_runtime.RTX_MIN_WARMUP and "lazy" in step.note
 
 
 # --- engine choice: flavour installed, GPU among the targets, loadable version ---------------------------

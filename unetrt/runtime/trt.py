@@ -267,6 +267,11 @@ class TrtRunner(Runner):
         graph.replay()
         return {n: t.clone() for n, t in outputs.items()}
 
+    @property
+    def min_warmup(self) -> int:
+        """Fewest untimed runs before timing: TensorRT-RTX swaps in specialised kernels after the first runs."""
+        return RTX_MIN_WARMUP if self._state.get("flavour") == "tensorrt-rtx" else 1
+
     def device_step(self, feed: Mapping[str, Any]):
         """Bind device buffers for ``feed`` once and return a :class:`DeviceStep` that only enqueues.
 
@@ -289,7 +294,7 @@ class TrtRunner(Runner):
                 self._enqueue()
 
         return DeviceStep(run=run, stream=stream, events=dev.events, inputs=tensors, outputs=outputs,
-                          min_warmup=RTX_MIN_WARMUP if rtx else 1,
+                          min_warmup=self.min_warmup,
                           note="TensorRT-RTX: warm-up covers its lazy kernel specialisation" if rtx else None)
 
     def _deactivate(self) -> None:

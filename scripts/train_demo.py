@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from unetrt.data import CLASSES, MASK_VALUES, colour_mask, make_dataset, make_sample, write_png  # noqa: E402
+from unetrt.data import CLASSES, MASK_VALUES, colour_mask, make_dataset, make_sample  # noqa: E402
 from unetrt.data.synthetic import sample_size  # noqa: E402
 from unetrt.models import create_model  # noqa: E402
 
@@ -205,8 +206,8 @@ def main(argv=None) -> int:
     samples = []
     for i, (h, w) in enumerate(SAMPLE_SIZES):
         image, mask = make_sample(np.random.default_rng([args.sample_seed, i]), h, w)
-        write_png(out / "samples" / f"sample_{i}.png", image)
-        write_png(out / "samples" / f"sample_{i}_mask.png", colour_mask(mask, MASK_VALUES))
+        Image.fromarray(image).save(out / "samples" / f"sample_{i}.png")  # RGB
+        Image.fromarray(colour_mask(mask, MASK_VALUES)).save(out / "samples" / f"sample_{i}_mask.png")  # L
         s = dice_scores([(predict(model, image), mask)], num_classes)
         samples.append({"image": f"samples/sample_{i}.png", "mask": f"samples/sample_{i}_mask.png",
                         "height": h, "width": w, "seed": [args.sample_seed, i],

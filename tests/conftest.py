@@ -27,3 +27,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _manifests_match_the_shipped_schema():
+    """Every manifest the suite writes in-process is checked against the shipped JSON Schema."""
+    import json
+
+    import jsonschema
+
+    from unetrt.artifacts import manifest as manifest_mod
+
+    validator = jsonschema.Draft202012Validator(json.loads(manifest_mod.SCHEMA_FILE.read_text()))
+    original = manifest_mod.Manifest.write
+    written: list[str] = []
+
+    def checked_write(self, path):
+        target = original(self, path)
+        errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(json.loads(target.read_text()))]
+        assert not errors, f"{target} does not match manifest.schema.json: {errors[:3]}"
+        written.append(str(target))
+        return target
+
+    manifest_mod.Manifest.write = checked_write
+    yield written
+    manifest_mod.Manifest.write = original

@@ -32,4 +32,4 @@ def make_manifest(**sections):
                          "tolerance": {}, "passed": None},
     }
     data.update(sections)
-    return Manifest.from_dict(data)
+    return Manifest.with_defaults(data)

@@ -39,6 +39,18 @@ class UnknownModelError(UnetrtError, KeyError):
         return self.args[0]
 
 
+class ModelConfigError(UnetrtError, ValueError):
+    """A model got a keyword argument it does not take, or a value it cannot use."""
+
+
+class RegistrationError(UnetrtError, ValueError):
+    """A registration (model variant) is malformed or clashes with an existing one."""
+
+
+class DataError(UnetrtError, ValueError):
+    """Synthetic-data parameters or a packaged data asset are unusable."""
+
+
 class ModelLoadError(UnetrtError):
     """A user model factory (``pkg.module:factory``) could not be imported or called."""
 

@@ -1,6 +1,8 @@
 """Numeric parity between a reference output and a test output (data, not prints).
 
-Shared by the exporter (ONNX vs eager), the FP16 converter and the benchmark harness.
+:func:`compare` is the one comparison of the project: the exporter's verification sweep
+(:mod:`unetrt.exporter.verify`), the FP16 search (:mod:`unetrt.exporter.fp16_search`), the
+benchmark's parity columns (:mod:`unetrt.bench.parity`) and the runner contract tests all call it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,12 @@ def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -
     return float(np.mean(ious)), float(np.mean(dices))
 
 
+def _failed(shape: tuple[int, ...], atol: float, reason: str) -> OutputParity:
+    """A failed comparison without statistics (NaN errors, zero agreement)."""
+    nan = float("nan")
+    return OutputParity(tuple(shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False, reason)
+
+
 def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLERANCE) -> OutputParity:
     """Compare two outputs of the same shape (NCHW logits for segmentation).
 
@@ -107,13 +115,9 @@ def compare(ref: np.ndarray, test: np.ndarray, tolerance: Tolerance = FP32_TOLER
     test = np.asarray(test, dtype=np.float64)
     atol = tolerance.atol(ref)
     if ref.shape != test.shape:
-        nan = float("nan")
-        return OutputParity(tuple(test.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
-                            f"shape {tuple(test.shape)} != reference {tuple(ref.shape)}")
+        return _failed(test.shape, atol, f"shape {tuple(test.shape)} != reference {tuple(ref.shape)}")
     if not np.all(np.isfinite(test)):
-        nan = float("nan")
-        return OutputParity(tuple(ref.shape), nan, nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0, atol, False,
-                            "non-finite values in output")
+        return _failed(ref.shape, atol, "non-finite values in output")
     diff = np.abs(ref - test)
     max_abs = float(diff.max()) if diff.size else 0.0
     value_range = float(ref.max() - ref.min()) if ref.size else 0.0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from PIL import Image
 
-from unetrt.data.png import read_png, write_png
 from unetrt.runtime import align_pad, crop, load, mask_to_image, postprocess, preprocess
 
 
@@ -24,17 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", help="mask PNG to write")
     args = parser.parse_args(argv)
 
-    image = read_png(args.image)                                   # HxW or HxWxC uint8
+    with Image.open(args.image) as img:                            # grey, RGB or RGBA as they are
+        image = np.asarray(img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGBA"))
     with load(args.model) as runner:
         (name, spec), = runner.input_constraints.items()           # one input; its admissible sizes
         x = preprocess(image, in_channels=spec.shape[1])           # 1xCxHxW float32 in [0, 1]
         x, box = align_pad(x.astype(spec.dtype), spec.alignment, min_size=spec.min_size)
         logits = next(iter(runner.infer({name: x}).values()))      # 1xKxHxW
-        mask_values = (runner.manifest or {}).get("mask_values")   # e.g. [0, 127, 255]
+        mask_values = runner.manifest.mask_values if runner.manifest else None  # e.g. [0, 127, 255]
         print(f"{args.image}: {image.shape[1]}x{image.shape[0]} on {runner.name} ({'; '.join(runner.notes)})")
     mask = postprocess(crop(logits, box), image.shape[:2])          # HxW class indices
     out = mask_to_image(mask, mask_values)
-    write_png(args.output, out.astype(np.uint8) * 255 if out.dtype == bool else out)
+    Image.fromarray(out.astype(np.uint8) * 255 if out.dtype == bool else out).save(args.output)  # mode L
     return 0
 
 

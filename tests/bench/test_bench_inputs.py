@@ -12,8 +12,8 @@ import torch
 import unetrt
 from unetrt.bench.artifacts import ArtifactCache, ModelSource
 from unetrt.bench.backends import BACKENDS, parse_backends, unavailable_reason
-from unetrt.bench.inputs import image_batch, load_images, parse_batches, parse_sizes, random_batch
-from unetrt.errors import UnetrtError
+from unetrt.bench.inputs import _cover_crop, image_batch, load_images, parse_batches, parse_sizes, random_batch
+from unetrt.errors import InputError, UnetrtError
 from unetrt.models import create_model
 
 SAMPLES = Path(unetrt.__file__).parent / "assets" / "samples"
@@ -62,6 +62,27 @@ def test_image_batches_are_preprocessed_and_cropped_to_the_grid_size():
     assert np.array_equal(batch[0], batch[4])  # images repeat cyclically
     gray = image_batch(images, (1, 1, 16, 16))
     assert gray.shape == (1, 1, 16, 16)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_cover_crop_keeps_the_centred_window_of_the_grid_aspect(dtype):
+    """A 40x80 image for a 16x16 grid: the centre 40x40 (one colour) survives, the sides do not (bicubic
+    support reaches one source pixel or two past the crop, so the outer output columns blend a little)."""
+    img = np.zeros((40, 80, 3), dtype)
+    img[:, :20], img[:, 20:60], img[:, 60:] = (200, 0, 0), (0, 150, 0), (0, 0, 100)
+    out = _cover_crop(img, 16, 16)
+    assert out.shape == (16, 16, 3) and out.dtype == (np.uint8 if dtype == np.uint8 else np.float32)
+    assert np.allclose(out[:, 2:-2].astype(np.float64), [0, 150, 0], atol=1e-3)
+    assert np.abs(out.astype(np.float64) - [0, 150, 0]).max() < 20
+    tall = _cover_crop(img[:, :20, 0], 10, 4)  # grey, taller than wide: crop rows, keep every column
+    assert tall.shape == (10, 4) and np.allclose(tall.astype(np.float64), 200, atol=1e-3)
+    assert _cover_crop(img, 40, 80) is img
+
+
+def test_unreadable_image_is_one_input_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(InputError, match="cannot read image .*a.png"):
+        load_images(tmp_path)
 
 
 def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):

@@ -1,19 +1,20 @@
-"""The synthetic data generator, the PNG codec and the shipped demo model."""
+"""The synthetic data generator, image files through Pillow and the shipped demo model."""
 
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
+import importlib.util
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from unetrt.assets import demo_checkpoint, demo_info, demo_model_kwargs, demo_sample_mask, demo_samples
-from unetrt.data import (CLASSES, MASK_VALUES, PNGError, colour_mask, decode_png, encode_png,
-                         labels_from_grey, make_dataset, make_sample, read_png, write_png)
+import unetrt.data
+from unetrt.data import CLASSES, MASK_VALUES, colour_mask, labels_from_grey, make_dataset, make_sample
 from unetrt.data.synthetic import MIN_VISIBLE
+from unetrt.errors import DataError
 from unetrt.models import apply_checkpoint, create_model, load_checkpoint
 
 
@@ -60,7 +61,7 @@ def test_generator_colours_do_not_reveal_the_class():
 
 
 def test_small_sizes_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="8x64 is too small"):
         make_sample(np.random.default_rng(0), 8, 64)
 
 
@@ -71,84 +72,42 @@ def test_colour_mask_round_trip():
     assert np.array_equal(labels_from_grey(grey), mask)
 
 
-# --- PNG codec --------------------------------------------------------------------------------
+# --- image files (Pillow) ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (97, 143), (5, 4, 1), (6, 9, 2), (97, 143, 3), (3, 5, 4)])
-def test_png_round_trip(tmp_path, shape):
+def read_image(path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def test_no_png_codec_of_our_own():
+    assert importlib.util.find_spec("unetrt.data.png") is None
+    assert not {"read_png", "write_png", "encode_png", "decode_png", "PNGError"} & set(dir(unetrt.data))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (97, 143), (6, 9, 2), (97, 143, 3), (3, 5, 4)])
+def test_png_round_trip_through_pillow(tmp_path, shape):
+    """The modes the demo script and the examples write (L, LA, RGB, RGBA) read back unchanged."""
     arr = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     path = tmp_path / "x.png"
-    write_png(path, arr)
-    back = read_png(path)
-    expected = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
-    assert back.dtype == np.uint8 and np.array_equal(back, expected)
+    Image.fromarray(arr).save(path)
+    back = read_image(path)
+    assert back.dtype == np.uint8 and np.array_equal(back, arr)
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+@pytest.mark.parametrize("mask_values, mode", [((0, 127, 255), "L"), ([0, 1], "1"),
+                                               ([[0, 0, 0], [255, 0, 0], [0, 0, 255]], "RGB")])
+def test_mask_pngs_keep_milesials_modes_and_values(tmp_path, mask_values, mode):
+    """Masks go through ``mask_to_image`` + ``Image.fromarray`` as in milesial's predict.py."""
+    from unetrt.runtime.transforms import mask_to_image, to_pil_image
 
-
-def _filtered_png(arr: np.ndarray, ctype: int, filters: list[int], depth: int = 8) -> bytes:
-    """Reference encoder applying the given scanline filter to each row (slow, tiny images)."""
-    h, w = arr.shape[:2]
-    bpp = (arr.shape[2] if arr.ndim == 3 else 1) * depth // 8
-    rows = arr.reshape(h, -1).astype(np.int64)
-    if depth == 16:
-        wide = np.zeros((h, rows.shape[1] * 2), np.int64)
-        wide[:, 0::2], wide[:, 1::2] = rows, 255 - rows
-        rows = wide
-    out = bytearray()
-    prev = np.zeros(rows.shape[1], np.int64)
-    for y in range(h):
-        kind, line = filters[y % len(filters)], rows[y]
-        enc = []
-        for i, v in enumerate(line):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if kind == 0:
-                pred = 0
-            elif kind == 1:
-                pred = a
-            elif kind == 2:
-                pred = b
-            elif kind == 3:
-                pred = (a + b) // 2
-            else:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            enc.append((v - pred) % 256)
-        out.append(kind)
-        out.extend(bytes(enc))
-        prev = line
-    header = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(out)))
-            + _chunk(b"IEND", b""))
-
-
-@pytest.mark.parametrize("channels,ctype", [(None, 0), (3, 2), (4, 6)])
-def test_png_decoder_handles_all_filters(channels, ctype):
-    rng = np.random.default_rng(1)
-    shape = (10, 9) if channels is None else (10, 9, channels)
-    arr = rng.integers(0, 256, shape, dtype=np.uint8)
-    arr[3:6] = arr[2]  # smooth rows exercise the predictors too
-    assert np.array_equal(decode_png(_filtered_png(arr, ctype, [0, 1, 2, 3, 4])), arr)
-    assert np.array_equal(decode_png(_filtered_png(arr, ctype, [4, 3, 2, 1, 0], depth=16)), arr)
-
-
-def test_png_errors():
-    with pytest.raises(PNGError):
-        decode_png(b"not a png at all")
-    good = encode_png(np.zeros((4, 4), np.uint8))
-    bad = bytearray(good)
-    bad[30] ^= 0xFF  # inside IHDR/IDAT: CRC mismatch
-    with pytest.raises(PNGError):
-        decode_png(bytes(bad))
-    with pytest.raises(PNGError):
-        encode_png(np.zeros((4, 4), np.float32))
-    with pytest.raises(PNGError):
-        encode_png(np.zeros((4, 4, 5), np.uint8))
+    labels = np.random.default_rng(1).integers(0, len(mask_values), (9, 14))
+    array = mask_to_image(labels, mask_values)
+    image = to_pil_image(array)
+    assert image.mode == mode
+    image.save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as back:
+        assert back.mode == mode and np.array_equal(np.asarray(back), array)
 
 
 # --- the shipped demo model -------------------------------------------------------------------
@@ -201,10 +160,10 @@ def test_demo_model_segments_the_samples(demo_model):
     assert 3 <= len(samples) <= 4
     shapes = set()
     for path in samples:
-        image = read_png(path)
+        image = read_image(path)
         assert image.ndim == 3 and image.shape[2] == 3
         shapes.add(image.shape[:2])
-        grey = read_png(demo_sample_mask(path))
+        grey = read_image(demo_sample_mask(path))
         assert grey.shape == image.shape[:2] and set(np.unique(grey)) <= set(meta["mask_values"])
         gt = labels_from_grey(grey, meta["mask_values"])
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
@@ -222,5 +181,7 @@ def test_samples_are_reproducible_from_the_record():
     info = demo_info()
     for entry, path in zip(info["data"]["samples"], demo_samples()):
         image, mask = make_sample(np.random.default_rng(entry["seed"]), entry["height"], entry["width"])
-        assert np.array_equal(read_png(path), image)
-        assert np.array_equal(labels_from_grey(read_png(demo_sample_mask(path))), mask)
+        assert np.array_equal(read_image(path), image)
+        assert np.array_equal(labels_from_grey(read_image(demo_sample_mask(path))), mask)
+        with Image.open(path) as img, Image.open(demo_sample_mask(path)) as grey:
+            assert (img.format, img.mode, grey.format, grey.mode) == ("PNG", "RGB", "PNG", "L")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.fakes.headers import SKIP_REASON, headers_root
 from unetrt.assets import demo_samples
-from unetrt.data.png import read_png
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -186,7 +186,7 @@ def _run(exe: Path, *args, env: dict | None = None) -> subprocess.CompletedProce
 
 @pytest.fixture
 def rgb():
-    return read_png(demo_samples()[0])[..., :3]
+    return np.asarray(Image.open(demo_samples()[0]))[..., :3]
 
 
 def _argmax_mask(rgb: np.ndarray, values=(0, 127, 255)) -> np.ndarray:

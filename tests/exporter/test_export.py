@@ -61,6 +61,44 @@ def test_strip_noop_pads_keeps_real_pads():
     assert [t.name for t in model.graph.initializer] == ["ones"]
 
 
+def test_strip_noop_pads_reads_constant_nodes_and_leaves_graph_outputs():
+    from onnx import TensorProto, helper
+
+    zeros = helper.make_tensor("z", TensorProto.INT64, [4], [0] * 4)
+    nodes = [helper.make_node("Constant", [], ["pads"], value=zeros), helper.make_node("Pad", ["x", "pads"], ["a"]),
+             helper.make_node("Relu", ["a"], ["b"]), helper.make_node("Pad", ["b", "pads"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert strip_noop_pads(model) == 1  # the last Pad produces the graph output: kept
+    assert [n.op_type for n in model.graph.node] == ["Constant", "Relu", "Pad"]
+    assert model.graph.node[1].input[0] == "x" and model.graph.output[0].name == "y"
+    onnx.checker.check_model(model)
+    x = np.arange(4, dtype=np.float32).reshape(2, 2) - 2
+    got = make_session_from(model).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, np.maximum(x, 0))
+
+
+def make_session_from(model):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_no_simplify_still_strips_noop_pads_once(tmp_path, monkeypatch):
+    import unetrt.exporter.onnx_io as onnx_io
+
+    calls = []
+    real = onnx_io.strip_noop_pads
+    monkeypatch.setattr(onnx_io, "strip_noop_pads", lambda m: calls.append(1) or real(m))
+    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "a"), align=16,
+                            simplify=False, verify=False)).manifest.to_dict()
+    assert calls == [1] and m["onnx"]["pads_removed"] == 4 and "Pad" not in m["onnx"]["op_counts"]
+    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "b"), align=16,
+                            verify=False)).manifest.to_dict()
+    assert calls == [1, 1] and m["onnx"]["pads_removed"] == 4 and m["onnx"]["simplify"]["applied"]
+
+
 def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
     m = export(ExportConfig(factory="tests.fixtures.thirdparty:branchy", model_kwargs={"width": 2},
                             output_dir=str(tmp_path))).manifest.to_dict()
@@ -91,7 +129,8 @@ def test_static_export_fixes_every_dim(tmp_path):
     m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert _dims(proto.graph.input[0]) == [2, 1, 32, 48]
-    assert m["input"]["dynamic"] == {"batch": False, "height": False, "width": False}
+    dynamic = {k: v for k, v in m["input"]["dynamic"].items() if v is not None}  # depth: volumetric only
+    assert dynamic == {"batch": False, "height": False, "width": False}
     assert [r["input_shape"] for r in m["verification"]["sizes"]] == [[2, 1, 32, 48]]
 
 

@@ -263,3 +263,20 @@ def test_fp16_graph_tracks_eager_over_sizes(fp16_unet, unet, h, w, n):
     out = search.run_ort(emulated, {"input": x}, optimize=False)["logits"]
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() <= 1e-2 * max(1.0, np.abs(ref).max())
+
+
+def test_name_nodes_keeps_unique_names_and_never_reuses_one():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"], name="r"),
+             helper.make_node("Relu", ["b"], ["c"], name="r"), helper.make_node("Relu", ["c"], ["d"], name="Relu"),
+             helper.make_node("Relu", ["d"], ["y"], name="r_1")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    search.name_nodes(graph)
+    names = [n.name for n in graph.node]
+    assert names[1] == "r" and names[3] == "Relu" and names[4] == "r_1"  # unique ones kept
+    assert names[0].startswith("Relu_") and names[2].startswith("r_") and len(set(names)) == 5
+    assert [(list(n.input), list(n.output)) for n in graph.node] == [
+        (["x"], ["a"]), (["a"], ["b"]), (["b"], ["c"]), (["c"], ["d"]), (["d"], ["y"])]
+    before = graph.SerializeToString()
+    search.name_nodes(graph)  # already unique: untouched
+    assert graph.SerializeToString() == before

@@ -78,6 +78,19 @@ def test_pickled_model_is_refused_with_state_dict_hint(tmp_path):
     assert "\n" not in msg and msg.count(" | ") == 2
 
 
+
+def test_pickled_model_in_a_file_object_names_its_classes_users_first():
+    import io
+
+    buf = io.BytesIO()
+    torch.save(create_model("milesial", width=4), buf)
+    buf.seek(0)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(buf)
+    shown = str(info.value).split("pickled object (", 1)[1].split(")", 1)[0]
+    assert shown.startswith("unetrt.models.milesial.") and "MilesialUNet" in shown and "more" in shown
+
+
 @pytest.mark.parametrize("content", [b"this is not a checkpoint", b"", b"PK\x03\x04broken zip"])
 def test_corrupt_file_is_reported(tmp_path, content):
     path = tmp_path / "bad.pth"

@@ -152,3 +152,55 @@ def test_result_not_a_module(user_module):
 
 def test_kwargs_must_be_a_dict(user_module):
     assert "must be a dict" in _error(f"{user_module}:build", [("num_classes", 2)])
+
+
+EXITING = textwrap.dedent('''
+    import sys
+
+
+    def quits(**kwargs):
+        sys.exit(0)
+
+
+    def fails(**kwargs):
+        raise SystemExit("usage: train.py [-h]")
+
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+''')
+
+
+def test_factory_calling_sys_exit_is_a_load_error(tmp_path):
+    path = tmp_path / "exiting.py"
+    path.write_text(EXITING)
+    msg = _error(f"{path}:quits")
+    assert "SystemExit(0)" in msg and "sys.exit" in msg and "exiting.py:quits" in msg
+    assert "'usage: train.py [-h]'" in _error(f"{path}:fails")
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C still interrupts
+        load_user_model(f"{path}:interrupted")
+
+
+def test_module_calling_sys_exit_on_import_is_a_load_error(tmp_path, monkeypatch):
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    msg = _error(f"{tmp_path / 'exits_on_import.py'}:build")
+    assert "importing user model file" in msg and "SystemExit(0)" in msg
+    monkeypatch.syspath_prepend(str(tmp_path))
+    msg = _error("exits_on_import:build")
+    assert "importing module 'exits_on_import'" in msg and "SystemExit(0)" in msg
+    sys.modules.pop("exits_on_import", None)
+
+
+def test_unet_export_with_an_exiting_factory_fails_with_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from unetrt.cli.export import export_cmd
+
+    path = tmp_path / "exiting.py"
+    path.write_text(EXITING)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(export_cmd, ["--model", f"{path}:quits", "-o", str(out)])
+    assert res.exit_code != 0, res.output
+    lines = res.output.strip().splitlines()
+    assert "SystemExit(0)" in lines[-1] and "Traceback" not in res.output
+    assert not out.exists()

@@ -33,7 +33,7 @@ __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRe
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
-_CONFIG = ConfigDict(extra="forbid", validate_assignment=True)
+_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, json_schema_serialization_defaults_required=True)
 _TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxconverter-common",
           "numpy", "tensorrt", "tensorrt-rtx")
 
@@ -287,7 +287,7 @@ class Manifest:
 
     Attributes:
         format: Always ``unetrt-manifest``.
-        schema_version: Layout version (:data:`SCHEMA_VERSION`).
+        schema_version: Layout version (2 for this unetrt; readers refuse newer ones).
         created: ISO-8601 UTC time of the export.
         tools: Versions of the tools that shaped the artifacts.
         model: Which model, kwargs and weights.
@@ -330,10 +330,24 @@ class Manifest:
             raise ManifestError(f"{origin} is not a unetrt manifest (no \"format\": \"{FORMAT}\")",
                                 "a manifest.json written by unet-export", "pass an export directory")
         data = _upgrade(dict(data), origin)
+        _check_schema(data, origin)
         try:
             return _ADAPTER.validate_python(data)
         except ValidationError as exc:
             raise _field_error(exc, origin) from None
+
+    @classmethod
+    def with_defaults(cls, data: dict[str, Any]) -> "Manifest":
+        """Build from a partial dict, filling every field that has a default (for code and tests that
+        assemble a manifest; files are read strictly with :meth:`from_dict`).
+
+        Raises:
+            ManifestError: A required field without default is missing or a field is wrongly typed.
+        """
+        try:
+            return _ADAPTER.validate_python(data)
+        except ValidationError as exc:
+            raise _field_error(exc, "manifest") from None
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Manifest":
@@ -432,6 +446,35 @@ def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
     return data
 
 
+_VALIDATOR: Any = None
+
+
+def _check_schema(data: dict[str, Any], origin: str) -> None:
+    """Validate against the JSON Schema (what C++ readers rely on: every field present, every type right)."""
+    global _VALIDATOR
+    import jsonschema
+
+    if _VALIDATOR is None:
+        _VALIDATOR = jsonschema.Draft202012Validator(json_schema())
+    errors = list(_VALIDATOR.iter_errors(data))
+    if not errors:
+        return
+    err = jsonschema.exceptions.best_match(errors)
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "required":
+        missing = next(k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance)
+        what = f"{origin}: required field {'.'.join(filter(None, (where, missing)))} is missing"
+    elif err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        what = f"{origin}: unknown field {'.'.join(filter(None, (where, extra[0] if extra else '?')))}"
+    else:
+        got = json.dumps(err.instance, default=str)
+        what = f"{origin}: field {where or '(top level)'} is {got[:60]} ({err.message[:120]})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ManifestError(what + more, f"a valid schema_version {SCHEMA_VERSION} manifest (see manifest.schema.json)",
+                        "re-export with unet-export ... --force, or fix that field")
+
+
 def _field_error(exc: ValidationError, origin: str) -> ManifestError:
     """One line naming the first bad field of a validation error."""
     err = exc.errors(include_url=False)[0]
@@ -462,9 +505,41 @@ def find_manifest(path: str | os.PathLike) -> Path:
     return file
 
 
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """``{attribute: description}`` from a Google-style ``Attributes:`` docstring section."""
+    docs: dict[str, str] = {}
+    lines = (cls.__doc__ or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return docs
+    current = None
+    for line in lines[start + 1:]:
+        text = line.strip()
+        head, sep, rest = text.partition(": ")
+        if sep and head.isidentifier() and len(line) - len(line.lstrip()) <= 8:
+            current, docs[head] = head, rest
+        elif text and current:
+            docs[current] += " " + text
+    return docs
+
+
+_SECTIONS = (Manifest, ModelSection, CheckpointRef, InputSection, DynamicAxes, OutputSection, SizeExample,
+             ExportInfo, OnnxArtifact, Verification, Fp16Section, EngineEntry, ArtifactFile)
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of ``manifest.json``, generated from :class:`Manifest`."""
+    """The JSON Schema (draft 2020-12) of ``manifest.json``, generated from :class:`Manifest`, with every
+    field described from the dataclasses' docstrings."""
     schema = _ADAPTER.json_schema(mode="serialization")
+    for cls in _SECTIONS:
+        target = schema if cls is Manifest else schema["$defs"].get(cls.__name__)
+        if target is None:
+            continue
+        target["description"] = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        for name, text in _attribute_docs(cls).items():
+            if name in target.get("properties", {}):
+                target["properties"][name]["description"] = " ".join(text.split())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://unetrt.invalid/manifest/v{SCHEMA_VERSION}.schema.json"
     schema["title"] = f"unetrt manifest.json, schema_version {SCHEMA_VERSION}"
@@ -488,3 +563,18 @@ def tool_versions() -> dict[str, str]:
 def now_iso() -> str:
     """The current UTC time, ISO-8601, seconds."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def write_schema(path: str | os.PathLike = SCHEMA_FILE) -> Path:
+    """Regenerate the shipped ``manifest.schema.json`` (``python -m unetrt.artifacts.manifest``)."""
+    from ..fileio import atomic_path
+
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "w") as f:
+        json.dump(json_schema(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    return target
+
+
+if __name__ == "__main__":
+    print(write_schema())

@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
+
 CHECKPOINT = "milesial_demo.pth"
 RECORD = "demo_training.json"
 SAMPLES = "samples"
@@ -35,9 +37,9 @@ def _path(*parts: str) -> Path:
     ref = resources.files(__name__).joinpath(*parts)
     path = Path(str(ref))
     if not path.exists():
-        raise FileNotFoundError(
-            f"unetrt asset {'/'.join(parts)!r} is missing (looked at {path}); reinstall unetrt or "
-            "regenerate it with: python scripts/train_demo.py")
+        raise DataError(f"unetrt asset {'/'.join(parts)!r} is missing (looked at {path})",
+                        "the files shipped with the package",
+                        "reinstall unetrt or regenerate them with: python scripts/train_demo.py")
     return path
 
 

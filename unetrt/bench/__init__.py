@@ -8,17 +8,27 @@ Example::
     write_reports(result, json_path="bench.json", markdown_path="bench.md")
 """
 
-from .artifacts import ArtifactCache, ModelSource
-from .backends import BACKENDS, Backend, parse_backends, unavailable_reason
-from .config import BenchConfig
-from .grid import run_grid
-from .machine import PeakMemory, default_threads, machine_info
-from .parity import TOLERANCES, parity_row
-from .report import markdown, rich_table, write_csv, write_json, write_markdown, write_plot, write_reports
-from .results import BenchResult
-from .timing import TimingPlan, TimingStats, measure
+from __future__ import annotations
 
-__all__ = ["BenchConfig", "run_grid", "BenchResult", "TimingPlan", "TimingStats", "measure", "BACKENDS",
-           "Backend", "parse_backends", "unavailable_reason", "ArtifactCache", "ModelSource", "PeakMemory",
-           "default_threads", "machine_info", "TOLERANCES", "parity_row", "markdown", "rich_table",
-           "write_json", "write_csv", "write_markdown", "write_plot", "write_reports"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ArtifactCache": "artifacts", "ModelSource": "artifacts", "BACKENDS": "backends", "Backend": "backends",
+    "parse_backends": "backends", "unavailable_reason": "backends", "BenchConfig": "config", "run_grid": "grid",
+    "PeakMemory": "machine", "default_threads": "machine", "machine_info": "machine", "TOLERANCES": "parity",
+    "parity_row": "parity", "markdown": "report", "rich_table": "report", "write_csv": "report",
+    "write_json": "report", "write_markdown": "report", "write_plot": "report", "write_reports": "report",
+    "BenchResult": "results", "TimingPlan": "timing", "TimingStats": "timing", "measure": "timing",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unetrt.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

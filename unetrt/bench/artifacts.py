@@ -141,8 +141,7 @@ class ArtifactCache:
         return {"input": ShapeProfile((1, *lo[1:]), (1, *self.shapes[0][1:]), hi)}
 
     def _build(self, kind: str) -> Artifact:
-        from ..exporter import ExportConfig, export
-        from ..exporter.steps import EngineOptions
+        from ..exporter import EngineOptions, ExportConfig, export
 
         switches = dict(EXPORT_SETS[kind][0])
         target = self.root / kind

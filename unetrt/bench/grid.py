@@ -44,12 +44,9 @@ def _build_model(config: BenchConfig):
     from ..models.geometry import input_channels
 
     source = config.source
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(config.seed)
-            model, _meta = source.build()
-    except TypeError as exc:  # create_model: a keyword the variant does not take
-        raise UnetrtError(str(exc)) from None
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        model, _meta = source.build()
     section = {"arch": source.arch, "factory": source.factory,
                "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
                "params": sum(p.numel() for p in model.parameters()),

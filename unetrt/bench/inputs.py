@@ -1,8 +1,8 @@
 """Benchmark inputs: the grid's sizes and batches, seeded random tensors or real images.
 
 Real images go through the runtime's preprocessing (:func:`unetrt.runtime.transforms.preprocess`:
-channel conversion, ``/ 255``) after a bicubic resize that covers the grid size and a centre crop
-to it, so every backend sees exactly the same float32 batch.
+channel conversion, ``/ 255``) after :func:`PIL.ImageOps.fit` (centre crop to the grid's aspect
+ratio, bicubic resize to its size), so every backend sees exactly the same float32 batch.
 """
 
 from __future__ import annotations
@@ -143,15 +143,22 @@ def load_images(directory: str | Path) -> list[np.ndarray]:
 
 
 def _cover_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    from ..runtime.transforms import resize
+    """``PIL.ImageOps.fit``: the largest centred window of the grid's aspect ratio, bicubic-resized to HxW.
 
-    h, w = img.shape[:2]
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        img = resize(img, (new_w, new_h))
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return img[top:top + height, left:left + width]
+    uint8 grey/RGB/RGBA go through Pillow's own modes; any other dtype is fitted per channel in mode ``F``.
+    """
+    from PIL import Image, ImageOps
+
+    def fit(array: np.ndarray) -> np.ndarray:
+        return np.asarray(ImageOps.fit(Image.fromarray(array), (width, height), method=Image.Resampling.BICUBIC))
+
+    if img.shape[:2] == (height, width):
+        return img
+    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] in (3, 4)):
+        return fit(img)
+    planes = img[..., None] if img.ndim == 2 else img
+    out = np.stack([fit(np.ascontiguousarray(planes[..., c], dtype=np.float32)) for c in range(planes.shape[2])], -1)
+    return out[..., 0] if img.ndim == 2 else out
 
 
 def image_batch(images: Sequence[np.ndarray], shape: tuple[int, int, int, int]) -> np.ndarray:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
+
 #: Class names, indexed by label.
 CLASSES = ("background", "ellipse", "polygon")
 #: Grey level written to mask PNGs for each label (milesial's ``mask_values``).
@@ -176,7 +178,8 @@ def make_sample(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
     """
     height, width = int(height), int(width)
     if height < 16 or width < 16:
-        raise ValueError(f"make_sample needs height and width >= 16, got {height}x{width}")
+        raise DataError(f"synthetic sample size {height}x{width} is too small", "height and width >= 16",
+                        "draw a larger sample")
     yy, xx = _grid(height, width)
     image, colours = _background(rng, yy, xx)
     mask = np.zeros((height, width), dtype=np.uint8)

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
+from onnx_ir.passes.common import NameFixPass
+from onnx_ir.passes.common.naming import SimpleNameGenerator
 
 from unetrt import parity
 from unetrt.errors import ExportError, ParityError
@@ -34,39 +37,44 @@ class Evaluation:
     worst: dict
 
 
-def name_nodes(graph: onnx.GraphProto) -> None:
-    """Give every node a unique, non-empty name (in place); existing unique names are kept."""
-    taken = {n.name for n in graph.node if n.name}
-    seen: set[str] = set()
-    for i, node in enumerate(graph.node):
-        if node.name and node.name not in seen:
-            seen.add(node.name)
-            continue
-        base, k = node.name or f"{node.op_type}_{i}", 0
-        name = base
-        while name in taken or name in seen:
+class _FreshNodeNames(SimpleNameGenerator):
+    """Names for unnamed nodes (their op type) and repeated ones, never taken by another node of the graph."""
+
+    def __init__(self, taken: set[str]):
+        self._taken = set(taken)
+
+    def generate_node_name(self, node: ir.Node) -> str:
+        base = node.name or node.op_type
+        name, k = base, 0
+        while name in self._taken:
             k += 1
             name = f"{base}_{k}"
-        node.name = name
-        seen.add(name)
+        self._taken.add(name)
+        return name
+
+
+def name_nodes(graph: onnx.GraphProto) -> None:
+    """Give every node a unique, non-empty name (in place) with onnx-ir's ``NameFixPass``.
+
+    Existing unique names are kept; an empty name becomes the op type, a repeated one gets a ``_N``
+    suffix (never a name another node holds).
+    """
+    taken = [n.name for n in graph.node]
+    if all(taken) and len(set(taken)) == len(taken):  # nothing to fix: skip the IR round trip
+        return
+    model = ir.Model(ir.serde.deserialize_graph(graph), ir_version=onnx.IR_VERSION)
+    if NameFixPass(_FreshNodeNames({name for name in taken if name}))(model).modified:
+        graph.CopyFrom(ir.serde.serialize_graph(model.graph))
 
 
 def run_ort(model: onnx.ModelProto, feed: dict, *, optimize: bool = True) -> dict[str, np.ndarray]:
     """Run ``model`` on ONNX Runtime's CPU provider and return ``{output name: array}``."""
-    import onnxruntime as ort
+    from ..artifacts.ort import make_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if not optimize:  # keep explicit rounding Casts exactly as written
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    # optimize=False keeps explicit rounding Casts exactly as written
+    session = make_session(model.SerializeToString(), level="all" if optimize else "disable")
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feed)))
-
-
-def compare(ref: np.ndarray, out: np.ndarray, bars: Tolerance) -> dict:
-    """Compare one output with its reference (:func:`unetrt.parity.compare`) as a plain dict."""
-    return parity.compare(np.asarray(ref, dtype=np.float32), np.asarray(out).astype(np.float32), bars).to_dict()
 
 
 def _badness(entry: dict) -> tuple:
@@ -265,7 +273,7 @@ class Search:
             shapes = {k: "x".join(map(str, np.shape(v))) for k, v in feed.items()}
             for name in outs:
                 entries.append({"feed": i, "input_shapes": shapes, "output": name,
-                                **compare(ref[name], outs[name], self.bars)})
+                                **parity.compare(ref[name], outs[name], self.bars).to_dict()})
         worst = max(entries, key=_badness)
         return Evaluation(all(e["passed"] for e in entries), entries, worst)
 
@@ -329,7 +337,7 @@ class Search:
                 raise ExportError(f"ONNX Runtime cannot run the FP16 graph: {exc}", "a runnable FP16 graph",
                                   "keep the offending op FP32 with block_ops") from exc
             for name, out in outs.items():
-                check = compare(ref[name], out, self.bars)
+                check = parity.compare(ref[name], out, self.bars).to_dict()
                 entry = by_key[(i, name)]
                 entry.update(ort_cpu_max_abs=check["max_abs"], ort_cpu_argmax_agreement=check["argmax_agreement"])
                 if not check["passed"]:

@@ -3,6 +3,7 @@ tidy the graph and save it as one self-contained file."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import logging
@@ -12,7 +13,9 @@ import warnings
 from pathlib import Path
 
 import onnx
+import onnx_ir as ir
 import torch
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 from torch import nn
 
 from ..errors import ExportError
@@ -106,65 +109,37 @@ def rename_dynamic_dims(model: onnx.ModelProto, same_geometry: bool) -> None:
                 dim.dim_param = mapping[dim.dim_param]
 
 
-def _constant_values(model: onnx.ModelProto) -> dict[str, "onnx.TensorProto"]:
-    consts = {t.name: t for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    consts[node.output[0]] = attr.t
-    return consts
-
-
 def strip_noop_pads(model: onnx.ModelProto) -> int:
-    """Remove ``Pad`` nodes whose pads are a constant of zeros (what aligned export leaves of
-    milesial's ``F.pad``). Returns how many were removed."""
-    from onnx import numpy_helper
+    """Remove ``Pad`` nodes whose pads are a constant of zeros (in place); return how many.
 
-    consts = _constant_values(model)
-    graph_outputs = {o.name for o in model.graph.output}
+    Aligned export leaves such Pads of milesial's ``F.pad``; onnxsim drops most of them itself, so
+    the pipeline calls this once, after simplifying, for what is left (``--no-simplify``, or a graph
+    onnxsim refused). Consumers are rewired to the Pad's input and the now-dead nodes and
+    initializers are dropped with onnx-ir's ``RemoveUnusedNodesPass``.
+    """
+    if not any(node.op_type == "Pad" for node in model.graph.node):
+        return 0  # nothing to look at: skip the IR round trip
+    ir_model = ir.serde.deserialize_model(model)
+    outputs = set(ir_model.graph.outputs)
     removed = 0
-    for node in list(model.graph.node):
-        if node.op_type != "Pad" or len(node.input) < 2 or node.input[1] not in consts:
+    for node in list(ir_model.graph):
+        if node.op_type != "Pad" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
-        if numpy_helper.to_array(consts[node.input[1]]).any() or node.output[0] in graph_outputs:
+        data, pads = node.inputs[0], node.inputs[1]
+        const = ir.convenience.get_const_tensor(pads) if pads is not None else None
+        if data is None or const is None or const.numpy().any() or node.outputs[0] in outputs:
             continue
-        src, dst = node.input[0], node.output[0]
-        for other in model.graph.node:
-            for i, name in enumerate(other.input):
-                if name == dst:
-                    other.input[i] = src
-        model.graph.node.remove(node)
+        ir.convenience.replace_all_uses_with(node.outputs[0], data)
         removed += 1
     if removed:
-        _drop_dead_nodes(model)
+        RemoveUnusedNodesPass()(ir_model)
+        model.CopyFrom(ir.serde.serialize_model(ir_model))
     return removed
 
 
-def _drop_dead_nodes(model: onnx.ModelProto) -> None:
-    needed = {o.name for o in model.graph.output}
-    keep = []
-    for node in reversed(model.graph.node):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-    keep.reverse()
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    used = {i for n in model.graph.node for i in n.input}
-    inits = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(inits)
-
-
 def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
-    """Set (replace) ONNX ``metadata_props`` entries."""
-    existing = {p.key: p for p in model.metadata_props}
-    for key, value in props.items():
-        if key in existing:
-            existing[key].value = value
-        else:
-            model.metadata_props.add(key=key, value=value)
+    """Set (replace) ONNX ``metadata_props`` entries; the others are kept."""
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **props})
 
 
 def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
@@ -188,7 +163,5 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for node in model.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return dict(sorted(counts.items()))
+    """``{op_type: number of nodes}`` of the main graph, sorted by op type."""
+    return dict(sorted(collections.Counter(node.op_type for node in model.graph.node).items()))

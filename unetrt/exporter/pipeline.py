@@ -175,10 +175,11 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     step("simplifying")
     with clock("simplify"):
         simplify_report = None
-        pads_removed = onnx_io.strip_noop_pads(proto)
+        pads_before = onnx_io.op_counts(proto).get("Pad", 0)
         if config.simplify:
-            proto, simplify_report = run_onnxsim(proto)
-            pads_removed += onnx_io.strip_noop_pads(proto)
+            proto, simplify_report = run_onnxsim(proto)  # drops most no-op Pads itself
+        onnx_io.strip_noop_pads(proto)  # once, after onnxsim: the no-op Pads it left
+        pads_removed = pads_before - onnx_io.op_counts(proto).get("Pad", 0)
     inp, out, info = _describe(config, model, in_ch, traced, same)
     static = inp.static_shape
     profiles = config.engine_options.profiles or [

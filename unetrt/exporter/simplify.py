@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import onnx
 
@@ -15,8 +15,8 @@ class SimplifyReport:
     message: str = ""
 
     def to_dict(self) -> dict:
-        return {"nodes_before": self.nodes_before, "nodes_after": self.nodes_after,
-                "applied": self.applied, "message": self.message}
+        """The report as a JSON-able dict."""
+        return asdict(self)
 
 
 def _input_dims(model: onnx.ModelProto) -> list[list[str | int]]:

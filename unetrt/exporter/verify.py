@@ -60,13 +60,9 @@ def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tu
 
 def make_session(onnx_path: str, threads: int | None = None):
     """An ONNX Runtime CPU session."""
-    import onnxruntime as ort
+    from ..artifacts.ort import make_session
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return make_session(onnx_path, threads=threads)
 
 
 def eager_outputs(model: nn.Module, x: np.ndarray) -> np.ndarray:

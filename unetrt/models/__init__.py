@@ -1,8 +1,13 @@
-"""The UNet zoo: every variant behind one registry."""
+"""The UNet zoo: every variant behind one registry.
 
+The registry (:mod:`unetrt.models.registry`) knows no variant; importing this package imports
+each family module, which registers its variants.
+"""
+
+from ..errors import ModelConfigError
+from . import bn_unet, milesial, paper, prelu, resnet  # noqa: F401  (importing registers the families)
 from .checkpoint import apply_checkpoint, load_checkpoint, load_state_dict_into
 from .geometry import output_hw, output_shape
-from .layers import ModelConfigError
 from .registry import ModelSpec, create_model, get_spec, list_models, register_model
 from .user import load_user_model
 

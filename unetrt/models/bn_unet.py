@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ModelConfigError, check_common, crop_like, pad_like
+from ..errors import ModelConfigError
+from .layers import check_common, crop_like, pad_like
 from .registry import register_model
 
 CONCAT_MODES = {"crop": 0, "pad": 1, "same": 2}

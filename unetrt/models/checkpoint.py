@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import CheckpointError
 from .match import describe_best_match
@@ -41,16 +41,26 @@ def _read(path: Any) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if found or "Unsupported global" in text or "not an allowed global" in text:
+        unsafe = _unsafe_globals(path)
+        if unsafe or "Unsupported global" in str(exc):
             what = f"checkpoint {name!r} holds a pickled object"
-            what += f" ({found.group(1)})" if found else ""
+            what += f" ({_first_few(unsafe)})" if unsafe else ""
             raise CheckpointError(what + " that weights_only loading refuses to execute",
                                   "a state dict (tensors only)", _SAVE_HINT) from None
         raise _corrupt(name, exc) from None
     except Exception as exc:  # RuntimeError (not a zip), EOFError, struct.error, ...
         raise _corrupt(name, exc) from None
+
+
+def _unsafe_globals(path: Any) -> list[str]:
+    """The classes/functions a checkpoint pickles that ``weights_only`` refuses (torch's own scan)."""
+    try:
+        if hasattr(path, "seek"):
+            path.seek(0)
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint, unreadable: no names to show
+        return []
+    return sorted(found, key=lambda g: (g.startswith("torch."), g))  # the user's own classes first
 
 
 def _corrupt(name: str, exc: BaseException) -> CheckpointError:
@@ -67,14 +77,15 @@ def _is_tensor_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _strip_prefixes(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
+def _strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> list[str]:
+    """Strip :data:`WRAPPER_PREFIXES` in place (stacked ones too); return them in the order removed."""
+    stripped: list[str] = []
+    while True:
+        prefix = next((p for p in WRAPPER_PREFIXES if any(k.startswith(p) for k in state)), None)
+        if prefix is None:
+            return stripped
+        consume_prefix_in_state_dict_if_present(state, prefix)
+        stripped.append(prefix)
 
 
 def load_checkpoint(path: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -115,12 +126,8 @@ def load_checkpoint(path: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         elif not isinstance(value, torch.Tensor):
             meta["extra_keys"].append(str(key))
         else:
-            clean = _strip_prefixes(str(key))
-            if clean != key:
-                prefix = str(key)[: len(str(key)) - len(clean)]
-                if prefix not in meta["stripped_prefixes"]:
-                    meta["stripped_prefixes"].append(prefix)
-            state[clean] = value
+            state[str(key)] = value
+    meta["stripped_prefixes"] = _strip_wrapper_prefixes(state)
     return state, meta
 
 

@@ -7,6 +7,8 @@ import logging
 import torch
 from torch import nn
 
+from ..errors import ModelConfigError
+
 
 def round_up(x: int, multiple: int) -> int:
     """Smallest multiple of ``multiple`` that is >= ``x``."""
@@ -55,7 +57,9 @@ def _first_conv_channels(model: nn.Module) -> int:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             return m.in_channels
-    raise ValueError("cannot tell the model's input channels: pass in_channels")
+    raise ModelConfigError(f"cannot tell the input channels of {type(model).__name__}: it has no Conv2d",
+                           "model.config['in_channels'] or a Conv2d layer",
+                           "set model.config = {'in_channels': C} in the factory, or pass in_channels")
 
 
 def input_channels(model: nn.Module) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import UnetrtError
+from ..errors import ModelConfigError
 
 
 def pad_to(x: torch.Tensor, height, width) -> torch.Tensor:
@@ -58,10 +58,6 @@ def crop_like(skip: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 def pad_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Pad or crop ``x`` to the spatial size of ``ref`` (see :func:`pad_to`)."""
     return pad_to(x, ref.size(2), ref.size(3))
-
-
-class ModelConfigError(UnetrtError, ValueError):
-    """A zoo variant got a keyword argument with an unusable value."""
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:

@@ -3,17 +3,21 @@
 Each variant is a tiny registered function that receives the merged keyword arguments
 (registered defaults overridden by the caller) and builds the module. A frozen
 :class:`ModelSpec` carries the facts the exporter and runtime need.
+
+This module knows no variant: the family modules import it and register themselves, and
+``unetrt.models`` (the package) imports the families, so importing the package is what fills
+the registry. A third-party family registers the same way, by being imported.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
-from ..errors import UnknownModelError, format_message
+from ..errors import ModelConfigError, RegistrationError, UnknownModelError
 
 _REGISTRY: dict[str, tuple["ModelSpec", Callable[..., nn.Module]]] = {}
 
@@ -44,27 +48,21 @@ class ModelSpec:
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "description": self.description,
-            "defaults": dict(self.defaults),
-            "alignment": self.alignment,
-            "min_size": self.min_size,
-            "geometry": self.geometry,
-            "notes": self.notes,
-        }
+        """The spec as a JSON-able dict (``defaults`` copied)."""
+        return asdict(self)
 
 
 def register_model(name: str, *, family: str, description: str, defaults: dict[str, Any] | None = None,
                    alignment: int = 1, min_size: int = 16, geometry: str = "same", notes: str = ""):
     """Decorator registering ``fn(**kwargs) -> nn.Module`` under ``name``."""
     if geometry not in ("same", "valid"):
-        raise ValueError(f"geometry must be 'same' or 'valid', got {geometry!r}")
+        raise RegistrationError(f"model {name!r} registered with geometry={geometry!r}", "'same' or 'valid'",
+                                "pass geometry='same' (output size = input size) or 'valid'")
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
+            raise RegistrationError(f"model {name!r} is already registered (family {_REGISTRY[name][0].family!r})",
+                                    "a new, unique name", "register the variant under another name")
         spec = ModelSpec(name=name, family=family, description=description, defaults=dict(defaults or {}),
                          alignment=alignment, min_size=min_size, geometry=geometry, notes=notes)
         _REGISTRY[name] = (spec, fn)
@@ -73,14 +71,8 @@ def register_model(name: str, *, family: str, description: str, defaults: dict[s
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every family.
-    from . import bn_unet, milesial, paper, prelu, resnet  # noqa: F401
-
-
 def list_models() -> list[str]:
     """Names of every registered variant, in registration order."""
-    _ensure_loaded()
     return list(_REGISTRY)
 
 
@@ -92,10 +84,19 @@ def _unknown(name: str) -> UnknownModelError:
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of a registered variant."""
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise _unknown(name)
     return _REGISTRY[name][0]
+
+
+def _unexpected(spec: ModelSpec, unknown: list[str]) -> ModelConfigError:
+    accepted = sorted(spec.defaults)
+    close = {k: difflib.get_close_matches(k, accepted, n=1, cutoff=0.6) for k in unknown}
+    hints = [f"{k!r} -> {c[0]!r}" for k, c in close.items() if c]
+    fix = (f"did you mean {', '.join(hints)}?" if hints
+           else f"drop {', '.join(map(repr, unknown))}; `unetrt models` lists each variant's arguments")
+    return ModelConfigError(f"model {spec.name!r} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}",
+                            f"one of {', '.join(accepted)}", fix)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -107,9 +108,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     Raises:
         UnknownModelError: ``name`` is not registered (close names are suggested).
-        TypeError: a keyword the variant does not take.
+        ModelConfigError: a keyword the variant does not take (the accepted ones are listed,
+            with the closest name when one is near).
     """
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise _unknown(name)
     spec, fn = _REGISTRY[name]
@@ -117,8 +118,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     merged.update({k: v for k, v in kwargs.items() if v is not None})
     unknown = sorted(set(merged) - set(spec.defaults))
     if unknown:
-        raise TypeError(format_message(f"model {name!r} got unexpected keyword(s) {', '.join(unknown)}",
-                                       f"any of {', '.join(sorted(spec.defaults))}"))
+        raise _unexpected(spec, unknown)
     model = fn(**merged)
     model.config = {"arch": name, **merged}
     return model.eval()

@@ -1,19 +1,21 @@
 """User models: ``pkg.module:factory`` or ``path/to/file.py:factory``.
 
-The factory is imported and called with the given keyword arguments; it must return an
-``nn.Module``. The result gets ``config = {"factory": spec, **kwargs}`` and is put in eval mode,
-so it goes through the exporter exactly like a zoo variant.
+The factory is resolved with :func:`pkgutil.resolve_name` (a file path is first imported under a
+private module name), called with the given keyword arguments, and must return an ``nn.Module``.
+The result gets ``config = {"factory": spec, **kwargs}`` and is put in eval mode, so it goes
+through the exporter exactly like a zoo variant. Whatever the user's code raises on import or
+call, ``SystemExit`` included, becomes one :class:`~unetrt.errors.ModelLoadError` line;
+``KeyboardInterrupt`` still interrupts.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib
 import importlib.util
 import os
+import pkgutil
 import sys
-from types import ModuleType
 from typing import Any
 
 from torch import nn
@@ -24,6 +26,8 @@ _FORM = "pkg.module:factory or path/to/file.py:factory"
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (the code called sys.exit)"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
@@ -32,8 +36,8 @@ def _is_path(module: str) -> bool:
     return module.endswith(".py") or "/" in module or os.sep in module
 
 
-def _import_file(path: str, spec: str) -> ModuleType:
-    """Import a Python file under a private module name (its folder is importable meanwhile)."""
+def _import_file(path: str, spec: str) -> str:
+    """Import a Python file under a private module name (its folder is importable meanwhile); return the name."""
     full = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(full):
         raise ModelLoadError(f"user model file {path!r} (from {spec!r}) does not exist",
@@ -50,19 +54,35 @@ def _import_file(path: str, spec: str) -> ModuleType:
     sys.path.insert(0, folder)
     try:
         loader_spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise ModelLoadError(f"importing user model file {path!r} failed with {_one_line(exc)}",
                              "a file that imports cleanly", "fix the error in that file") from exc
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
-    return module
+    return name
 
 
-def _import_module(module: str, spec: str) -> ModuleType:
+def _missing_attribute(module: str, attr: str, label: str, spec: str) -> ModelLoadError:
+    """The error for an attribute path that does not resolve, with close names of the missing part."""
+    obj: Any = sys.modules.get(module)
+    for part in attr.split("."):
+        if obj is None or not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")] if obj is not None else []
+            close = difflib.get_close_matches(part, names, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else "check the name after the colon"
+            return ModelLoadError(f"{label} has no attribute {part!r} (from {spec!r})",
+                                  "a factory function or nn.Module class", hint)
+        obj = getattr(obj, part)
+    return ModelLoadError(f"{label} has no attribute {attr!r} (from {spec!r})",  # pragma: no cover
+                          "a factory function or nn.Module class", "check the name after the colon")
+
+
+def _resolve(module: str, attr: str, label: str, spec: str) -> Any:
+    """``pkgutil.resolve_name(module:attr)``, every failure turned into a ModelLoadError."""
     try:
-        return importlib.import_module(module)
+        return pkgutil.resolve_name(f"{module}:{attr}")
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise ModelLoadError(f"module {module!r} (from {spec!r}) is not importable: no module named "
@@ -71,22 +91,14 @@ def _import_module(module: str, spec: str) -> ModuleType:
                                  "path/to/file.py:factory") from exc
         raise ModelLoadError(f"importing module {module!r} (from {spec!r}) failed with {_one_line(exc)}",
                              "its dependencies to be installed", f"install {exc.name!r}") from exc
-    except Exception as exc:
+    except AttributeError as exc:
+        if module in sys.modules:  # the import worked: the attribute path is wrong
+            raise _missing_attribute(module, attr, label, spec) from exc
         raise ModelLoadError(f"importing module {module!r} (from {spec!r}) failed with {_one_line(exc)}",
                              "a module that imports cleanly", "fix the error in that module") from exc
-
-
-def _resolve(module: ModuleType, attr: str, label: str, spec: str) -> Any:
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "check the name after the colon"
-            raise ModelLoadError(f"{label} has no attribute {part!r} (from {spec!r})",
-                                 "a factory function or nn.Module class", hint)
-        obj = getattr(obj, part)
-    return obj
+    except (Exception, SystemExit) as exc:
+        raise ModelLoadError(f"importing module {module!r} (from {spec!r}) failed with {_one_line(exc)}",
+                             "a module that imports cleanly", "fix the error in that module") from exc
 
 
 def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
@@ -102,7 +114,7 @@ def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Modul
 
     Raises:
         ModelLoadError: malformed spec, import failure, missing attribute, the factory
-            raising, or a result that is not an ``nn.Module``.
+            raising (``SystemExit`` included), or a result that is not an ``nn.Module``.
     """
     kwargs = {} if kwargs is None else kwargs
     if not isinstance(kwargs, dict):
@@ -115,14 +127,14 @@ def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Modul
     if _is_path(module_part):
         module, label = _import_file(module_part, spec), f"file {module_part!r}"
     else:
-        module, label = _import_module(module_part, spec), f"module {module_part!r}"
+        module, label = module_part, f"module {module_part!r}"
     factory = _resolve(module, attr, label, spec)
     if not callable(factory):
         raise ModelLoadError(f"{attr!r} in {label} is a {type(factory).__name__}, not callable",
                              "a factory function or nn.Module class", "point the spec at a callable")
     try:
         model = factory(**kwargs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ModelLoadError(f"user model factory {spec!r} raised {_one_line(exc)}",
                              f"it to build a model from kwargs {kwargs!r}",
                              "fix the factory or the keyword arguments") from exc

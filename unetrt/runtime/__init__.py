@@ -1,8 +1,8 @@
 """Runners: one inference API over eager PyTorch, ONNX Runtime and TensorRT, plus image pre/post-processing
 and tiled inference.
 
-``import unetrt.runtime`` needs neither TensorRT nor a GPU: backends import their libraries when a
-runner is activated.
+``import unetrt.runtime`` needs neither TensorRT nor a GPU, and imports nothing heavy until a name is
+used: backends import their libraries when a runner is activated.
 
 Example::
 
@@ -11,13 +11,29 @@ Example::
         logits = runner.infer({"input": x})["logits"]
 """
 
-from .base import InputConstraint, Runner, TensorMeta
-from .loader import load
-from .ort import OrtRunner
-from .tiling import overlap_tile, sliding_window
-from .pyt import TorchRunner
-from .transforms import align_pad, crop, mask_to_image, postprocess, preprocess
-from .trt import TrtRunner
+from __future__ import annotations
 
-__all__ = ["Runner", "TensorMeta", "InputConstraint", "load", "TorchRunner", "OrtRunner", "TrtRunner",
-           "preprocess", "postprocess", "mask_to_image", "align_pad", "crop", "overlap_tile", "sliding_window"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Runner": "base", "TensorMeta": "base", "InputConstraint": "base", "load": "loader",
+    "TorchRunner": "pyt", "OrtRunner": "ort", "TrtRunner": "trt", "overlap_tile": "tiling",
+    "sliding_window": "tiling", "preprocess": "transforms", "postprocess": "transforms",
+    "mask_to_image": "transforms", "align_pad": "transforms", "crop": "transforms",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unetrt.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

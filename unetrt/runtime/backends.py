@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UnetrtError
+from ..errors import RegistrationError, UnetrtError
 
 __all__ = ["Backend", "RunOptions", "register", "unregister", "get", "backends", "names", "resolve", "FAMILIES",
            "describe_all"]
@@ -82,10 +82,10 @@ class Backend:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise UnetrtError(f"backend {self.name!r} has kind {self.kind!r}", f"one of {', '.join(KINDS)}",
+            raise RegistrationError(f"backend {self.name!r} has kind {self.kind!r}", f"one of {', '.join(KINDS)}",
                               "fix the registration")
         if not self.devices or any(d not in ("cpu", "cuda") for d in self.devices):
-            raise UnetrtError(f"backend {self.name!r} has devices {self.devices!r}", "a tuple of 'cpu'/'cuda'",
+            raise RegistrationError(f"backend {self.name!r} has devices {self.devices!r}", "a tuple of 'cpu'/'cuda'",
                               "fix the registration")
 
     @property
@@ -146,7 +146,7 @@ def register(backend: Backend, *, replace: bool = False) -> Backend:
         unregister(backend.name)
     taken = [n for n in (backend.name, *backend.aliases) if n in _REGISTRY or n in _ALIASES]
     if taken:
-        raise UnetrtError(f"backend name {taken[0]!r} is already registered", "a new name",
+        raise RegistrationError(f"backend name {taken[0]!r} is already registered", "a new name",
                           "choose another name or pass replace=True")
     _REGISTRY[backend.name] = backend
     for alias in backend.aliases:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts.dtypes import ORT_DTYPES
+from ..artifacts.ort import LEVELS as _LEVELS
+from ..artifacts.ort import import_onnxruntime, make_session
 from ..artifacts.manifest import Manifest
 from ..errors import MissingDependencyError, RunnerError
 from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
@@ -21,17 +23,9 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
 #: What a single short name expands to (the providers ORT falls back to for nodes it cannot place).
 _CHAINS = {"cpu": ("cpu",), "cuda": ("cuda", "cpu"), "tensorrt": ("tensorrt", "cuda", "cpu"),
            "trt": ("tensorrt", "cuda", "cpu")}
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-           "all": "ORT_ENABLE_ALL"}
 
 
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingDependencyError(f"onnxruntime cannot be imported ({exc})", "onnxruntime or onnxruntime-gpu",
-                                     "pip install onnxruntime (or 'unetrt[gpu]' for CUDA)") from None
-    return onnxruntime
+_ort = import_onnxruntime
 
 
 def resolve_providers(providers: str | Sequence[str]) -> list[str]:
@@ -148,11 +142,6 @@ class OrtRunner(Runner):
         self._stream: Any = None
 
     def _activate(self) -> None:
-        ort = _ort()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[self.level])
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
         provider_opts = self._provider_opts
         if self.user_stream and self.providers[0] in GPU_PROVIDERS:
             self._device = _device(0, self.path)
@@ -160,8 +149,8 @@ class OrtRunner(Runner):
             handle = self._device.handle(self._stream)
             provider_opts = [_provider_options(p, *self._options, self.tf32, handle) for p in self.providers]
         try:
-            session = ort.InferenceSession(str(self.path), options,
-                                           providers=list(zip(self.providers, provider_opts)))
+            session = make_session(self.path, list(zip(self.providers, provider_opts)), threads=self.threads,
+                                   level=self.level, quiet=False)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
             raise RunnerError(f"ONNX Runtime cannot load {self.path}: {' '.join(str(exc).split())[:300]}",
                               "a valid ONNX model", "re-export it (unet-export ...)") from None

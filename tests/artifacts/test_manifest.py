@@ -1,0 +1,188 @@
+"""The manifest contract: typed round trip, one clear error per missing or ill-typed field, schema versions,
+the shipped JSON Schema, and every reader (load, inspect, predict) agreeing on a bad manifest."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from unetrt.artifacts.manifest import SCHEMA_FILE, SCHEMA_VERSION, Manifest, json_schema
+from unetrt.cli import main
+from unetrt.errors import ManifestError
+from unetrt.runtime import load
+
+
+def _raw(directory: Path) -> dict:
+    return json.loads((directory / "manifest.json").read_text())
+
+
+def _required_paths(schema: dict, node: dict, data, prefix: tuple = ()) -> list[tuple]:
+    """Every required field (as a key path) of ``data`` that the schema marks required, recursively."""
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in node:
+        node = next((n for n in node["anyOf"] if n.get("type") != "null"), node)
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    paths = []
+    if isinstance(data, dict) and node.get("type") == "object" and "properties" in node:
+        for key in node.get("required", []):
+            paths.append(prefix + (key,))
+            if key in data and data[key] is not None:
+                paths += _required_paths(schema, node["properties"][key], data[key], prefix + (key,))
+    return paths
+
+
+def test_round_trip_write_read_equal(contract_export, tmp_path):
+    manifest = Manifest.read(contract_export)
+    assert manifest.schema_version == SCHEMA_VERSION and manifest.model.weights == "checkpoint"
+    assert manifest.input.alignment == 16 and manifest.input.layout == "NCHW" and manifest.output.classes == 3
+    again = Manifest.from_dict(manifest.to_dict())
+    assert again == manifest
+    written = manifest.write(tmp_path)
+    assert written == tmp_path / "manifest.json" and Manifest.read(tmp_path) == manifest
+    assert json.loads(written.read_text()) == _raw(contract_export)  # byte-level JSON form is what was exported
+
+
+def test_queries(contract_export):
+    manifest = Manifest.read(contract_export)
+    onnx = contract_export / "model.onnx"
+    assert manifest.onnx_file("fp32") == "model.onnx" and manifest.onnx_file("fp16") is None
+    assert manifest.sha256_of("model.onnx") == manifest.onnx.sha256
+    assert manifest.sha256_of("nope.onnx") is None
+    assert {a.path for a in manifest.artifacts} == {"model.onnx"} and onnx.is_file()
+    assert manifest.model.source().arch == "milesial" and manifest.model.source().kwargs["width"] == 2
+
+
+def test_every_required_field_removed_in_turn_names_itself(contract_export):
+    data = _raw(contract_export)
+    schema = json_schema()
+    paths = _required_paths(schema, schema, data)
+    assert len(paths) > 40  # the whole tree, not just the top level
+    messages = set()
+    for path in paths:
+        broken = copy.deepcopy(data)
+        parent = broken
+        for key in path[:-1]:
+            parent = parent[key]
+        del parent[path[-1]]
+        if path == ("format",):
+            with pytest.raises(ManifestError, match="not a unetrt manifest"):
+                Manifest.from_dict(broken)
+            continue
+        if path == ("schema_version",):
+            with pytest.raises(ManifestError, match="schema_version"):
+                Manifest.from_dict(broken)
+            continue
+        with pytest.raises(ManifestError) as info:
+            Manifest.from_dict(broken)
+        dotted = ".".join(path)
+        assert f"required field {dotted} is missing" in str(info.value), (dotted, str(info.value))
+        assert "\n" not in str(info.value)
+        messages.add(str(info.value))
+    assert len(messages) == len(paths) - 2  # each message is its own
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    (("input", "alignment"), "sixteen", "field input.alignment is \"sixteen\""),
+    (("input", "alignment"), 0, "field input.alignment is 0"),
+    (("input", "layout"), "NHWC", "field input.layout"),
+    (("model", "weights"), "maybe", "field model.weights"),
+    (("onnx", "sha256"), "abc", "field onnx.sha256"),
+    (("output", "geometry"), 3, "field output.geometry"),
+    (("engines",), {"path": "x"}, "field engines"),
+    (("input", "colour"), "red", "unknown field input.colour"),
+])
+def test_wrongly_typed_field_is_named(contract_export, path, value, needle):
+    data = _raw(contract_export)
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    with pytest.raises(ManifestError, match="re-export") as info:
+        Manifest.from_dict(data)
+    assert needle in str(info.value)
+
+
+def test_schema_versions(contract_export):
+    data = _raw(contract_export)
+    with pytest.raises(ManifestError, match=r"schema_version 3, newer than this unetrt reads \(2\).*upgrade unetrt"):
+        Manifest.from_dict({**data, "schema_version": 3})
+    with pytest.raises(ManifestError, match="unknown schema_version 0"):
+        Manifest.from_dict({**data, "schema_version": 0})
+    with pytest.raises(ManifestError, match="schema_version is 'two'"):
+        Manifest.from_dict({**data, "schema_version": "two"})
+    with pytest.raises(ManifestError, match="not a unetrt manifest"):
+        Manifest.from_dict([1, 2])
+
+
+def test_version_1_manifests_are_upgraded(contract_export):
+    """unetrt 0.1 wrote ``"version": 1`` with mask_values inside ``model`` and no ``weights``."""
+    data = _raw(contract_export)
+    old = copy.deepcopy(data)
+    del old["schema_version"]
+    old["version"] = 1
+    del old["model"]["weights"]
+    old["model"]["mask_values"] = old["mask_values"]
+    manifest = Manifest.from_dict(old)
+    assert manifest.schema_version == 2 and manifest.model.weights == "checkpoint"
+    assert manifest.to_dict() == data
+    old["model"]["checkpoint"] = None
+    assert Manifest.from_dict(old).model.weights == "random-init"
+
+
+def test_shipped_schema_is_current_and_validates(contract_export):
+    shipped = json.loads(SCHEMA_FILE.read_text())
+    assert shipped == json.loads(json.dumps(json_schema())), "regenerate: python -m unetrt.artifacts.manifest"
+    jsonschema.Draft202012Validator.check_schema(shipped)
+    validator = jsonschema.Draft202012Validator(shipped)
+    data = _raw(contract_export)
+    assert list(validator.iter_errors(data)) == []
+    bad = copy.deepcopy(data)
+    bad["input"]["alignment"] = "x"
+    assert [e.json_path for e in validator.iter_errors(bad)] == ["$.input.alignment"]
+    described = shipped["$defs"]["InputSection"]["properties"]["alignment"]["description"]
+    assert "multiple" in described  # fields carry their docs for C++/Triton readers
+
+
+def test_readers_agree_on_a_bad_manifest(contract_export, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(contract_export, export)
+    data = _raw(export)
+    del data["input"]["channels"]
+    (export / "manifest.json").write_text(json.dumps(data))
+    needle = "required field input.channels is missing"
+    with pytest.raises(ManifestError, match=needle):
+        load(export)
+    with pytest.raises(ManifestError, match=needle):
+        load(export / "model.onnx")
+    runner = CliRunner()
+    for args in (["inspect", str(export)], ["predict", "-m", str(export), "-i", str(tmp_path / "x.png"),
+                                             "-o", str(tmp_path / "y.png")]):
+        if args[0] == "predict":
+            from PIL import Image
+
+            Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+        result = runner.invoke(main, args)
+        assert result.exit_code != 0, result.output
+        assert needle in result.output and "Traceback" not in result.output
+
+
+def test_readme_reference_matches_the_schema():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- manifest-reference:start -->\n", 1)[1].split("<!-- manifest-reference:end -->", 1)[0]
+    generated = subprocess.run([sys.executable, str(root / "scripts" / "manifest_docs.py")], capture_output=True,
+                               text=True, check=True).stdout
+    assert block == generated, "README's manifest reference is stale: paste `python scripts/manifest_docs.py`"
+    for field in ("alignment", "min_size", "schema_version", "weights", "profiles"):
+        assert f"| `{field}` |" in block

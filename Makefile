@@ -32,13 +32,17 @@ DEMO_SAMPLES := $(filter-out %_mask.png,$(wildcard unetrt/assets/samples/*.png))
 
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/unet-export --arch milesial --checkpoint $(DEMO_CKPT) --classes 3 --width 8 --fp16 \
+		--int8 --calib-images unetrt/assets/samples \
 		-o export/milesial --force $(DEMO_ARGS)
 	@mkdir -p export/milesial-predictions
 	$(VENV)/bin/unet-predict -m export/milesial $(addprefix -i ,$(DEMO_SAMPLES)) \
 		-o export/milesial-predictions/ --overlay --force
 
+# Prints how long the suite took and how to run the fast subset (tests not marked slow).
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc). Fast subset: make test PYTEST_ARGS='-m \"not slow\"'"; \
+	exit $$rc
 
 # mypy over the TensorRT-facing modules against tensorrt-stubs (TensorRT 10.13); also run by the test suite.
 TYPECHECKED := unetrt/runtime/trt.py unetrt/exporter/trt_builder.py unetrt/exporter/trt_support.py \

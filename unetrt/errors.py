@@ -103,3 +103,15 @@ class InputError(RunnerError, ValueError):
 class ManifestError(UnetrtError):
     """A ``manifest.json`` is missing, unreadable, of an unknown or newer schema version, or has a missing or
     wrongly typed field."""
+
+
+class CalibrationError(ExportError):
+    """Calibration inputs for FP16/INT8 are missing, unreadable or do not fit the model."""
+
+
+class QuantizationError(ExportError):
+    """An INT8 graph cannot be produced, or is not in the Q/DQ form TensorRT and ONNX Runtime take."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""

@@ -1,7 +1,9 @@
 """File helpers shared by every layer: content hashes and atomic writes.
 
 An artifact is either complete or absent: writes go to a temporary file in the target's
-directory and are moved into place with ``os.replace`` only once fully written.
+directory and are moved into place with ``os.replace`` only once fully written. The temporary
+file gets the mode a plain ``open()`` would have given (``0o666`` less the umask), not
+``mkstemp``'s private ``0o600``, so another user or container can read what was exported.
 """
 
 from __future__ import annotations
@@ -26,6 +28,25 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: swap and restore (not thread-safe, but only on exotic systems)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """Permission bits a new file (``0o666``) or directory (``0o777``) gets under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error
@@ -33,7 +54,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, default_mode())
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, target)

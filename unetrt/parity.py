@@ -30,6 +30,10 @@ class Tolerance:
 
 FP32_TOLERANCE = Tolerance(atol_factor=1e-4)
 FP16_TOLERANCE = Tolerance(atol_factor=1e-2, min_argmax_agreement=0.995)
+#: INT8 bars: mask agreement over every pixel and mean Dice of the masks (max abs error is reported,
+#: not barred: quantization moves logits by far more than any FP32/FP16 bar).
+INT8_MIN_ARGMAX = 0.99
+INT8_MIN_DICE = 0.98
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,23 @@ def _masks(x: np.ndarray) -> np.ndarray:
     if x.ndim >= 3 and x.shape[1] > 1:
         return np.argmax(x, axis=1)
     return (x > 0).astype(np.int64).reshape(x.shape[0], *x.shape[2:]) if x.ndim >= 3 else (x > 0)
+
+
+def class_masks(x: np.ndarray) -> np.ndarray:
+    """Class masks of NCHW logits: argmax over channels, or the 0-logit threshold for one class."""
+    return _masks(np.asarray(x))
+
+
+def class_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> dict[int, tuple[float, float]]:
+    """``{class: (IoU, Dice)}`` for every class present in either mask."""
+    out = {}
+    for c in range(max(num_classes, 2)):
+        a, b = ref_mask == c, test_mask == c
+        union = int(np.logical_or(a, b).sum())
+        if union:
+            inter = int(np.logical_and(a, b).sum())
+            out[c] = (inter / union, 2 * inter / (int(a.sum()) + int(b.sum())))
+    return out
 
 
 def mask_scores(ref_mask: np.ndarray, test_mask: np.ndarray, num_classes: int) -> tuple[float, float]:

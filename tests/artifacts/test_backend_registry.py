@@ -86,7 +86,7 @@ def test_builtin_registry_and_choice(contract_export):
     assert {"eager", "eager-fp16", "ort", "ort-fp16", "ort-cuda", "ort-trt", "trt", "trt-fp16"} <= \
         set(registry.names())
     assert registry.get("torch").name == "eager" and registry.get("ort-cpu").name == "ort"
-    assert [b.name for b in registry.resolve("trt")] == ["trt-fp16", "trt"]
+    assert [b.name for b in registry.resolve("trt")] == ["trt-fp16", "trt", "trt-int8"]
     from unetrt.artifacts.manifest import Manifest
     from unetrt.runtime.loader import choose
 

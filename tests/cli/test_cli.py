@@ -179,6 +179,6 @@ def test_inspect_reports_manifest_facts(runner, tmp_path):
     with open(out / "model.onnx", "ab") as f:
         f.write(b"\0")
     res = runner.invoke(main, ["inspect", str(out / "model.onnx")])
-    assert res.exit_code == 0 and "does NOT match" in res.output and "not a readable ONNX file" in res.output
+    assert res.exit_code == 1 and "does NOT match" in res.output and "not a readable ONNX model" in res.output
     res = runner.invoke(main, ["inspect", str(tmp_path / "missing.onnx")])
     assert res.exit_code == 1 and "does not exist" in res.output

@@ -248,7 +248,7 @@ def test_failed_build_reports_logged_errors(models, tmp_path):
     ({"version_compatible": True}, "version-compatible"),
     ({"compute_capabilities": ["SM99"]}, "unknown compute-capability"),
     ({"optimization_level": 7}, "optimization_level"),
-    ({"precision": "int8"}, "unknown precision"),
+    ({"precision": "int4"}, "unknown precision"),
 ])
 def test_rtx_refuses_options_it_cannot_honour(models, tmp_path, kwargs, match):
     with pytest.raises(EngineBuildError, match=match):

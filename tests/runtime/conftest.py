@@ -58,7 +58,7 @@ def _add_artifact(directory: Path, name: str, section: str | None = None, **fiel
         manifest.setdefault("engines", []).append({"path": name, "sha256": sha, **fields})
     elif section:
         manifest[section] = {"path": name, "sha256": sha, **fields}
-    Manifest.from_dict(manifest).write(directory)  # validates what the test wrote
+    Manifest.with_defaults(manifest).write(directory)  # fills defaults, validates types
 
 
 @pytest.fixture

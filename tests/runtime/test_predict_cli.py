@@ -134,3 +134,85 @@ def test_manifest_sha_mismatch_is_refused(demo_export, tmp_path):
     res = CliRunner().invoke(main, ["predict", "-m", str(copy / "model.onnx"), "-i", str(demo_samples()[0]),
                                     "-o", str(tmp_path / "o.png")])
     assert res.exit_code == 1 and "manifest" in res.output and "re-export" in res.output
+
+
+# --- issue 10: output folders, read-only outputs, milesial's command line, image modes ------------------
+
+def test_output_folder_by_trailing_slash_or_existing_dir(demo_export, tmp_path):
+    img = tmp_path / "x.png"
+    img.write_bytes(demo_samples()[0].read_bytes())
+    new = tmp_path / "new"
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(img), "-o", f"{new}/"])
+    assert res.exit_code == 0, res.output
+    assert new.is_dir() and (new / "x_OUT.png").is_file()
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(img), "-o", str(new), "--force"])
+    assert res.exit_code == 0, res.output                                   # existing dir, no slash: inside it
+    assert sorted(p.name for p in new.iterdir()) == ["x_OUT.png"]
+
+
+def test_read_only_output_dir_is_one_line(demo_export, tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    img = tmp_path / "x.png"
+    img.write_bytes(demo_samples()[0].read_bytes())
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    real_access, real_mkstemp = os.access, tempfile.mkstemp
+
+    def access(path, mode, *a, **kw):  # tests may run as root, who may write anywhere
+        return False if os.path.realpath(path) == str(ro) and mode & os.W_OK else real_access(path, mode, *a, **kw)
+
+    def mkstemp(*a, dir=None, **kw):
+        if dir is not None and os.path.realpath(dir) == str(ro):
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(img), "-o", str(ro / "m.png")])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    assert f"output directory {ro} is not writable" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_milesial_command_line(demo_export, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(demo_samples()[0].read_bytes())
+    b.write_bytes(demo_samples()[1].read_bytes())
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(a), str(b),
+                                    "-o", str(tmp_path / "a_out.png"), str(tmp_path / "b_out.png"), "-s", "1"])
+    assert res.exit_code == 0, res.output
+    onnx_b = np.asarray(Image.open(tmp_path / "b_out.png"))
+    assert np.asarray(Image.open(tmp_path / "a_out.png")).shape == (128, 128) and onnx_b.shape == (97, 143)
+    # milesial's own flags on its .pth, run eagerly: same masks as the export (mask_values from the checkpoint)
+    res = CliRunner().invoke(main, ["predict", "--model", str(demo_checkpoint()), "--classes", "3", "--width", "8",
+                                    "--input", str(b), "--output", str(tmp_path / "eager.png"), "--mask-threshold",
+                                    "0.5", "--scale", "1", "--viz"])
+    assert res.exit_code == 0, res.output
+    assert np.mean(np.asarray(Image.open(tmp_path / "eager.png")) == onnx_b) >= 0.999
+    assert Image.open(tmp_path / "eager_VIZ.png").size[0] > 100             # milesial's plot_img_and_mask
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_checkpoint()), "-c", "3", "--width", "8", "--bilinear",
+                                    "-i", str(b), "--no-save", "-v"])
+    assert res.exit_code == 1 and "bilinear" in res.output.lower()          # a bilinear model cannot take these weights
+    res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(a), str(b), "-o", str(tmp_path / "1.png")])
+    assert res.exit_code == 1 and "1 output path(s) for 2 input image(s)" in res.output
+
+
+def test_16bit_and_palette_pngs_predict_like_8bit_rgb(demo_export, tmp_path):
+    src = Image.open(demo_samples()[1])
+    gray8, gray16 = tmp_path / "g8.png", tmp_path / "g16.png"
+    src.convert("L").save(gray8)
+    Image.fromarray(np.asarray(src.convert("L")).astype(np.uint16) * 257).save(gray16)
+    assert Image.open(gray16).mode == "I;16"
+    pal = tmp_path / "p.png"
+    src.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(pal)
+    rgb_of_pal = tmp_path / "prgb.png"
+    Image.open(pal).convert("RGB").save(rgb_of_pal)
+    outs = {}
+    for p in (gray8, gray16, pal, rgb_of_pal):
+        res = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(p), "-o", str(tmp_path / f"{p.stem}_m.png")])
+        assert res.exit_code == 0, res.output
+        outs[p.stem] = np.asarray(Image.open(tmp_path / f"{p.stem}_m.png"))
+    assert np.mean(outs["g16"] == outs["g8"]) >= 0.999
+    assert np.mean(outs["p"] == outs["prgb"]) == 1.0

@@ -169,3 +169,91 @@ def test_mask_to_image_rgb_values_and_scores():
     np.testing.assert_array_equal(out[0, 1], [255, 0, 0])
     scores = np.eye(3)[MASK].transpose(2, 0, 1)  # KxHxW one-hot: argmax over axis 0
     np.testing.assert_array_equal(mask_to_image(scores, colours), out)
+
+
+# --- reading images of every mode (issue 10: 16-bit, palette, CMYK, LA, I, F, 1, EXIF) -----------------
+
+def _save(tmp_path, img, name, **kw):
+    path = tmp_path / name
+    img.save(path, **kw)
+    return path
+
+
+def test_16bit_png_scaled_by_its_bit_depth(tmp_path):
+    from PIL import Image
+
+    from unetrt.runtime.transforms import load_image
+
+    gray8 = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (8, 1))              # 8x64 ramp
+    path = _save(tmp_path, Image.fromarray(gray8.astype(np.uint16) * 257), "g16.png")
+    assert Image.open(path).mode == "I;16"
+    arr = load_image(path, in_channels=3)
+    assert arr.shape == (8, 64, 3) and arr.dtype == np.float32
+    np.testing.assert_allclose(arr[..., 0], gray8 / 255.0, atol=1e-6)         # same as the 8-bit picture
+    x16 = preprocess(arr)
+    x8 = preprocess(load_image(_save(tmp_path, Image.fromarray(gray8), "g8.png"), in_channels=3))
+    np.testing.assert_allclose(x16, x8, atol=1e-6)
+
+
+def test_palette_cmyk_la_and_one_bit_become_model_channels(tmp_path):
+    from PIL import Image
+
+    from unetrt.runtime.transforms import load_image
+
+    pal = Image.new("P", (4, 2))
+    pal.putpalette([0, 0, 0, 200, 10, 30])
+    pal.putpixel((1, 0), 1)
+    rgb = load_image(_save(tmp_path, pal, "p.png"), in_channels=3)
+    assert rgb.shape == (2, 4, 3) and rgb[0, 1].tolist() == [200, 10, 30] and rgb[0, 0].tolist() == [0, 0, 0]
+    cmyk = Image.new("CMYK", (4, 2), (0, 255, 255, 0))                        # pure red in print colours
+    assert load_image(_save(tmp_path, cmyk, "c.tif"), in_channels=3)[0, 0].tolist() == [255, 0, 0]
+    assert load_image(_save(tmp_path, cmyk, "c.jpg", quality=100), in_channels=3)[0, 0, 0] > 240
+    la = Image.new("LA", (4, 2), (100, 7))
+    assert load_image(_save(tmp_path, la, "la.png"), in_channels=3)[0, 0].tolist() == [100, 100, 100]
+    assert load_image(tmp_path / "la.png", in_channels=1).shape == (2, 4)
+    one = Image.new("1", (4, 2), 1)
+    assert load_image(_save(tmp_path, one, "b.png"), in_channels=1).tolist() == [[255] * 4] * 2
+    assert load_image(tmp_path / "p.png", in_channels=1)[0, 1] == Image.new("RGB", (1, 1), (200, 10, 30)).convert(
+        "L").getpixel((0, 0))
+
+
+def test_int32_and_float_tiffs(tmp_path):
+    from PIL import Image
+
+    from unetrt.runtime.transforms import load_image
+
+    ramp = np.linspace(0, 1, 16, dtype=np.float32).reshape(2, 8)
+    f = load_image(_save(tmp_path, Image.fromarray(ramp), "f.tif"), in_channels=1)
+    np.testing.assert_allclose(f, ramp)
+    i16 = (ramp * 65535).round().astype(np.int32)
+    got = load_image(_save(tmp_path, Image.fromarray(i16), "i.tif"), in_channels=1)   # mode I holding 16-bit data
+    assert Image.open(tmp_path / "i.tif").mode == "I"
+    np.testing.assert_allclose(got, i16 / 65535, rtol=1e-6)
+    with pytest.raises(InputError, match="32-bit integer image with values 70000..70000"):
+        load_image(_save(tmp_path, Image.fromarray(np.full((2, 2), 70000, np.int32)), "big.tif"))
+    with pytest.raises(InputError, match="image with 3 channel"):
+        load_image(_save(tmp_path, Image.new("RGB", (4, 4)), "rgb.png"), in_channels=2)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    from unetrt.runtime.transforms import load_image
+
+    img = Image.new("RGB", (6, 2), (0, 0, 0))
+    img.putpixel((0, 0), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                          # rotate 90° CW to view
+    path = _save(tmp_path, img, "rot.jpg", exif=exif, quality=100)
+    arr = load_image(path, in_channels=3)
+    assert arr.shape == (6, 2, 3)                                             # upright: 2 wide, 6 tall
+    assert arr[0, 1].min() > 200 and arr[0, 0].max() < 60                     # the white corner moved to top-right
+
+
+def test_unreadable_image_is_one_line(tmp_path):
+    from unetrt.runtime.transforms import load_image
+
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(InputError, match="cannot read image"):
+        load_image(bad)

@@ -29,7 +29,7 @@ from .source import ModelSource
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
            "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section",
-           "EngineEntry", "ArtifactFile", "json_schema", "tool_versions", "find_manifest"]
+           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
@@ -221,6 +221,65 @@ class Fp16Section:
 
 
 @dataclass(config=_CONFIG)
+class Int8CpuForm:
+    """``model_int8_cpu.onnx``: the uint8-asymmetric form ONNX Runtime's CPU kernels run fastest.
+
+    Attributes:
+        path: File name in the export directory.
+        sha256: Its sha256.
+        runtime: What it is for (``onnxruntime-cpu``; TensorRT cannot parse it).
+        form: What is quantized and how.
+        evaluation: Accuracy vs eager FP32 per evaluation input.
+        structure: Q/DQ structure summary.
+    """
+
+    path: str
+    sha256: Sha256
+    runtime: str = "onnxruntime-cpu"
+    form: str = ""
+    evaluation: list[dict[str, Json]] = field(default_factory=list)
+    structure: dict[str, Json] = field(default_factory=dict)
+
+
+@dataclass(config=_CONFIG)
+class Int8Section:
+    """``model_int8.onnx``: TensorRT-compatible Q/DQ INT8 (symmetric int8, per-channel weights, float biases).
+
+    Attributes:
+        path: The INT8 ONNX (TensorRT parses it; ONNX Runtime runs it too).
+        sha256: Its sha256.
+        runtime: Which runtimes the file is for.
+        quantizer: Library and version that quantized it.
+        method: Calibration method (``minmax``, ``entropy``, ``percentile``).
+        form: What is quantized and how.
+        quantized_nodes: Compute nodes running in INT8.
+        kept_float: Nodes left in float, each ``{"node", "op", "reason"}`` with the measured reason.
+        evaluation: Accuracy vs eager FP32 per evaluation input (argmax agreement, per-class Dice/IoU,
+            max/mean abs error, passed).
+        structure: Q/DQ structure check summary (zero points, int8 weights, no int32 bias DQ, I/O).
+        bars: The accuracy bars (``min_argmax_agreement``, ``min_mean_dice``).
+        calibration: Where the calibration inputs came from, their shapes, what was held out.
+        sweep: The INT8 graph run at every verification size (measured, not barred).
+        cpu: The ONNX Runtime CPU form, if written.
+    """
+
+    path: str
+    sha256: Sha256
+    runtime: str = "tensorrt, onnxruntime"
+    quantizer: str = ""
+    method: str = "minmax"
+    form: str = ""
+    quantized_nodes: NonNegInt = 0
+    kept_float: list[dict[str, Json]] = field(default_factory=list)
+    evaluation: list[dict[str, Json]] = field(default_factory=list)
+    structure: dict[str, Json] = field(default_factory=dict)
+    bars: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Json] = field(default_factory=dict)
+    sweep: dict[str, Json] = field(default_factory=dict)
+    cpu: Optional[Int8CpuForm] = None
+
+
+@dataclass(config=_CONFIG)
 class EngineEntry:
     """A TensorRT plan (no header: trtexec, Triton and C++ load it as is).
 
@@ -239,6 +298,7 @@ class EngineEntry:
         size_bytes: Plan size.
         options: Build options (workspace, optimisation level, targets, version compatibility, ...).
         fp16_mode: How FP16 was obtained (strongly typed ONNX or ``BuilderFlag.FP16``).
+        int8_mode: How INT8 was obtained (strongly typed Q/DQ, or ``BuilderFlag.INT8`` (+ FP16 fallback)).
         compute_capabilities: Where the plan runs (``["SM86", ...]``): the TensorRT-RTX targets, or
             the build GPU for standard TensorRT; ``None`` when not recorded.
         build_gpu: ``{"name", "compute_capability": "8.6"}`` of the build GPU (``None``: CPU-only build).
@@ -258,6 +318,7 @@ class EngineEntry:
     size_bytes: int = 0
     options: dict[str, Json] = field(default_factory=dict)
     fp16_mode: Optional[str] = None
+    int8_mode: Optional[str] = None
     compute_capabilities: Optional[list[str]] = None
     build_gpu: Optional[dict[str, str]] = None
     tf32: Optional[bool] = None
@@ -298,6 +359,7 @@ class Manifest:
         onnx: The FP32 ONNX.
         verification: FP32 ONNX vs eager.
         fp16: The FP16 ONNX, if written.
+        int8: The INT8 ONNX (and its CPU form), if written.
         engines: TensorRT plans.
         artifacts: Every file with its sha256 (the manifest itself excluded).
     """
@@ -314,6 +376,7 @@ class Manifest:
     tools: dict[str, str] = field(default_factory=dict)
     mask_values: Optional[list[Json]] = None
     fp16: Optional[Fp16Section] = None
+    int8: Optional[Int8Section] = None
     engines: list[EngineEntry] = field(default_factory=list)
     artifacts: list[ArtifactFile] = field(default_factory=list)
 
@@ -391,6 +454,8 @@ class Manifest:
         entries: list[Any] = [*self.artifacts, *self.engines, self.onnx]
         if self.fp16 is not None:
             entries.append(self.fp16)
+        if self.int8 is not None:
+            entries += [self.int8] + ([self.int8.cpu] if self.int8.cpu else [])
         for entry in entries:
             if Path(entry.path).name == file_name:
                 return entry.sha256
@@ -406,6 +471,10 @@ class Manifest:
             return self.onnx.path
         if precision == "fp16" and self.fp16 is not None:
             return self.fp16.path
+        if precision == "int8" and self.int8 is not None:
+            return self.int8.path
+        if precision == "int8-cpu" and self.int8 is not None and self.int8.cpu is not None:
+            return self.int8.cpu.path
         return None
 
     def onnx_metadata(self) -> dict[str, str]:
@@ -525,7 +594,8 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 
 
 _SECTIONS = (Manifest, ModelSection, CheckpointRef, InputSection, DynamicAxes, OutputSection, SizeExample,
-             ExportInfo, OnnxArtifact, Verification, Fp16Section, EngineEntry, ArtifactFile)
+             ExportInfo, OnnxArtifact, Verification, Fp16Section, Int8Section, Int8CpuForm, EngineEntry,
+             ArtifactFile)
 
 
 def json_schema() -> dict[str, Any]:

@@ -21,7 +21,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 def onnx_name(precision: str) -> str:
     """The ONNX file of a precision: ``model.onnx``, ``model_fp16.onnx`` or ``model_int8.onnx``."""
-    return {"fp32": ONNX, "fp16": ONNX_FP16, "int8": ONNX_INT8}[precision]
+    return {"fp32": ONNX, "fp16": ONNX_FP16, "int8": ONNX_INT8, "int8-cpu": ONNX_INT8_CPU}[precision]
 
 
 def engine_name(precision: str) -> str:

@@ -25,16 +25,21 @@ from .backends import artifact_file
 
 __all__ = ["ModelSource", "Artifact", "ArtifactCache", "FILES", "EXPORT_SETS"]
 
+_INT8 = {"int8": True, "int8_min_argmax": 0.0, "int8_min_dice": 0.0}
 #: Export sets: the ``ExportConfig`` switches of each, and the artifact keys each provides.
 EXPORT_SETS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
     "onnx": ({}, frozenset({"onnx"})),
     "onnx_fp16": ({"fp16": True}, frozenset({"onnx", "onnx_fp16"})),
     "engine": ({"engine": True}, frozenset({"onnx", "engine"})),
     "engine_fp16": ({"fp16": True, "engine": True}, frozenset({"onnx", "onnx_fp16", "engine_fp16"})),
+    # INT8: calibrated on random inputs, bars off: the bench's parity rows are the accuracy measurement
+    "onnx_int8": ({**_INT8, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
+    "onnx_int8_cpu": ({**_INT8, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
+    "engine_int8": ({**_INT8, "engine": True}, frozenset({"onnx", "onnx_int8", "engine_int8"})),
 }
 #: The file each artifact key is.
 FILES = {key: artifact_file(key) for key in EXPORT_SETS}
-_BUILD_ORDER = ("engine_fp16", "engine", "onnx_fp16", "onnx")
+_BUILD_ORDER = ("engine_fp16", "engine", "engine_int8", "onnx_int8", "onnx_int8_cpu", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
 
 

@@ -89,12 +89,14 @@ def artifact_key(backend: Backend) -> str | None:
     """The artifact-cache key of what ``backend`` runs (``None`` for eager): ``onnx``, ``onnx_fp16``, ..."""
     if backend.kind == "module":
         return None
-    return backend.kind if backend.precision == "fp32" else f"{backend.kind}_{backend.precision}"
+    variant = (backend.artifact or backend.precision).replace("-", "_")
+    return backend.kind if variant == "fp32" else f"{backend.kind}_{variant}"
 
 
 def artifact_file(key: str) -> str:
     """The file name of an artifact-cache key."""
     kind, _, precision = key.partition("_")
+    precision = precision.replace("_", "-")
     return files.engine_name(precision or "fp32") if kind == "engine" else files.onnx_name(precision or "fp32")
 
 

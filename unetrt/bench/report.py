@@ -18,7 +18,7 @@ from ..errors import MissingDependencyError, OutputError
 from .results import CSV_COLUMNS, BenchResult, flat_row
 from ..fileio import atomic_write_bytes
 
-__all__ = ["check_output_path", "write_json", "write_csv", "write_markdown", "write_plot", "markdown",
+__all__ = ["noisy_rows", "check_output_path", "write_json", "write_csv", "write_markdown", "write_plot", "markdown",
            "rich_table", "render", "write_reports", "to_jsonable", "require_matplotlib",
            "write_text_atomic"]
 
@@ -155,34 +155,60 @@ def _status_word(row: dict[str, Any]) -> str:
     return {True: "[green]pass[/]", False: "[red]FAIL[/]"}.get(row.get("parity_passed"), "-")
 
 
+#: A row is flagged noisy when p90 / p50 or p50 / min exceeds this (timings that are not repeatable).
+NOISE_RATIO = 1.25
+
+
+def noisy_rows(result: BenchResult, ratio: float = NOISE_RATIO) -> list[str]:
+    """One line per timed row whose spread says the machine was busy (p90/p50 or p50/min above ``ratio``)."""
+    out = []
+    for row in result.results:
+        lat = row.get("latency_ms") or {}
+        p50, p90, low = lat.get("p50"), lat.get("p90"), lat.get("min")
+        if row["status"] != "ok" or not p50 or not p90 or not low:
+            continue
+        tail, floor = p90 / p50, p50 / low
+        if tail > ratio or floor > ratio:
+            out.append(f"{row['backend']} {'x'.join(map(str, row['shape']))}: p90/p50 {tail:.2f}, p50/min {floor:.2f}")
+    return out
+
+
 def rich_table(result: BenchResult):
     """A compact :class:`rich.table.Table` of the results (speedup vs eager per row).
 
-    Reasons for skipped, failed or non-passing rows are printed by :func:`render` below it.
+    No column shrinks below its widest cell (rich would cut numbers with an ellipsis on a narrow
+    terminal); reasons for skipped, failed or non-passing rows are printed by :func:`render`.
     """
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    for h in _TERMINAL:
-        table.add_column(h, justify="left" if h in ("shape", "backend") else "right",
-                         no_wrap=h in ("shape", "backend"))
+    rows = []
     for row in result.results:
         lat = row.get("latency_ms") or {}
         err, agree = row.get("max_abs_err"), row.get("argmax_agreement")
-        table.add_row("x".join(map(str, row["shape"])), row["backend"], _short(lat.get("p50")), _short(lat.get("p99")),
-                      _short(row.get("throughput_ips")), _short(row.get("speedup_vs_eager"), "x"),
-                      _short(row.get("peak_memory_mb")), "-" if err is None else f"{err:.1e}",
-                      "-" if agree is None else f"{agree:.4f}", _status_word(row),
-                      style=None if row["status"] == "ok" else "dim")
+        rows.append(["x".join(map(str, row["shape"])), row["backend"], _short(lat.get("p50")), _short(lat.get("p99")),
+                     _short(row.get("throughput_ips")), _short(row.get("speedup_vs_eager"), "x"),
+                     _short(row.get("peak_memory_mb")), "-" if err is None else f"{err:.1e}",
+                     "-" if agree is None else f"{agree:.4f}", _status_word(row)])
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for k, h in enumerate(_TERMINAL):
+        widest = max([len(h)] + [Text.from_markup(r[k]).cell_len for r in rows])
+        table.add_column(h, justify="left" if h in ("shape", "backend") else "right", no_wrap=True,
+                         min_width=widest)
+    for row, cells in zip(result.results, rows):
+        table.add_row(*cells, style=None if row["status"] == "ok" else "dim")
     return table
 
 
 def render(result: BenchResult, console) -> None:
-    """Print the header lines, the table, and why rows were skipped, failed or missed parity."""
+    """Print the header lines, the table, why rows were skipped, failed or missed parity, and a
+    warning when a row's spread says the timings are noisy."""
     for line in _header_lines(result):
-        console.print(line, markup=False, highlight=False)
-    console.print(rich_table(result))
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    table = rich_table(result)
+    natural = console.measure(table).maximum  # wider than a narrow terminal: overflow, never cut a number
+    console.print(table, width=max(console.width, natural), crop=False)
     reasons: dict[str, list[str]] = {}
     for row in result.results:
         why = row["status"] if row["status"] != "ok" else (
@@ -190,7 +216,12 @@ def render(result: BenchResult, console) -> None:
         if why:
             reasons.setdefault(f"{row['backend']}: {why}", []).append("x".join(map(str, row["shape"])))
     for why, shapes in reasons.items():
-        console.print(f"  {why} ({', '.join(shapes)})", markup=False, highlight=False)
+        console.print(f"  {why} ({', '.join(shapes)})", markup=False, highlight=False, soft_wrap=True)
+    noisy = noisy_rows(result)
+    if noisy:
+        console.print(f"warning: noisy timings (spread above {NOISE_RATIO:g}x; the machine was busy or throttling, "
+                      "compare ratios from one run, rerun with a longer --min-seconds on an idle machine): "
+                      + "; ".join(noisy), style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def require_matplotlib():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 
 from ..bench.timing import DEFAULT_MIN_SECONDS
-from .options import DEFAULT_ARCH, LiveHelpOption, backends_help, handle_errors, merge_model_kwargs, model_options
+from .options import (DEFAULT_ARCH, LiveHelpOption, backends_help, handle_errors, make_console, merge_model_kwargs,
+                      model_options)
 
 __all__ = ["bench_cmd", "main"]
 
@@ -27,23 +28,12 @@ def _check_outputs(paths: dict) -> None:
 
 
 def _run_with_progress(config, console):
-    """Run the grid under a rich progress bar (on a terminal; elsewhere silently)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Run the grid under a rich progress bar on a terminal, with plain progress lines elsewhere."""
     from ..bench.grid import run_grid
+    from .progress import Reporter
 
-    if not console.is_terminal:
-        return run_grid(config)
-
-    columns = (TextColumn("{task.description}", table_column=None), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("preparing", total=None)
-
-        def progress(message: str, done: int, total: int) -> None:
-            bar.update(task, description=message[:70], completed=done, total=total)
-
-        return run_grid(config, progress)
+    with Reporter(console, steps=False) as report:
+        return run_grid(config, report)
 
 
 @click.command("bench")
@@ -85,8 +75,6 @@ def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wid
               backends, warmup, iters, min_seconds, threads, device, no_transfers, images, workdir, seed,
               ort_opt_level, channels_last, json_path, csv_path, markdown_path, plot_path, fail_on_parity):
     """Benchmark latency and parity vs eager PyTorch across backends, sizes and batches."""
-    from rich.console import Console
-
     from ..bench.grid import BenchConfig
     from ..bench.report import render, write_reports
     from ..bench.timing import TimingPlan
@@ -101,7 +89,7 @@ def bench_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wid
                          timing=TimingPlan(warmup=warmup, iters=iters, min_seconds=min_seconds), threads=threads,
                          device=device, transfers=not no_transfers, images=images, workdir=workdir, seed=seed,
                          ort_level=ort_opt_level, channels_last=channels_last)
-    console = Console(stderr=True)
+    console = make_console()
     result = _run_with_progress(config, console)
     render(result, console)
     for path in write_reports(result, **paths):

@@ -1,4 +1,4 @@
-"""``unetrt export`` / ``unet-export``: a UNet to ONNX (dynamic N/H/W, verified), FP16 ONNX and engines."""
+"""``unetrt export`` / ``unet-export``: a UNet to ONNX (dynamic N/H/W, verified), FP16/INT8 ONNX and engines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import click
 
 from ..errors import UnetrtError
-from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, err_console, fp16_options,
-                      handle_errors, merge_model_kwargs, model_options)
+from .options import (ALIGN, DEFAULT_ARCH, Shape, build_profiles, engine_options, fp16_options, handle_errors,
+                      int8_options, make_console, merge_model_kwargs, model_options)
+from .progress import Reporter
 from .render import render_export, summary
 
 @click.command("export")
@@ -25,13 +26,15 @@ from .render import render_export, summary
 @click.option("--atol", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="FP32 parity bar: max abs error <= ATOL * max(1, |ref|max).")
 @fp16_options
+@int8_options
 @engine_options
 @click.option("--force", is_flag=True, help="Replace artifacts in a non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @handle_errors
 def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classes, width, bilinear, output, opset,
                static, shape, align, no_simplify, no_verify, atol, fp16, fp16_io, fp16_atol, fp16_argmax,
-               calib_images, engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level,
+               calib_images, int8, int8_cpu, calib_count, calib_method, int8_argmax, int8_dice, int8_max_float,
+               engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level,
                timing_cache, compute_capability, version_compatible, tf32, detailed_profiling, force, as_json):
     """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
     TensorRT engine."""
@@ -51,16 +54,18 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
         model_kwargs=merge_model_kwargs(factory, model_kwargs_json, in_channels, classes, width, bilinear),
         output_dir=output or f"export/{name}", simplify=not no_simplify, verify=not no_verify, force=force,
         atol_factor=atol, fp16=fp16 or fp16_io, fp16_io=fp16_io, fp16_atol=fp16_atol, fp16_min_argmax=fp16_argmax,
-        calib_images=calib_images, engine=engine,
+        calib_images=calib_images, engine=engine, int8=int8 or int8_cpu, int8_cpu=int8_cpu, calib_count=calib_count,
+        calib_method=calib_method, int8_min_argmax=int8_argmax, int8_min_dice=int8_dice, int8_max_float=int8_max_float,
         engine_options=EngineOptions(
             flavour=trt, profiles=build_profiles(min_shape, opt_shape, max_shape),
             workspace_bytes=workspace * 2**20 if workspace else None, optimization_level=builder_opt_level,
             timing_cache=timing_cache, compute_capabilities=list(compute_capability) or None,
             version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling))
-    with err_console.status("exporting…") as status:
-        result = export(config, progress=lambda msg: status.update(msg + "…"))
+    console = make_console()
+    with Reporter(console) as report:
+        result = export(config, progress=report)
     data = result.manifest.to_dict()
-    render_export(data, result.output_dir)
+    render_export(data, result.output_dir, console)
     if as_json:
         click.echo(json.dumps(summary(data, result.output_dir), indent=2))
 

@@ -3,34 +3,54 @@
 from __future__ import annotations
 
 import json
+import traceback
 from functools import wraps
 
 import click
 
 from rich.console import Console
 
-from ..errors import ParityError, UnetrtError
+from ..errors import ParityError, Terminated, UnetrtError
 
 #: The zoo variant used when neither --arch nor --model is given.
 DEFAULT_ARCH = "milesial"
-#: Progress and summaries go to stderr, so --json output on stdout stays clean.
-err_console = Console(stderr=True)
+#: Exit status after SIGTERM, as a shell reports a process killed by it (128 + 15).
+SIGTERM_EXIT = 143
+
+
+def make_console(stderr: bool = True) -> Console:
+    """A rich console for summaries and progress (stderr by default, so ``--json`` on stdout stays clean).
+
+    On a terminal it wraps at the terminal's width; in logs, pipes and CI (not a terminal) lines are
+    never wrapped or cut (``soft_wrap``, tables at their natural width), so hashes and paths stay whole.
+    """
+    con = Console(stderr=stderr)
+    if con.is_terminal:
+        return con
+    return Console(stderr=stderr, soft_wrap=True, width=4096)
 
 
 def handle_errors(fn):
-    """Turn :class:`UnetrtError` into one clean error line and exit code 1 (a parity failure
-    prints its table first); other exceptions keep their traceback."""
+    """Add ``--debug`` (also ``UNETRT_DEBUG=1``) to a command and turn :class:`UnetrtError` into one clean
+    error line and exit code 1 (a parity failure prints its table first). With ``--debug`` the traceback
+    is printed first; other exceptions always keep theirs. SIGTERM during an export exits 143 with one line."""
     @wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, debug=False, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ParityError as exc:
-            if exc.table:
+        except Terminated as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {exc} | nothing was written (staging files removed)", err=True)
+            raise SystemExit(SIGTERM_EXIT) from exc
+        except UnetrtError as exc:
+            if debug:
+                traceback.print_exc()
+            if isinstance(exc, ParityError) and exc.table:
                 click.echo(exc.table, err=True)
             raise click.ClickException(str(exc)) from exc
-        except UnetrtError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return wrapper
+    return click.option("--debug", is_flag=True, envvar="UNETRT_DEBUG", show_envvar=True,
+                        help="Show the full traceback of errors too (for bug reports).")(wrapper)
 
 
 def merge_model_kwargs(factory, kwargs, in_channels, classes, width, bilinear) -> dict:
@@ -83,7 +103,9 @@ class Shape(click.ParamType):
             dims = ()
         if len(dims) not in self.ranks or any(d < 1 for d in dims):
             forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW"}[r] for r in self.ranks)
-            self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. 1x3x256x256",
+            example = {2: "256x256", 3: "1x256x256", 4: "1x3x256x256"}
+            examples = " or ".join(example[r] for r in self.ranks)
+            self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. {examples}",
                       param, ctx)
         return dims
 
@@ -114,7 +136,9 @@ def model_options(f):
     options = [
         click.option("--arch", "-a", default=None, help="Zoo variant (see `unetrt models`). Default: milesial."),
         click.option("--model", "factory", default=None, metavar="PKG.MODULE:FACTORY",
-                     help="Any nn.Module factory instead of a zoo variant (also path/to/file.py:factory)."),
+                     help="Any nn.Module factory instead of a zoo variant: an importable pkg.module:factory, or "
+                          "path/to/file.py:factory (runs that file's code, like `python file.py` would: "
+                          "only use files you trust)."),
         click.option("--model-kwargs", type=JSON_KWARGS, default=None, help="Keyword arguments as a JSON object."),
         click.option("--checkpoint", "-c", type=click.Path(dir_okay=False), default=None,
                      help="State dict / milesial checkpoint (loaded with weights_only=True)."),
@@ -139,7 +163,34 @@ def fp16_options(f):
         click.option("--fp16-argmax", type=click.FloatRange(0, 1), default=0.995, show_default=True,
                      help="FP16 bar: minimum argmax (mask) agreement with eager FP32."),
         click.option("--calib-images", type=click.Path(file_okay=False), default=None,
-                     help="Folder of images/.npy inputs driving which nodes stay FP32."),
+                     help="Folder of images/.npy inputs (preprocessed like unet-predict; *_mask files skipped) "
+                          "driving which nodes stay FP32 and the INT8 calibration."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def int8_options(f):
+    """--int8, its calibration and its accuracy bars."""
+    options = [
+        click.option("--int8", is_flag=True, help="Also write model_int8.onnx (TensorRT Q/DQ: symmetric int8, "
+                     "per-channel weights, float biases) and, with an engine, model_int8.engine."),
+        click.option("--int8-cpu", is_flag=True, help="Also write model_int8_cpu.onnx (uint8 asymmetric: ONNX "
+                     "Runtime CPU's fastest form; implies --int8)."),
+        click.option("--calib-count", type=int, default=16, show_default=True,
+                     help="INT8 calibration inputs taken from --calib-images (the next ones are held out to "
+                          "measure accuracy)."),
+        click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+                     show_default=True, help="INT8 calibration method (entropy/percentile crop the inputs to one "
+                                             "size)."),
+        click.option("--int8-argmax", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+                     help="INT8 bar: minimum mask (argmax) agreement with eager FP32, every pixel."),
+        click.option("--int8-dice", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+                     help="INT8 bar: minimum mean Dice of the INT8 masks against the FP32 masks."),
+        click.option("--int8-max-float", type=click.IntRange(min=0), default=None,
+                     help="Most nodes the INT8 search may keep in float (default: no limit); 0 = fail unless "
+                          "the plain quantization meets the bars."),
     ]
     for option in reversed(options):
         f = option(f)

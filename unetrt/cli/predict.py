@@ -1,19 +1,59 @@
-"""``unet-predict`` / ``unetrt predict``: milesial's predict.py flags on any unetrt runner."""
+"""``unet-predict`` / ``unetrt predict``: milesial's predict.py command line on any unetrt runner.
+
+milesial's own form works unchanged: ``-m MODEL.pth -i a.png b.png -o a_out.png b_out.png`` (argparse
+``nargs='+'``), with ``--classes``, ``--bilinear``, ``--viz``, ``--no-save``, ``--mask-threshold`` and
+``--scale``; so does repeating the option (``-i a.png -i b.png``) and passing an export directory,
+``.onnx`` or engine as ``-m``.
+"""
 
 from __future__ import annotations
 
 import json
-import time
+import os
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .options import BackendName, LiveHelpOption, backends_help, handle_errors
-from ..errors import UnetrtError
+from .options import BackendName, LiveHelpOption, backends_help, handle_errors, make_console
+from ..errors import OutputError, UnetrtError
 from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
 IMAGE_SUFFIXES = (*FILE_IMAGE_SUFFIXES, ".gif")
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("-") and len(token) > 1
+
+
+class GreedyOption(click.Option):
+    """A ``multiple`` option that also takes the values after it, up to the next option.
+
+    ``-i a.png b.png`` then reads like argparse's ``nargs='+'`` (milesial's predict.py), and
+    ``-i a.png -i b.png`` still works. click has no ``nargs='+'`` for options, so this wraps the
+    parser's per-option ``process`` to pull the following non-option tokens too.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("multiple", True)
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        table = {**getattr(parser, "_short_opt", {}), **getattr(parser, "_long_opt", {})}
+        for name in self.opts:
+            opt = table.get(name)
+            if opt is None:
+                continue
+            original = opt.process
+
+            def process(value, state, _original=original):
+                _original(value, state)
+                while state.rargs and not _is_option(state.rargs[0]):
+                    _original(state.rargs.pop(0), state)
+
+            opt.process = process
 
 
 def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
@@ -23,7 +63,7 @@ def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.stem.endswith(("_OUT", "_OVERLAY")))
+                           and not f.stem.endswith(("_OUT", "_OVERLAY", "_VIZ")))
             if not files:
                 warn(f"warning: no images in folder {p}")
             out.extend((f, True) for f in files)
@@ -36,45 +76,167 @@ def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
     return out
 
 
+def _is_folder(output: str) -> bool:
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+
+
 def _output_paths(files: list[tuple[Path, bool]], outputs: tuple[str, ...]) -> list[Path]:
-    """milesial's naming (``<name>_OUT.png`` beside the input) unless -o says otherwise."""
+    """milesial's naming (``<name>_OUT.png`` beside the input) unless -o says otherwise.
+
+    One -o that ends with ``/`` or is an existing folder holds every ``<name>_OUT.png``; otherwise
+    one -o per input (each may itself be a folder).
+    """
     if not outputs:
-        return [f.with_name(f.stem + "_OUT.png") for f, _ in files]
-    if len(outputs) == len(files):
-        return [Path(o) for o in outputs]
-    if len(outputs) == 1 and (Path(outputs[0]).is_dir() or outputs[0].endswith("/")):
-        return [Path(outputs[0]) / (f.stem + "_OUT.png") for f, _ in files]
-    raise UnetrtError(f"{len(outputs)} output path(s) for {len(files)} input image(s)",
-                      "one -o per input image, or one existing folder", "fix -o")
+        targets = [f.with_name(f.stem + "_OUT.png") for f, _ in files]
+    elif len(outputs) == 1 and _is_folder(outputs[0]):
+        targets = [Path(outputs[0]) / (f.stem + "_OUT.png") for f, _ in files]
+    elif len(outputs) == len(files):
+        targets = [Path(o) / (f.stem + "_OUT.png") if _is_folder(o) else Path(o) for o, (f, _) in zip(outputs, files)]
+    else:
+        raise UnetrtError(f"{len(outputs)} output path(s) for {len(files)} input image(s)",
+                          "one -o per input image, or one folder (ending in /)", "fix -o")
+    seen: dict[Path, Path] = {}
+    for target, (src, _) in zip(targets, files):
+        if target.resolve() in seen:
+            raise UnetrtError(f"{seen[target.resolve()]} and {src} would both be written to {target}",
+                              "one output file per input", "pass one -o per input")
+        seen[target.resolve()] = src
+    return targets
 
 
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UnetrtError(f"cannot read image {path}: {exc}", "a readable image file (png, jpg, ...)",
-                          "check the file") from exc
+def _check_writable(targets: list[Path], force: bool) -> None:
+    """Refuse existing outputs (without --force), folders in the way and unwritable locations up front."""
+    existing = [str(t) for t in targets if t.exists()]
+    dirs = [t for t in targets if t.is_dir()]
+    if dirs:
+        raise OutputError(f"output {dirs[0]} is a directory", "an image file path, or a folder ending in /",
+                          f"write -o {dirs[0]}/ to put the masks inside it")
+    if existing and not force:
+        raise OutputError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1
+                          else ""), "new output paths", "pass --force to overwrite, or choose -o")
+    for parent in sorted({t.parent for t in targets}):
+        probe = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise OutputError(f"output directory {parent} is not writable", "a folder you can write to",
+                              "check its permissions or choose another -o")
 
 
 def _save(array: np.ndarray, path: Path) -> None:
-    """Write a PNG atomically (temp file + rename)."""
+    """Write a PNG atomically (temp file + rename); OS errors become one line."""
     from ..fileio import atomic_path
     from ..runtime.transforms import to_pil_image
 
-    with atomic_path(path) as tmp:
-        to_pil_image(array).save(tmp, format="PNG")
+    try:
+        with atomic_path(path) as tmp:
+            to_pil_image(array).save(tmp, format="PNG")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "a writable output location",
+                          "check permissions and free space, or choose another -o") from exc
+
+
+def _viz(image: np.ndarray, mask: np.ndarray, path: Path | None) -> None:
+    """milesial's ``--viz``: the image and one panel per class present (``mask == i``); saved to ``path``
+    and, where a display is available, shown (blocking, as milesial's ``plt.show()``)."""
+    from ..bench.report import require_matplotlib
+
+    require_matplotlib()
+    import matplotlib
+
+    headless = matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template") or \
+        not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt")
+    if headless:
+        from matplotlib.figure import Figure
+        fig = Figure()
+    else:
+        import matplotlib.pyplot as plt
+        fig = plt.figure()
+    classes = int(mask.max()) + 1
+    axes = fig.subplots(1, classes + 1)
+    axes[0].set_title("Input image")
+    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+    for i in range(classes):
+        axes[i + 1].set_title(f"Mask (class {i + 1})")
+        axes[i + 1].imshow(mask == i)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if path is not None:
+        from ..fileio import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    if not headless:
+        plt.show()
+
+
+def _mask_values(runner, model_path: str):
+    """``mask_values`` from the manifest, or from a milesial checkpoint itself (as its predict.py reads them)."""
+    values = runner.manifest.mask_values if runner.manifest is not None else None
+    if values is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
+        from ..models import load_checkpoint
+
+        values = load_checkpoint(model_path)[1].get("mask_values")
+    return values
+
+
+def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
+    """Read, segment and save every image; returns the --json rows."""
+    from ..runtime.predict import overlay as blend
+    from ..runtime.predict import predict, predict_batch
+    from ..runtime.transforms import load_image, mask_to_image
+
+    name, constraint = next(iter(runner.input_constraints.items()))
+    channels = constraint.shape[1] if len(constraint.shape) == 4 else None
+    mask_values, rows, total, done = opts["mask_values"], [], len(files), 0
+    pending = []
+    for (path, in_folder), target in zip(files, targets):
+        try:
+            pending.append((path, target, load_image(path, channels)))
+        except UnetrtError as exc:
+            if not in_folder:
+                raise
+            con.print(f"[yellow]warning: skipped {path}: {exc.what}[/]")
+            total -= 1
+    while pending:
+        shape = pending[0][2].shape
+        group = [p for p in pending if p[2].shape == shape][:opts["batch"]]
+        pending = [p for p in pending if not any(p is g for g in group)]
+        kw = {"scale": opts["scale"], "mask_threshold": opts["mask_threshold"]}
+        if len(group) > 1:
+            preds = predict_batch(runner, [g[2] for g in group], **kw)
+        else:
+            preds = [predict(runner, group[0][2], tile=opts["tile"], progress=report.counter(f"{group[0][0].name} tiles"),
+                             **kw)]
+        for (path, target, img), pred in zip(group, preds):
+            if not opts["no_save"]:
+                _save(mask_to_image(pred.mask, mask_values), target)
+                if opts["overlay"]:
+                    _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png"))
+            if opts["viz"]:
+                viz_path = None if opts["no_save"] else target.with_name(target.stem.removesuffix("_OUT") + "_VIZ.png")
+                _viz(img, pred.mask, viz_path)
+            counts = np.bincount(pred.mask.ravel(), minlength=2).tolist()
+            rows.append({"input": str(path), "output": None if opts["no_save"] else str(target),
+                         "size": list(img.shape[:2]), "mode": pred.mode, "class_pixels": counts,
+                         "timings_ms": {k: round(v, 3) for k, v in pred.timings_ms.items()}})
+            done += 1
+            con.print(f"{path} → {'(not saved)' if opts['no_save'] else target}  [{pred.mode}, "
+                      f"{pred.timings_ms['infer']:.1f} ms]", markup=False, highlight=False)
+            if report.live:
+                report("predicting", done, total)
+    return rows
 
 
 @click.command("predict")
 @handle_errors
 @click.option("-m", "--model", "model_path", required=True, type=click.Path(),
-              help="Export directory, .onnx, .engine/.plan, or a .pth checkpoint (with --arch).")
-@click.option("-i", "--input", "inputs", required=True, multiple=True, help="Image file(s) or folder(s).")
-@click.option("-o", "--output", "outputs", multiple=True, help="Output mask path(s), or one folder.")
+              help="Export directory, .onnx, .engine/.plan, or a milesial/state-dict .pth checkpoint (MODEL.pth, "
+                   "run eagerly; --arch/--classes/--width/--bilinear describe it).")
+@click.option("-i", "--input", "inputs", cls=GreedyOption, required=True, metavar="IMAGE...",
+              help="Image file(s) or folder(s): -i a.png b.png (milesial) or -i a.png -i b.png.")
+@click.option("-o", "--output", "outputs", cls=GreedyOption, metavar="OUT...",
+              help="Mask path per input (-o a_out.png b_out.png), or one folder ending in / (or existing) for "
+                   "<name>_OUT.png inside. Default: <name>_OUT.png beside each input.")
 @click.option("-s", "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Downscaling factor of the images (milesial's predict.py defaults to 0.5).")
 @click.option("-t", "--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -82,81 +244,47 @@ def _save(array: np.ndarray, path: Path) -> None:
 @click.option("--backend", type=BackendName(), default="auto", show_default=True, cls=LiveHelpOption,
               help_fn=lambda: backends_help("auto (an engine on a GPU, else ONNX Runtime), a family (torch, ort, "
                                             "trt) or a backend name."))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to run: auto picks CUDA when PyTorch sees a GPU.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Artifact precision (default: FP16 on a GPU, FP32 on a CPU, whichever the export has).")
 @click.option("--arch", default=None, help="Zoo variant of a bare .pth checkpoint (default milesial).")
-@click.option("-c", "--classes", type=click.IntRange(min=1), default=None, help="Classes of a bare .pth.")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Base width of a bare .pth.")
-@click.option("--bilinear", is_flag=True, default=None, help="Bilinear milesial (bare .pth).")
+@click.option("-c", "--classes", type=click.IntRange(min=1), default=None,
+              help="Classes of a bare .pth (milesial's --classes; default 2).")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Base width of a bare .pth (default 64).")
+@click.option("--bilinear", is_flag=True, default=None, help="Bilinear-upsampling milesial (bare .pth).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images of equal size per inference call.")
-@click.option("--tile", type=click.IntRange(min=1), default=None, help="Tile size for tiled inference.")
+@click.option("--tile", type=click.IntRange(min=1), default=None,
+              help="Tile size for sliding-window inference of images larger than it.")
 @click.option("--overlay", is_flag=True, help="Also write <name>_OVERLAY.png (mask blended over the image).")
+@click.option("-v", "--viz", is_flag=True,
+              help="milesial's --viz: plot image and masks; shown on a display, saved as <name>_VIZ.png unless "
+                   "--no-save (needs matplotlib).")
 @click.option("-n", "--no-save", is_flag=True, help="Do not write masks.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
 def predict_cmd(model_path, inputs, outputs, scale, mask_threshold, backend, device, precision, arch, classes, width,
-                bilinear, batch, tile, overlay, no_save, force, as_json):
-    """Predict masks for images (milesial predict.py compatible output)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
+                bilinear, batch, tile, overlay, viz, no_save, force, as_json):
+    """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
-    from ..runtime.predict import overlay as blend
-    from ..runtime.predict import predict, predict_batch
-    from ..runtime.transforms import mask_to_image
+    from .progress import Reporter
 
-    con = Console(stderr=True)
+    con = make_console()
     files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
     targets = _output_paths(files, outputs)
-    if not no_save and not force:
-        existing = [str(t) for t in targets if t.exists()]
-        if existing:
-            raise UnetrtError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1
-                              else ""), "new output paths", "pass --force to overwrite, or choose -o")
+    if not no_save:
+        _check_writable(targets, force)
     kw = {}
-    if Path(model_path).suffix.lower() in (".pth", ".pt"):
+    if Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         kw = {"arch": arch or "milesial",
               "model_kwargs": {k: v for k, v in {"num_classes": classes, "width": width, "bilinear": bilinear}.items()
                                if v is not None}}
     runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
-    rows = []
-    with runner, Progress(console=con, transient=True, disable=len(files) < 2) as bar:
-        task = bar.add_task("predicting", total=len(files))
-        mask_values = runner.manifest.mask_values if runner.manifest is not None else None
-        pending = []
-        for (path, in_folder), target in zip(files, targets):
-            try:
-                pending.append((path, target, _read_image(path)))
-            except UnetrtError as exc:
-                if not in_folder:
-                    raise
-                con.print(f"[yellow]warning: skipped {path}: {exc.what}[/]")
-                bar.advance(task)
-        while pending:
-            shape = pending[0][2].shape
-            group = [p for p in pending if p[2].shape == shape][:batch]
-            pending = [p for p in pending if not any(p is g for g in group)]
-            t = time.perf_counter()
-            if len(group) > 1:
-                preds = predict_batch(runner, [g[2] for g in group], scale=scale, mask_threshold=mask_threshold)
-            else:
-                preds = [predict(runner, group[0][2], scale=scale, mask_threshold=mask_threshold, tile=tile)]
-            for (path, target, img), pred in zip(group, preds):
-                if not no_save:
-                    _save(mask_to_image(pred.mask, mask_values), target)
-                    if overlay:
-                        _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT")
-                                                                      + "_OVERLAY.png"))
-                counts = np.bincount(pred.mask.ravel(), minlength=2).tolist()
-                rows.append({"input": str(path), "output": None if no_save else str(target),
-                             "size": list(img.shape[:2]), "mode": pred.mode, "class_pixels": counts,
-                             "timings_ms": {k: round(v, 3) for k, v in pred.timings_ms.items()}})
-                con.print(f"{path} → {'(not saved)' if no_save else target}  [{pred.mode}, "
-                          f"{pred.timings_ms['infer']:.1f} ms]")
-                bar.advance(task)
-            _ = time.perf_counter() - t
+    with runner, Reporter(con, steps=False) as report:
+        opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
+                "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path)}
+        rows = _predict_all(runner, files, targets, opts, con, report)
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
-from .options import err_console
+from .options import make_console
 
 def _parity_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title, title_justify="left")
@@ -23,6 +24,7 @@ def summary(manifest: dict, out_dir) -> dict:
     return {
         "output_dir": str(out_dir),
         "model": manifest["model"],
+        "weights": manifest["model"].get("weights"),
         "artifacts": manifest["artifacts"],
         "input": inp,
         "output": manifest["output"],
@@ -31,6 +33,7 @@ def summary(manifest: dict, out_dir) -> dict:
         "seconds": manifest["export"]["seconds"],
         "verification": {k: manifest["verification"][k] for k in ("performed", "passed", "sizes")},
         "fp16": _fp16_summary(manifest.get("fp16")),
+        "int8": _int8_summary(manifest.get("int8")),
         "engines": manifest.get("engines", []),
     }
 
@@ -42,7 +45,44 @@ def _fp16_summary(fp16: dict | None) -> dict | None:
     return {**{k: fp16.get(k) for k in keep}, "verification": fp16["verification"]}
 
 
-def render_export(manifest: dict, out_dir) -> None:
+def _int8_summary(int8: dict | None) -> dict | None:
+    if not int8:
+        return None
+    keep = ("path", "sha256", "runtime", "quantizer", "method", "form", "quantized_nodes", "kept_float",
+            "evaluation", "structure", "bars", "calibration")
+    cpu = int8.get("cpu")
+    return {**{k: int8.get(k) for k in keep}, "cpu": {k: cpu[k] for k in ("path", "sha256", "form", "evaluation")}
+            if cpu else None}
+
+
+def _render_int8(int8: dict, err_console: Console) -> None:
+    """The INT8 lines: file, quantizer, kept-float nodes, accuracy per evaluation input, CPU form."""
+    kept, evals = int8["kept_float"], int8["evaluation"]
+    err_console.print(f"  int8   {int8['path']} ({int8['quantizer']}, {int8['method']} calibration on "
+                      f"{len(int8['calibration'].get('inputs', []))} input(s), {int8['calibration'].get('source')}); "
+                      f"{int8['quantized_nodes']} node(s) INT8, {len(kept)} kept float"
+                      + (": " + ", ".join(f"{k['node']} ({k['op']}: {k['reason']})" for k in kept[:4]) if kept
+                         else ""))
+    table = Table(title=f"Accuracy: INT8 ONNX (ONNX Runtime CPU) vs eager PyTorch fp32 — bars argmax ≥ "
+                        f"{int8['bars']['min_argmax_agreement']:g}, mean Dice ≥ {int8['bars']['min_mean_dice']:g}",
+                  title_justify="left")
+    for col in ("input", "shape", "argmax", "mean Dice", "mean IoU", "max abs", "mean abs", "ok"):
+        table.add_column(col, justify="right")
+    for e in evals:
+        table.add_row(e["input"], e["input_shape"], f"{e['argmax_agreement']:.2%}", f"{e['mean_dice']:.4f}",
+                      f"{e['mean_iou']:.4f}", f"{e['max_abs']:.2e}", f"{e['mean_abs']:.2e}",
+                      "[green]yes[/]" if e["passed"] else "[red]NO[/]")
+    err_console.print(table)
+    err_console.print(f"  note   accuracy measured on {int8['calibration'].get('evaluated_on')}")
+    cpu = int8.get("cpu")
+    if cpu:
+        worst = min(e["argmax_agreement"] for e in cpu["evaluation"])
+        err_console.print(f"  int8   {cpu['path']} for ONNX Runtime CPU ({cpu['form']}); worst argmax {worst:.2%}")
+
+
+def render_export(manifest: dict, out_dir, console: Console | None = None) -> None:
+    """Print what an export wrote: model, input contract, ONNX, parity tables, FP16, engines, timings."""
+    err_console = console or make_console()
     inp, onnx = manifest["input"], manifest["onnx"]
     name = manifest["model"]["arch"] or manifest["model"]["factory"]
     err_console.print(f"[bold]{name}[/] → {out_dir}  ({manifest['model']['params']:,} params)")
@@ -53,6 +93,16 @@ def render_export(manifest: dict, out_dir) -> None:
                       f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp['static_shape']))}")
     if inp.get("pad_to_alignment"):
         err_console.print(f"  runtime pads inputs to multiples of {inp['alignment']} and crops outputs back")
+        if not any(n.startswith("alignment ") for n in manifest["export"]["notes"]):
+            from ..exporter.preflight import alignment_cost
+
+            err_console.print(f"  cost   {alignment_cost(inp['alignment'])}")
+    model = manifest["model"]
+    if model.get("weights") == "random-init":
+        err_console.print("  [yellow]weights random-init: no --checkpoint was given, so the masks mean nothing; "
+                          "pass --checkpoint PATH to export trained weights[/]")
+    elif model.get("checkpoint"):
+        err_console.print(f"  weights {model['checkpoint']['path']}")
     simp = onnx.get("simplify")
     simp_txt = f", onnxsim {simp['nodes_before']}→{simp['nodes_after']} nodes" if simp and simp["applied"] else ""
     err_console.print(f"  onnx   {onnx['path']} opset {onnx['opset']}, {onnx['nodes']} nodes{simp_txt}, "
@@ -74,11 +124,14 @@ def render_export(manifest: dict, out_dir) -> None:
         err_console.print(_parity_table(fp16["verification"]["sizes"], "Parity: FP16 ONNX (ONNX Runtime CPU) vs "
                                         "eager PyTorch fp32"))
         err_console.print(f"  note   {fp16['verification']['note']}")
+    if manifest.get("int8"):
+        _render_int8(manifest["int8"], err_console)
     for eng in manifest.get("engines", []):
         prof = "; ".join(f"{n}: {'x'.join(map(str, p['min']))} / {'x'.join(map(str, p['opt']))} / "
                          f"{'x'.join(map(str, p['max']))}" for pr in eng["profiles"] for n, p in pr.items())
         err_console.print(f"  engine {eng['path']} {eng['precision']} from {eng['onnx']}, {eng['flavour']} "
                           f"{eng['version']}, {eng['size_bytes'] / 2**20:.1f} MiB, built in "
-                          f"{eng['build_seconds']:.1f}s; profile min/opt/max {prof}")
+                          f"{eng['build_seconds']:.1f}s; profile min/opt/max {prof}"
+                          + (f"; {eng['int8_mode']}" if eng.get("int8_mode") else ""))
     secs = manifest["export"]["seconds"]
     err_console.print("  time   " + ", ".join(f"{k} {v:.1f}s" for k, v in secs.items()))

@@ -2,19 +2,106 @@
 
 Artifacts are produced in a staging directory beside the target and moved in only when the
 whole export succeeded; a failure removes the staging directory and leaves the target as it was.
+SIGTERM (what ``timeout``, ``docker stop`` and Kubernetes send) is handled like Ctrl-C while an
+export runs (:func:`terminate_as_interrupt`), and one export at a time writes into a target
+(:class:`OutputLock`, a lock file beside it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
+from typing import Iterator
 
-from ..errors import OutputError
+from ..artifacts.names import LOCK
+from ..errors import OutputError, Terminated
+from ..fileio import default_mode
 
 MANIFEST_NAME = "manifest.json"
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of an output directory: ``.<name>`` + :data:`~unetrt.artifacts.names.LOCK` beside it."""
+    return target.parent / f".{target.name}{LOCK}"
+
+
+class OutputLock:
+    """An exclusive ``flock`` on a file beside ``target``; it holds the owner's pid.
+
+    The kernel drops the lock when its process dies, so a killed export never blocks the next.
+
+    Raises:
+        OutputError: another process holds the lock (its pid is in the message), or the parent is
+            not writable.
+    """
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.path = lock_path(self.target)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path.parent}: {exc.strerror}", "a writable location",
+                              "check permissions or choose another -o/--output") from exc
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, default_mode())
+            except OSError as exc:
+                raise OutputError(f"cannot create the lock file {self.path}: {exc.strerror}", "a writable location",
+                                  "check permissions or choose another -o/--output") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputError(f"output directory {self.target} is being written by another export (pid {holder})",
+                                  "one export at a time per output directory",
+                                  "wait for it to finish, or choose another -o/--output") from None
+            try:  # the previous holder may have unlinked the file between our open and flock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # unlink while still locked: a waiter re-checks the inode
+            os.close(self._fd)
+            self._fd = None
 
 
 def check_output_dir(directory: str | os.PathLike, force: bool) -> Path:
@@ -48,6 +135,7 @@ class Staging:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.staging-", dir=parent))
+            os.chmod(self.path, default_mode(directory=True))  # mkdtemp's 0700 would hide it from others
         except OSError as exc:
             raise OutputError(f"cannot create files under {parent}: {exc.strerror}", "a writable location",
                               "check permissions or choose another -o/--output") from exc
@@ -61,7 +149,7 @@ class Staging:
         """Move every staged file into the target (manifest last); remove artifacts an earlier
         manifest in the target listed that this export did not produce."""
         assert self.path is not None
-        self.target.mkdir(parents=True, exist_ok=True)
+        self.target.mkdir(parents=True, exist_ok=True)  # mkdir applies the umask itself
         staged = sorted(self.path.iterdir(), key=lambda p: p.name == MANIFEST_NAME)
         new_names = {p.name for p in staged}
         for stale in _previous_artifacts(self.target) - new_names:

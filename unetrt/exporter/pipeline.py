@@ -25,9 +25,9 @@ from ..models import output_hw
 from ..models.geometry import input_channels
 from ..parity import Tolerance
 from . import onnx_io
-from . import steps
-from .calib import load_calibration
-from .outputs import Staging, check_output_dir
+from . import int8_stage, preflight, steps
+from .calib import load_calibration_files
+from .outputs import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .simplify import simplify as run_onnxsim
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
@@ -49,7 +49,13 @@ class ExportConfig:
         atol_factor: FP32 parity bar: max abs <= atol_factor * max(1, |ref|max).
         fp16: Also write ``model_fp16.onnx`` (FP16 weights and activations, FP32 I/O unless
             ``fp16_io``) and verify it against eager FP32 (``fp16_atol``, ``fp16_min_argmax``).
-        calib_images: Folder of images / .npy arrays driving the FP16 search (default: sweep sizes).
+        calib_images: Folder of images / .npy arrays driving the FP16 search and INT8 calibration
+            (default: sweep sizes).
+        int8: Also write ``model_int8.onnx`` (TensorRT Q/DQ: symmetric int8, per-channel weights, float
+            biases), calibrated on ``calib_count`` inputs (``calib_method``), kept within the INT8
+            bars (``int8_min_argmax``, ``int8_min_dice``) by keeping at most ``int8_max_float`` nodes
+            (``None``: any number) in float; ``int8_cpu`` also writes ``model_int8_cpu.onnx``
+            (uint8 asymmetric, ONNX Runtime CPU's fastest form). With an engine, ``model_int8.engine``.
         engine: ``None`` = build a TensorRT engine when a flavour imports; True = must build;
             False = never.
     """
@@ -71,6 +77,13 @@ class ExportConfig:
     fp16_atol: float = 1e-2
     fp16_min_argmax: float = 0.995
     calib_images: str | None = None
+    int8: bool = False
+    int8_cpu: bool = False
+    calib_count: int = 16
+    calib_method: str = "minmax"
+    int8_min_argmax: float = 0.99
+    int8_min_dice: float = 0.98
+    int8_max_float: int | None = None
     engine: bool | None = None
     engine_options: steps.EngineOptions = field(default_factory=steps.EngineOptions)
 
@@ -154,16 +167,27 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
 
     Raises:
         UnetrtError: on any bad input or failed check; the output directory is left untouched.
+        Terminated: SIGTERM arrived (handled like Ctrl-C: nothing is left behind).
     """
     step = progress or (lambda _msg: None)
     target = check_output_dir(config.output_dir, config.force)
+    with terminate_as_interrupt(), OutputLock(target):
+        check_output_dir(target, config.force)  # again under the lock: an export may have just finished
+        return _export(config, target, step)
+
+
+def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
     clock, t0 = _Clock(), time.perf_counter()
     step("building model")
     with clock("build"):
         model, model_section, mask_values, spec = build_model(config)
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
-        calib = load_calibration(config.calib_images, in_ch) if config.fp16 and config.calib_images else None
+        checked = preflight.check(config, spec, in_ch)
+        int8_options = int8_stage.options(config) if config.int8 or config.int8_cpu else None
+        calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.calib_count)) \
+            if (config.fp16 or int8_options) and config.calib_images else None
+        calib = [a for _, a in calib_files[:8]] if calib_files and config.fp16 else None
         engine_mode = steps.engine_flavour(config.engine, config.engine_options.flavour)
         steps.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
     step("tracing with torch.export")
@@ -181,6 +205,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         onnx_io.strip_noop_pads(proto)  # once, after onnxsim: the no-op Pads it left
         pads_removed = pads_before - onnx_io.op_counts(proto).get("Pad", 0)
     inp, out, info = _describe(config, model, in_ch, traced, same)
+    info.notes.extend(checked.notes)
     static = inp.static_shape
     profiles = config.engine_options.profiles or [
         {onnx_io.INPUT_NAME: steps.default_profile(in_ch, traced.alignment, traced.min_size, static)}]
@@ -212,6 +237,9 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
                                      pads_removed=pads_removed,
                                      simplify=simplify_report.to_dict() if simplify_report else None)
         _later_stages(config, model, manifest, staging.path, in_ch, sizes, calib, engine_mode, profiles, clock, step)
+        if int8_options is not None:
+            _int8_stages(config, model, manifest, staging.path, in_ch, sizes, calib_files, int8_options,
+                         engine_mode, profiles, clock, step)
         step("writing manifest")
         produced = written + [p for p in sorted(staging.path.iterdir()) if p not in written]
         manifest.artifacts = [ArtifactFile(path=p.name, sha256=sha256_file(p), bytes=p.stat().st_size)
@@ -237,10 +265,28 @@ def _later_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fo
     if engine_mode:
         with clock("engine"):
             precision = "fp16" if config.fp16 else "fp32"
+            step(f"building {precision} engine")
             manifest.engines.append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
     elif config.engine is None:
         manifest.export.notes.append(NO_TRT_NOTE)
+
+
+def _int8_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, folder: Path, in_ch: int, sizes,
+                 calib_files, options, engine_mode, profiles, clock: _Clock, step: Progress) -> None:
+    """INT8 ONNX (+ CPU form) and, when engines are built, the INT8 engine."""
+    step("quantizing to INT8")
+    with clock("int8"):
+        manifest.int8 = int8_stage.int8_stage(model, folder / ONNX_NAME, folder, in_ch, sizes,
+                                              alignment=manifest.input.alignment, min_size=manifest.input.min_size,
+                                              calib_files=calib_files, options=options, progress=step,
+                                              static=manifest.input.static_shape)
+    if manifest.int8.calibration.get("warning"):
+        manifest.export.notes.append(manifest.int8.calibration["warning"])
+    if engine_mode:
+        with clock("engine_int8"):
+            manifest.engines.append(int8_stage.int8_engine_stage(
+                folder / names.ONNX_INT8, folder, engine_mode, config.engine_options, profiles, config.fp16, step))
 
 
 @dataclass

@@ -4,8 +4,10 @@ One code path over the API the three share; what differs between versions is dec
 :func:`_capabilities` only. Strongly typed builds (TensorRT >= 10.12, 11.x, TensorRT-RTX) take their
 precision from the ONNX, so ``precision="fp16"`` needs the FP16 ONNX from
 :func:`unetrt.exporter.fp16.convert_fp16` and is refused for an FP32 graph; only TensorRT < 10.12
-builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. TensorRT-RTX builds ahead of time without a
-GPU, for explicit compute-capability targets.
+builds FP16 from the FP32 ONNX with ``BuilderFlag.FP16``. ``precision="int8"`` needs a Q/DQ ONNX
+(:func:`unetrt.exporter.int8.quantize_int8`): strongly typed builds take INT8 from it as it is;
+TensorRT < 10.12 also needs ``BuilderFlag.INT8`` (and, with ``fp16_fallback``, ``BuilderFlag.FP16``).
+TensorRT-RTX builds ahead of time without a GPU, for explicit compute-capability targets.
 """
 
 from __future__ import annotations
@@ -98,14 +100,16 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                  workspace_bytes: int | None = None, optimization_level: int | None = None,
                  timing_cache: str | None = None, compute_capabilities: Sequence[str] | None = None,
                  version_compatible: bool = False, progress: BuildProgress | None = None,
-                 tf32: bool | None = None, detailed_profiling: bool = True) -> EngineInfo:
+                 tf32: bool | None = None, detailed_profiling: bool = True,
+                 fp16_fallback: bool = False) -> EngineInfo:
     """Build a serialized TensorRT plan from an ONNX file and write it atomically.
 
     Args:
         onnx_path: The ONNX model; for ``precision="fp16"`` on strongly typed TensorRT, the FP16 ONNX.
         engine_path: Where to write the plan (no header: trtexec, Triton and C++ load it as is).
         profiles: Optimisation profiles, each ``{input name: ShapeProfile}`` covering every dynamic input.
-        precision: ``"fp32"`` or ``"fp16"``; never silently changed.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"`` (a Q/DQ ONNX: explicit quantization; on
+            TensorRT < 10.12 with ``BuilderFlag.INT8``); never silently changed.
         flavour: ``"auto"``, ``"tensorrt"`` or ``"tensorrt-rtx"``.
         workspace_bytes: Workspace memory-pool limit; ``None`` keeps TensorRT's default.
         optimization_level: Builder optimisation level 0-5; ``None`` keeps the default (3).
@@ -118,6 +122,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             Ampere+ with TF32), TensorRT's default (on) for FP16 engines.
         detailed_profiling: ``profiling_verbosity=DETAILED`` so ``unetrt inspect`` shows layer detail
             (tactics, formats); ``False`` records layer names only.
+        fp16_fallback: With ``precision="int8"`` on weakly typed TensorRT (< 10.12), let the layers
+            without Q/DQ run in FP16 (``BuilderFlag.FP16``); refused where precision is strongly typed.
 
     Returns:
         An :class:`EngineInfo`.
@@ -131,7 +137,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     caps = _capabilities(flavour, version)
     onnx_path, engine_path = os.fspath(onnx_path), os.fspath(engine_path)
     targets = _check_options(caps, flavour, precision, timing_cache, compute_capabilities, version_compatible,
-                             optimization_level, workspace_bytes)
+                             optimization_level, workspace_bytes, fp16_fallback)
     if not os.path.isfile(onnx_path):
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
@@ -146,7 +152,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
-                         targets, version_compatible)
+                         targets, version_compatible, fp16_fallback)
     use_tf32 = (precision != "fp32") if tf32 is None else bool(tf32)
     if not use_tf32:
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default in every flavour
@@ -196,10 +202,16 @@ def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildErr
                             else "check the profiles, workspace and compute-capability targets")
 
 
-def _check_options(caps, flavour, precision, timing_cache, targets, version_compatible, level, workspace):
+def _check_options(caps, flavour, precision, timing_cache, targets, version_compatible, level, workspace,
+                   fp16_fallback=False):
     """Refuse options the flavour cannot honour; return the resolved TensorRT-RTX targets."""
-    if precision not in ("fp32", "fp16"):
-        raise EngineBuildError(f"unknown precision {precision!r}", "'fp32' or 'fp16'", "pick one of those")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise EngineBuildError(f"unknown precision {precision!r}", "'fp32', 'fp16' or 'int8'", "pick one of those")
+    if fp16_fallback and (precision != "int8" or caps.strongly_typed):
+        raise EngineBuildError(f"FP16 fallback requested for a {precision} build on {flavour}",
+                               "fp16_fallback only for INT8 on weakly typed TensorRT (< 10.12); strongly typed "
+                               "builds run non-quantized layers in the ONNX's own types",
+                               "drop fp16_fallback")
     if level is not None and (not isinstance(level, int) or level not in range(6)):
         raise EngineBuildError(f"optimization_level {level}", "an integer 0-5", "fix the level")
     if workspace is not None and (not isinstance(workspace, int) or workspace <= 0):
@@ -231,6 +243,14 @@ def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -
                        for v in [*g.input, *g.output, *g.value_info])
                 or any(n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16
                                                    for a in n.attribute) for n in g.node))
+    has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node)
+    if precision == "int8" and not has_qdq:
+        raise EngineBuildError(f"precision 'int8' requested but {onnx_path} holds no QuantizeLinear/DequantizeLinear",
+                               "a Q/DQ ONNX: TensorRT takes INT8 as explicit quantization only",
+                               "quantize it with unetrt.exporter.int8.quantize_int8 (unet-export --int8)")
+    if precision != "int8" and has_qdq:
+        raise EngineBuildError(f"precision {precision!r} requested but {onnx_path} holds Q/DQ (INT8) nodes",
+                               "a float ONNX for a float engine", "pass precision='int8', or the float ONNX")
     if precision == "fp32" and has_fp16:
         raise EngineBuildError(f"precision 'fp32' requested but {onnx_path} holds float16 tensors",
                                "the FP32 ONNX for an FP32 engine", "pass the FP32 ONNX, or precision='fp16'")
@@ -242,9 +262,19 @@ def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -
 
 def _configure(trt: Any, builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", caps: _Capabilities,
                precision: str, workspace: int | None, level: int | None, targets: list[str] | None,
-               version_compatible: bool) -> dict:
+               version_compatible: bool, fp16_fallback: bool = False) -> dict:
     """Apply flags and limits to the builder config; return the options as recorded in EngineInfo."""
     flags = []
+    if precision == "int8" and not caps.strongly_typed:
+        flag = getattr(trt.BuilderFlag, "INT8", None)
+        if flag is None or not getattr(builder, "platform_has_fast_int8", True):
+            raise EngineBuildError("precision 'int8' requested but this TensorRT/GPU has no INT8 support",
+                                   "BuilderFlag.INT8 and a GPU with fast INT8", "build FP32/FP16 instead")
+        config.set_flag(flag)
+        flags.append("INT8")
+        if fp16_fallback:
+            config.set_flag(trt.BuilderFlag.FP16)
+            flags.append("FP16")
     if precision == "fp16" and not caps.strongly_typed:
         if not getattr(builder, "platform_has_fast_fp16", True):
             raise EngineBuildError("precision 'fp16' requested but this GPU has no fast FP16",
@@ -268,7 +298,8 @@ def _configure(trt: Any, builder: "tensorrt.Builder", config: "tensorrt.IBuilder
         rtx_config.num_compute_capabilities = len(targets)
         for i, target in enumerate(targets):
             rtx_config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
-    return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "workspace_bytes": workspace,
+    return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "fp16_fallback": fp16_fallback,
+            "workspace_bytes": workspace,
             "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
 
 

@@ -64,6 +64,8 @@ class Backend:
         adapt: ``(RunOptions) -> dict``: runner keyword arguments from the shared run settings.
         auto: Whether ``load(backend="auto")`` / a family may choose it (explicit names always work).
         notes: Caveats a reader of its benchmark rows should know.
+        artifact: Which ONNX of the export it runs when that is not simply its precision's
+            (``"int8-cpu"``: ``model_int8_cpu.onnx``); ``None`` = by precision.
     """
 
     name: str
@@ -79,6 +81,7 @@ class Backend:
     adapt: Callable[[RunOptions], dict[str, Any]] | None = None
     auto: bool = True
     notes: tuple[str, ...] = ()
+    artifact: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

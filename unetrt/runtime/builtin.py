@@ -1,5 +1,8 @@
 """The built-in backends: eager PyTorch, ONNX Runtime (CPU, CUDA, TensorRT EP) and TensorRT engines.
 
+INT8: ``load(dir, precision="int8")`` on a CPU picks ``ort-int8-cpu`` (the uint8 form written with
+``--int8-cpu``) when the export has it, else ``ort-int8`` (the TensorRT form); on a GPU ``trt-int8``.
+
 Registration order is preference order: on a GPU, engines before ONNX Runtime CUDA before CPU;
 FP16 before FP32 there, FP32 before FP16 on a CPU. Eager and ONNX Runtime's TensorRT EP are never
 chosen by ``backend="auto"``; name them to use them.
@@ -52,11 +55,15 @@ def _ort_trt_run(run: RunOptions) -> dict[str, Any]:
 _TRANSFER_NOTE = ("host<->device copies always timed (OrtRunner feeds host arrays); peak memory excludes ONNX "
                   "Runtime's own CUDA allocations")
 _TRT_NOTE = "peak memory excludes TensorRT's activation memory (see the runner's note)"
+_INT8_NOTE = ("INT8 artifacts the bench exports itself are calibrated on random inputs with the accuracy bars off "
+              "(its parity rows are the measurement); export with --int8 --calib-images for deployment")
 
 for _backend in (
     Backend("trt-fp16", "trt", _TRT, "engine", "fp16", ("cuda",), "TensorRT engine, FP16",
             available=_trt_missing, notes=(_TRT_NOTE,)),
     Backend("trt", "trt", _TRT, "engine", "fp32", ("cuda",), "TensorRT engine, FP32",
+            available=_trt_missing, notes=(_TRT_NOTE,)),
+    Backend("trt-int8", "trt", _TRT, "engine", "int8", ("cuda",), "TensorRT engine, INT8 (Q/DQ ONNX)",
             available=_trt_missing, notes=(_TRT_NOTE,)),
     Backend("ort-cuda-fp16", "ort", _ORT, "onnx", "fp16", ("cuda",), "ONNX Runtime CUDA EP, FP16 ONNX",
             options={"providers": "cuda"}, available=lambda: _ort_missing("CUDAExecutionProvider"), adapt=_ort_run,
@@ -73,6 +80,13 @@ for _backend in (
             options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run,
             notes=("ort-fp16 on CPU: ONNX Runtime's CPU provider has few FP16 kernels and runs most of the graph "
                    "through inserted casts, so this row measures FP16 accuracy, not FP16 speed",)),
+    Backend("ort-int8-cpu", "ort", _ORT, "onnx", "int8", ("cpu",),
+            "ONNX Runtime CPU, INT8 ONNX in its CPU form (uint8 asymmetric, model_int8_cpu.onnx)",
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, artifact="int8-cpu",
+            notes=(_INT8_NOTE,)),
+    Backend("ort-int8", "ort", _ORT, "onnx", "int8", ("cpu",),
+            "ONNX Runtime CPU, INT8 ONNX in the TensorRT form (symmetric int8 Q/DQ, model_int8.onnx)",
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, notes=(_INT8_NOTE,)),
     Backend("eager", "torch", _PYT, "module", "fp32", ("cuda", "cpu"),
             "PyTorch eager FP32 (CUDA when present, else CPU)", aliases=("torch",), options={"precision": "fp32"},
             auto=False),

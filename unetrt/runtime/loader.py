@@ -93,9 +93,9 @@ def _artifact(backend: Backend, manifest: Manifest, directory: Path) -> tuple[Pa
             if reason is None:
                 return file, None
         return None, reason
-    name = manifest.onnx_file(backend.precision)
+    name = manifest.onnx_file(backend.artifact or backend.precision)
     if name is None:
-        return None, f"the export has no {backend.precision} ONNX"
+        return None, f"the export has no {backend.artifact or backend.precision} ONNX"
     if not (directory / name).is_file():
         return None, f"{name} listed in the manifest is missing"
     return directory / name, None

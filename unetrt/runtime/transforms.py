@@ -3,8 +3,13 @@
 ``preprocess`` reproduces ``BasicDataset.preprocess`` (bicubic resize by ``scale``, HWC -> CHW,
 ``/ 255`` when any value exceeds 1) and ``postprocess`` + ``mask_to_image`` reproduce
 ``predict.py`` (bilinear resize of the logits to the full size, argmax or sigmoid threshold,
-mask values). Resizing with ``scale != 1`` uses Pillow (imported lazily, as milesial does); nothing
-else here needs it.
+mask values). Resizing with ``scale != 1`` uses Pillow (imported lazily, as milesial does).
+
+:func:`load_image` / :func:`image_to_array` read any mode Pillow opens into what milesial's
+``preprocess`` expects: EXIF orientation applied (``ImageOps.exif_transpose``), palette, CMYK,
+YCbCr, LAB, HSV and 1-bit images converted by Pillow to RGB / gray, alpha dropped, and 16/32-bit
+images (``I;16``, ``I``) scaled by their real bit depth to ``[0, 1]`` floats (``/ 255`` would put
+nearly every pixel above 1), then the model's channel count.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError
 from ..models.geometry import round_up
 
-__all__ = ["preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
+__all__ = ["load_image", "image_to_array", "preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
            "mask_to_image", "to_pil_image"]
 
 _PAD_MODES = {"replicate": "edge", "reflect": "reflect", "constant": "constant"}
@@ -33,11 +38,80 @@ def _pil():
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
-    """ITU-R 601-2 luma of an HxWx3 image, exactly as PIL's ``convert("L")`` for uint8."""
+    """ITU-R 601-2 luma of an HxWx3 image: Pillow's ``convert("L")`` for uint8, the same weights otherwise."""
     if img.dtype == np.uint8:
-        r, g, b = (img[..., i].astype(np.uint32) for i in range(3))
-        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+        return np.asarray(_pil().fromarray(np.ascontiguousarray(img)).convert("L"))
     return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+
+
+#: Modes Pillow converts to RGB for us (palette, print and other colour spaces).
+_TO_RGB = {"PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
+           "RGBX": "RGB", "RGBa": "RGBA", "La": "LA", "1": "L"}
+
+
+def _bit_depth(img) -> int:
+    """Bits per sample of an ``I;16*`` / ``I`` image: 16, also for 32-bit integers holding 16-bit data."""
+    if img.mode.startswith("I;16"):
+        return 16
+    lo, hi = img.getextrema()
+    if lo < 0 or hi > 65535:
+        raise InputError(f"32-bit integer image with values {lo}..{hi}", "8-bit, 16-bit (0..65535) or float images",
+                         "save it as 16-bit PNG/TIFF or as float (mode F)")
+    return 16
+
+
+def image_to_array(img: Any, in_channels: int | None = None) -> np.ndarray:
+    """A PIL image of any mode -> HxW / HxWxC array with the model's channels (see the module docstring).
+
+    8-bit modes stay uint8 (``preprocess`` divides by 255); ``I;16``/``I`` become float32 in ``[0, 1]``
+    scaled by the bit depth; ``F`` stays float32. Pillow does every colour conversion.
+
+    Raises:
+        InputError: a mode or channel count with no unambiguous conversion.
+    """
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in _TO_RGB:
+        img = img.convert(_TO_RGB[mode])
+    if img.mode in ("LA", "RGBA") and in_channels != len(img.mode):
+        img = img.convert(img.mode[:-1])  # drop alpha, as milesial's RGB models see it
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        bits = _bit_depth(img)
+        arr = np.asarray(img.convert("F"), dtype=np.float32) / float(2 ** bits - 1)
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+    elif img.mode in ("L", "RGB", "LA", "RGBA"):
+        if in_channels == 1 and img.mode == "RGB":
+            img = img.convert("L")
+        elif in_channels == 3 and img.mode == "L":
+            img = img.convert("RGB")
+        arr = np.asarray(img)
+    else:
+        raise InputError(f"image mode {mode!r}", "a mode Pillow converts to gray or RGB (L, RGB, P, CMYK, I;16, ...)",
+                         "convert the image to PNG (RGB or gray) first")
+    return convert_channels(arr, in_channels)
+
+
+def load_image(path: Any, in_channels: int | None = None) -> np.ndarray:
+    """Read an image file upright (EXIF orientation applied) as :func:`image_to_array` returns it.
+
+    Raises:
+        InputError: unreadable file, or a mode / channel count with no conversion.
+    """
+    image_mod = _pil()
+    from PIL import ImageOps, UnidentifiedImageError
+
+    try:
+        with image_mod.open(path) as img:
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            return image_to_array(upright if upright is not None else img, in_channels)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read image {path}: {exc}", "a readable image file (png, jpg, tif, ...)",
+                         "check the file") from exc
 
 
 def convert_channels(img: np.ndarray, in_channels: int | None) -> np.ndarray:
@@ -92,7 +166,7 @@ def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> 
     """Turn an image into the network's ``1xCxHxW`` float32 input, like milesial's ``preprocess``.
 
     Args:
-        img: HxW or HxWxC array (uint8 or float), or a PIL image.
+        img: HxW or HxWxC array (uint8 or float), or a PIL image of any mode (see :func:`image_to_array`).
         scale: Resize factor; the new size is ``int(scale * w) x int(scale * h)`` (bicubic, Pillow).
         in_channels: The model's input channels (conversion as in :func:`convert_channels`);
             ``None`` keeps the image's.
@@ -104,6 +178,8 @@ def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> 
         InputError: A scale that leaves no pixel, or no channel conversion.
         MissingDependencyError: ``scale != 1`` without Pillow.
     """
+    if hasattr(img, "mode") and hasattr(img, "convert"):  # a PIL image: any mode, like load_image
+        img = image_to_array(img, in_channels)
     img = convert_channels(np.asarray(img), in_channels)
     h, w = img.shape[:2]
     new_w, new_h = int(scale * w), int(scale * h)

@@ -1,0 +1,128 @@
+"""Checks that run before any heavy export work (tracing, conversion, verification, engine builds).
+
+A profile, static shape or alignment the model cannot take is refused right after the model is
+built, in milliseconds, instead of after a trace and a verification sweep. The checks use only
+the model's spec (alignment, minimum size), its input channels and the configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AlignmentError, ProfileError, UnetrtError
+from ..models.geometry import round_up
+from .steps import check_profiles, check_timing_cache
+
+#: The size the padding overhead of an alignment is reported at (milesial's usual input).
+COST_SIZE = 256
+
+__all__ = ["Preflight", "check", "alignment_cost", "admissible_alignment"]
+
+
+@dataclass
+class Preflight:
+    """What the checks found out: the input channels and notes for the summary."""
+
+    in_channels: int
+    notes: list[str] = field(default_factory=list)
+
+
+def admissible_alignment(align: int, required: int) -> bool:
+    """An alignment the model admits: a multiple of what it requires that matches its 2x poolings.
+
+    A UNet halves H and W at each level, so padding helps only when it lines sizes up with those
+    halvings: 1 (any size), a power of two, or a multiple of 16. Anything else (``7``) pads every
+    input without lining its size up with the poolings, so it costs pixels and buys nothing.
+    """
+    if align < 1 or align % max(1, required):
+        return False
+    return align & (align - 1) == 0 or align % 16 == 0
+
+
+def alignment_cost(align: int, size: int = COST_SIZE) -> str:
+    """One line on what padding to multiples of ``align`` costs near ``size``x``size``."""
+    if align <= 1:
+        return "alignment 1: no padding, every size runs as it is"
+    at = round_up(size, align)
+    worst = round_up(size + 1, align)
+    pct = (at * at / (size * size) - 1) * 100
+    worst_pct = (worst * worst / ((size + 1) ** 2) - 1) * 100
+    return (f"alignment {align}: {size}x{size} runs as {at}x{at} (+{pct:.1f}% pixels); worst case near it "
+            f"{size + 1}x{size + 1} -> {worst}x{worst} (+{worst_pct:.1f}%)")
+
+
+def _check_align(config, spec) -> list[str]:
+    name = spec.name if spec else config.factory
+    required = spec.alignment if spec else 1
+    if config.align is None:
+        return []
+    if not admissible_alignment(config.align, required):
+        useful = (f"a multiple of {required}" if required > 1
+                  else "1 (any size), a power of two or a multiple of 16")
+        raise AlignmentError(f"--align {config.align} is not an alignment {name} admits",
+                             useful, f"use --align auto (or {max(required, 16)})")
+    return [alignment_cost(config.align)]
+
+
+def _check_static(config, spec, in_ch: int) -> None:
+    if config.static_shape is None:
+        return
+    n, h, w = config.static_shape
+    min_size = spec.min_size if spec else 1
+    align = config.align or (spec.alignment if spec else 1)
+    if n < 1 or h < min_size or w < min_size or h % align or w % align:
+        raise AlignmentError(f"static shape {n}x{in_ch}x{h}x{w} is not admissible",
+                             f"batch >= 1, H and W >= {min_size}" + (f" and multiples of {align}" if align > 1 else ""),
+                             "choose another --shape")
+
+
+def _check_profiles(config, spec, in_ch: int) -> None:
+    profiles = config.engine_options.profiles
+    if not profiles:
+        return
+    if config.engine is False:
+        raise ProfileError("--min/--opt/--max-shape given with --no-engine", "profiles only for an engine build",
+                           "drop the shapes or the --no-engine")
+    static = None
+    if config.static_shape is not None:
+        n, h, w = config.static_shape
+        static = (n, in_ch, h, w)
+    alignment = config.align or (spec.alignment if spec else 1)
+    check_profiles(profiles, in_ch, alignment, spec.min_size if spec else None, static)
+
+
+def _check_paths(config) -> None:
+    if config.calib_images and not Path(config.calib_images).is_dir():
+        raise UnetrtError(f"--calib-images {config.calib_images} is not a directory",
+                          "a folder of images or .npy files", "check the path")
+    uses_calib = config.fp16 or getattr(config, "int8", False) or getattr(config, "int8_cpu", False)
+    if config.calib_images and not uses_calib:
+        raise UnetrtError("--calib-images given without --fp16 or INT8", "calibration inputs for the FP16 search "
+                          "or INT8 quantization", "add --fp16 (or an INT8 option) or drop --calib-images")
+    check_timing_cache(config.engine_options.timing_cache)
+
+
+def check(config: Any, spec: Any, in_channels: int) -> Preflight:
+    """Validate alignment, static shape, engine profiles and paths of an export configuration.
+
+    Args:
+        config: The :class:`~unetrt.exporter.pipeline.ExportConfig`.
+        spec: The zoo variant's :class:`~unetrt.models.registry.ModelSpec` (``None`` for ``--model``).
+        in_channels: The built model's input channels.
+
+    Returns:
+        The input channels and notes for the summary (e.g. what a forced alignment costs).
+
+    Raises:
+        AlignmentError: an alignment or static shape the model cannot take.
+        ProfileError: a profile of the wrong rank, channels, order or size.
+        UnetrtError: a missing calibration folder or unwritable timing cache.
+    """
+    notes = _check_align(config, spec)
+    _check_static(config, spec, in_channels)
+    _check_profiles(config, spec, in_channels)
+    _check_paths(config)
+    return Preflight(in_channels, notes)
+

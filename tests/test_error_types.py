@@ -74,7 +74,10 @@ def test_every_error_class_is_a_unetrt_error():
     classes = [obj for obj in vars(errors).values()
                if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__]
     assert len(classes) >= 15
-    assert all(issubclass(cls, errors.UnetrtError) for cls in classes)
+    # control flow (SIGTERM unwinding like Ctrl-C) must not be caught by `except UnetrtError`
+    control = {cls for cls in classes if issubclass(cls, KeyboardInterrupt)}
+    assert control == {errors.Terminated}
+    assert all(issubclass(cls, errors.UnetrtError) for cls in set(classes) - control)
 
 
 def test_the_scan_sees_what_it_must_refuse(tmp_path):

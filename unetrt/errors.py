@@ -115,3 +115,7 @@ class QuantizationError(ExportError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""
+
+
+class ArtifactError(UnetrtError, ValueError):
+    """An artifact file (ONNX, engine) is unreadable, truncated or not what its manifest says."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnetrtError
+from ..errors import ArtifactError, UnetrtError
 from .manifest import Manifest
 from .names import MANIFEST as MANIFEST_NAME
 from ..fileio import sha256_file
@@ -33,7 +33,8 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
         return onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type).name
 
     if not model.graph.node or not model.graph.input or not model.graph.output:
-        raise ValueError("the graph has no nodes, inputs or outputs")
+        raise ArtifactError(f"{path.name}: the graph has no nodes, inputs or outputs", "an exported UNet graph",
+                            "re-export it")
     return {"opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None),
             "nodes": len(model.graph.node),
             "inputs": [{"name": i.name, "dtype": dtype(i), "shape": dims(i)} for i in model.graph.input],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError, UnetrtError
+from ..errors import InputError, UnetrtError
 from ..fileio import IMAGE_SUFFIXES
 
 __all__ = ["parse_sizes", "parse_batches", "random_batch", "load_images", "image_batch", "check_sizes",
@@ -118,11 +118,8 @@ def load_images(directory: str | Path) -> list[np.ndarray]:
     Raises:
         InputError: Not a directory, or no readable image in it.
     """
-    try:
-        from PIL import Image as image_mod
-    except ImportError:
-        raise MissingDependencyError("--images needs Pillow, which is not installed", "Pillow",
-                                     "pip install pillow") from None
+    from ..data.images import load_image
+
     folder = Path(directory).expanduser()
     if not folder.is_dir():
         raise InputError(f"--images {directory} is not a directory", "a folder of images",
@@ -132,14 +129,7 @@ def load_images(directory: str | Path) -> list[np.ndarray]:
     if not files:
         raise InputError(f"no image in {folder}", f"files ending in {', '.join(IMAGE_SUFFIXES)}",
                          "point --images at a folder of images")
-    out = []
-    for path in files:
-        try:
-            with image_mod.open(path) as img:
-                out.append(np.asarray(img.convert("RGBA") if img.mode == "P" else img))
-        except OSError as exc:
-            raise InputError(f"cannot read image {path}: {exc}", "a readable image", "remove or fix it") from None
-    return out
+    return [load_image(path) for path in files]  # every Pillow mode, EXIF orientation, 16-bit depth
 
 
 def _cover_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,9 +1,8 @@
 """Calibration inputs for the FP16 search and INT8 quantization (``--calib-images DIR``).
 
-Images get the preprocessing ``unet-predict`` applies at ``--scale 1``
-(:func:`unetrt.runtime.transforms.preprocess`: channel conversion, HWC -> CHW, ``/ 255`` when any value
-exceeds 1), so the graph is calibrated on what it will be fed. The exporter may not import the runtime
-layer, so :func:`image_input` restates those few steps; a test keeps the two identical. ``.npy``
+Images are read and preprocessed by the same code as ``unet-predict`` at ``--scale 1``
+(:mod:`unetrt.data.images`: every Pillow mode, EXIF orientation, bit depth, channel conversion,
+HWC -> CHW, ``/ 255`` when any value exceeds 1), so the graph is calibrated on what it will be fed. ``.npy``
 files hold either an image (HxW, HxWxC: preprocessed the same way) or a network input (CxHxW,
 NxCxHxW: used as it is). Before they reach the graph, inputs are padded at the bottom/right (edge
 replicate) to an admissible size (:func:`admissible`), as ``unet-predict`` pads them.
@@ -16,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..data.images import load_image, preprocess
+from ..errors import CalibrationError, InputError
 from ..fileio import IMAGE_SUFFIXES
 from ..models.geometry import round_up
 
@@ -24,43 +24,18 @@ __all__ = ["load_calibration", "load_calibration_files", "image_input", "admissi
            "fit_static", "random_inputs"]
 
 
-def _luma(img: np.ndarray) -> np.ndarray:
-    """ITU-R 601-2 luma of HxWx3, as PIL's ``convert("L")`` for uint8 (and ``unet-predict``)."""
-    if img.dtype == np.uint8:
-        r, g, b = (img[..., i].astype(np.uint32) for i in range(3))
-        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
-    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-
-
 def image_input(img: np.ndarray, in_ch: int, name: str = "image") -> np.ndarray:
     """An HxW / HxWxC image as the network's ``1xCxHxW`` float32 input, exactly as ``unet-predict``
-    preprocesses it at scale 1: alpha dropped, RGB -> gray by luma, gray -> RGB by repetition, ``/ 255``
-    when any value exceeds 1.
+    preprocesses it at scale 1 (:func:`unetrt.data.images.preprocess`).
 
     Raises:
         CalibrationError: Not an image, or a channel count the model cannot take.
     """
-    img = np.asarray(img)
-    if img.ndim not in (2, 3):
-        raise CalibrationError(f"calibration input {name} has shape {img.shape}", "an HxW or HxWxC image",
-                               "save images channels last")
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    if channels != in_ch and channels in (2, 4) and in_ch in (1, 3, channels - 1):
-        img, channels = img[..., :channels - 1], channels - 1
-        img = img[..., 0] if channels == 1 else img
-    if channels != in_ch:
-        if channels == 3 and in_ch == 1:
-            img = _luma(img)
-        elif channels == 1 and in_ch == 3:
-            img = np.repeat((img if img.ndim == 2 else img[..., 0])[..., None], 3, axis=2)
-        else:
-            raise CalibrationError(f"calibration input {name} has {channels} channel(s) for a model with {in_ch}",
-                                   "gray, gray+alpha, RGB or RGBA converted to 1 or 3 channels, or the model's own "
-                                   f"{in_ch}", "use images with the model's channel count")
-    chw = img[np.newaxis] if img.ndim == 2 else img.transpose(2, 0, 1)
-    if (chw > 1).any():
-        chw = chw / 255.0
-    return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)
+    try:
+        return preprocess(img, 1.0, in_ch)
+    except InputError as exc:
+        raise CalibrationError(f"calibration input {name}: {exc.what}", exc.expected,
+                               "use images with the model's channel count") from None
 
 
 def _from_array(arr: np.ndarray, in_ch: int, name: str) -> np.ndarray:
@@ -99,8 +74,6 @@ def load_calibration_files(directory: str | Path, in_ch: int, limit: int = 8) ->
         CalibrationError: Not a folder, no usable file, an unreadable file, a channel count the
             model cannot take, or ``limit < 1``.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if limit < 1:
         raise CalibrationError(f"calibration count {limit}", "at least 1 input", "pass --calib-count 1 or more")
     root = Path(directory)
@@ -123,10 +96,11 @@ def load_calibration_files(directory: str | Path, in_ch: int, limit: int = 8) ->
             if p.suffix.lower() == ".npy":
                 out.append((p.name, _from_array(np.load(p, allow_pickle=False), in_ch, p.name)))
                 continue
-            with Image.open(p) as img:
-                img.load()
-                arr = np.asarray(img)
-        except (OSError, ValueError, UnidentifiedImageError) as exc:
+            arr = load_image(p, in_ch)
+        except InputError as exc:
+            raise CalibrationError(f"cannot read calibration input {p.name}: {exc.what}",
+                                   "a readable image or .npy array", "remove or replace the file") from None
+        except (OSError, ValueError) as exc:
             raise CalibrationError(f"cannot read calibration input {p.name}: {exc}",
                                    "a readable image or .npy array", "remove or replace the file") from None
         out.append((p.name, image_input(arr, in_ch, p.name)))

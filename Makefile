@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 DEMO_ARGS ?=
 
-.PHONY: demo test venv dev clean
+.PHONY: demo test venv dev clean typecheck gpu-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ $(VENV)/.installed-base: $(VENV)/bin/python setup.cfg pyproject.toml constraints
 	$(PIP) install -c constraints.txt -e '.[rtx]'
 	@touch $@
 
-$(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
+$(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt scripts/trt_stubs.py
 	$(PIP) install -c constraints.txt -e '.[dev,rtx]'
 	$(PIP) install --no-deps 'nvidia-pytriton>=0.7'  # its tritonserver binary only (its numpy<2 pin skipped)
+	$(PY) scripts/trt_stubs.py $(VENV)/typestubs
 	@touch $@ $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-base
@@ -43,6 +44,18 @@ test: $(VENV)/.installed-dev
 	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc). Fast subset: make test PYTEST_ARGS='-m \"not slow\"'"; \
 	exit $$rc
+
+# mypy over the TensorRT-facing modules against tensorrt-stubs (TensorRT 10.13); also run by the test suite.
+TYPECHECKED := unetrt/runtime/trt.py unetrt/exporter/trt_builder.py unetrt/exporter/trt_support.py \
+	unetrt/artifacts/trt.py unetrt/runtime/engine_choice.py unetrt/runtime/cuda_device.py unetrt/runtime/ort.py \
+	unetrt/artifacts/dtypes.py unetrt/bench/timing.py
+typecheck: $(VENV)/.installed-dev
+	MYPYPATH=$(VENV)/typestubs $(PY) -m mypy $(TYPECHECKED)
+
+# On a machine with an NVIDIA GPU: gpu tests, export + engine + run + parity per installed TensorRT flavour,
+# a short bench; writes gpu-check/report.json and report.md (under 10 minutes).
+gpu-check: $(VENV)/.installed-dev
+	$(PY) scripts/gpu_check.py --out gpu-check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) export .pytest_cache .hypothesis

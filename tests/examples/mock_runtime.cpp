@@ -1,4 +1,5 @@
-// Test mock, NOT TensorRT or CUDA: implements the stub API in stub_include/ on the CPU so that the tests
+// Test mock, NOT TensorRT or CUDA: implements the mock TensorRT API of mock_include/NvInfer.h and the CUDA
+// runtime calls segment.cpp makes (with the real cuda_runtime_api.h prototypes) on the CPU so that the tests
 // can run examples/cpp/segment.cpp's host-side logic (PNM parsing, channel conversion, padding, profile
 // checks, FP16 conversion, argmax, PGM writing, error paths, resource release) without a GPU.
 //
@@ -537,6 +538,7 @@ const char* cudaGetErrorName(cudaError_t error)
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    default: break;
     }
     return "cudaErrorUnknown";
 }

@@ -264,3 +264,99 @@ def test_bilinear_fp16_builds(tmp_path_factory, tmp_path):
     convert_fp16(path, half, feeds=FEEDS)
     info = build_engine(half if STRONGLY_TYPED else path, tmp_path / "bil.engine", profiles=PROFILE, precision="fp16")
     assert info.size_bytes > 0 and (tmp_path / "bil.engine").exists()
+
+
+# --- stand-ins of TensorRT 10.x / 11.x / TensorRT-RTX (tests/fakes): flags and caches as the real API ----
+
+from tests.fakes.trt_standins import identity_onnx, install  # noqa: E402
+
+ONE = [{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 32, 32), (2, 3, 64, 64))}]
+KEYS = {"10": "tensorrt", "11": "tensorrt", "rtx": "tensorrt-rtx"}
+
+
+def _plan_header(path):
+    import json
+
+    data = open(path, "rb").read()
+    assert data[:4] == b"ftrt"
+    return json.loads(data[4:])
+
+
+@pytest.fixture
+def standin(monkeypatch, tmp_path):
+    """``standin(key)`` -> (module, onnx path, list of network flags passed to create_network)."""
+    monkeypatch.setattr(trt_build, "_build_gpu", lambda: {"name": "Stand-in GPU", "compute_capability": "8.6"},
+                        raising=False)
+
+    def make(key, fp16=False):
+        module = install(monkeypatch, key)[key]
+        seen = []
+        original = module.Builder.create_network
+        monkeypatch.setattr(module.Builder, "create_network", lambda self, flags=0: seen.append(flags) or
+                            original(self, flags))
+        return module, identity_onnx(tmp_path / ("m16.onnx" if fp16 else "m.onnx"), fp16=fp16), seen
+    return make
+
+
+@pytest.mark.parametrize("key, network_flags", [("10", 1 << 1), ("11", 1 << 0), ("rtx", 1 << 0)])
+def test_fp32_build_clears_tf32_and_is_detailed(standin, tmp_path, key, network_flags):
+    module, src, seen = standin(key)
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour=KEYS[key])
+    header = _plan_header(tmp_path / "e.engine")
+    assert seen == [network_flags]  # STRONGLY_TYPED looked up by name: 1 on 10.x, 0 on 11.x/RTX
+    assert "TF32" not in header["flags"] and info.tf32 is False
+    assert header["verbosity"] == "DETAILED" and info.options["profiling_verbosity"] == "detailed"
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour=KEYS[key], tf32=True,
+                        detailed_profiling=False)
+    header = _plan_header(tmp_path / "e.engine")
+    assert "TF32" in header["flags"] and info.tf32 is True and header["verbosity"] == "LAYER_NAMES_ONLY"
+    assert module.ignored_loggers == 0
+    if key == "rtx":
+        assert "create_timing_cache" not in module.calls  # deprecated on RTX and may query a GPU
+
+
+def test_fp16_engine_keeps_tensorrt_tf32_default(standin, tmp_path):
+    _, src, _ = standin("11", fp16=True)
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour="tensorrt", precision="fp16")
+    assert info.tf32 is True and "TF32" in _plan_header(tmp_path / "e.engine")["flags"]
+    assert "FP16" not in _plan_header(tmp_path / "e.engine")["flags"]  # BuilderFlag.FP16 does not exist on 11
+
+
+def test_weakly_typed_fp16_uses_the_flag_of_that_module(standin, tmp_path, monkeypatch):
+    module, src, seen = standin("10")
+    module.__version__ = "10.8.0.43"
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour="tensorrt", precision="fp16")
+    assert seen == [0] and "FP16" in _plan_header(tmp_path / "e.engine")["flags"]
+    assert info.options["builder_flags"] == ["FP16"]
+
+
+def test_timing_cache_from_another_device_is_ignored(standin, tmp_path):
+    module, src, _ = standin("10")
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"tc:Other GPU")
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour="tensorrt", timing_cache=str(cache))
+    assert info.options["timing_cache_note"] == "timing cache timing.cache: cache from another device, ignored"
+    assert cache.read_bytes() == b"tc:Other GPU" and (tmp_path / "e.engine").is_file()
+    cache.unlink()
+    info = build_engine(src, tmp_path / "e.engine", profiles=ONE, flavour="tensorrt", timing_cache=str(cache))
+    assert "timing_cache_note" not in info.options and cache.read_bytes() == b"tc:Stand-in GPU"
+
+
+def test_standin_rejects_what_tensorrt_rejects():
+    """The stand-ins are only worth their tests if they refuse what the bindings refuse."""
+    from tests.fakes.trt_standins import make_module
+
+    t11, t10, rtx = make_module("tensorrt", "11.1.0.3"), make_module("tensorrt", "10.16.0.1"), \
+        make_module("tensorrt-rtx", "1.7.1.116")
+    for module in (t11, rtx):
+        assert not hasattr(module.BuilderFlag, "FP16")
+        assert not hasattr(module.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+    assert not hasattr(t10.IRuntimeConfig, "create_runtime_cache") and hasattr(rtx.IRuntimeConfig,
+                                                                                "create_runtime_cache")
+    assert int(t10.BuilderFlag.VERSION_COMPATIBLE) == 13 and int(t11.BuilderFlag.VERSION_COMPATIBLE) == 12
+    config = t11.Builder.__new__(t11.Builder).create_builder_config()
+    with pytest.raises(TypeError):
+        config.set_flag(12)  # a bare int
+    with pytest.raises(TypeError):
+        config.set_flag(t10.BuilderFlag.TF32)  # another module's enum
+    assert not hasattr(make_module("tensorrt", "10.10.0.31").ICudaEngine, "create_runtime_config")

@@ -69,14 +69,41 @@ def make_runner(request, export_dir, tmp_path_factory):
         if kind.startswith("ort"):
             providers = kind.split("-")[1]
             name = "model_fp16.onnx" if kind.endswith("fp16") else "model.onnx"
-            return OrtRunner(export_dir / name, providers=providers, manifest=manifest)
+            return OrtRunner(export_dir / name, providers=providers, manifest=manifest,
+                             trt_options=_ort_trt_options(tmp_path_factory) if providers == "tensorrt" else None)
         return TrtRunner(_engine(export_dir, tmp_path_factory), cuda_graph=kind == "trt-graph", manifest=manifest)
 
     return make
 
 
+def _ort_trt_options(tmp_path_factory) -> dict:
+    """ORT's TensorRT EP: one engine for every shape these tests use (a profile, cached), not a rebuild per
+    new shape, whose different tactics would make results differ across shapes and activations."""
+    shapes = {"min": f"1x{IN_CHANNELS}x16x16", "opt": f"2x{IN_CHANNELS}x32x48", "max": f"4x{IN_CHANNELS}x128x128"}
+    options = {f"profile_{k}_shapes": f"input:{v}" for k, v in shapes.items()}
+    return {**options, "engine_cache_path": str(tmp_path_factory.getbasetemp() / "ort_trt_cache")}
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    """FP32 parity means FP32: cuDNN and cuBLAS TF32 (PyTorch's cuDNN default) off for the CUDA cases."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _tolerance(kind):
     return FP16_TOLERANCE if "fp16" in kind else FP32_TOLERANCE
+
+
+def _same(kind, got, expected):
+    """Bit-identical for deterministic backends; within tolerance where a TensorRT build may pick other tactics."""
+    if kind == "ort-tensorrt":
+        parity = compare(expected, got, _tolerance(kind))
+        assert parity, parity.reason
+    else:
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -93,7 +120,7 @@ def test_metadata_and_outputs(kind, make_runner, sample):
         assert out["logits"].shape == (2, CLASSES, 32, 48)
         assert runner.last_inference_time is not None and runner.last_inference_time > 0
         from_torch = runner.infer({"input": torch.from_numpy(sample)})["logits"]
-        np.testing.assert_array_equal(from_torch, out["logits"])
+        _same(kind, from_torch, out["logits"])
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -112,7 +139,7 @@ def test_parity_with_eager(kind, make_runner, eager_model, sample):
     ({"input": np.zeros((1, 1, 32, 32), np.float32)}, ["1 channel(s) instead of 3"]),
     ({"input": np.zeros((1, IN_CHANNELS, 32, 32), np.float64)}, ["dtype float64", "expected float32"]),
     ({"input": np.zeros((1, IN_CHANNELS, 32, 32), np.float16)}, ["dtype float16", "expected float32"]),
-    ({"input": np.zeros((1, IN_CHANNELS, 0, 32), np.float32)}, ["H is 0 < 16", "H, W >= 16"]),
+    ({"input": np.zeros((1, IN_CHANNELS, 0, 32), np.float32)}, ["H is 0 < 16", "BELOW_MIN_RANGE"]),
     ({"input": np.zeros((1, IN_CHANNELS, 32, 40), np.float32)}, [f"multiple of {ALIGN}", "align_pad"]),
     ({"image": np.zeros((1, IN_CHANNELS, 32, 32), np.float32)}, ["unknown input(s) ['image']", "'input'"]),
     ({}, ["missing input(s) ['input']"]),
@@ -124,9 +151,23 @@ def test_refuses_bad_inputs(kind, make_runner, feed, words):
     message = str(info.value)
     assert "\n" not in message
     for word in words:
-        assert word in message
+        assert _range_words(kind).get(word, word) in message
     if "input" in feed and feed["input"].ndim == 4:
         assert f"H and W multiples of {ALIGN}" in message  # the admissible range is in the message
+
+
+def _range_words(kind) -> dict[str, str]:
+    """TensorRT runners describe the engine profile's range (min 16 = the export's minimum, max 128)."""
+    return {"BELOW_MIN_RANGE": "H, W in [16, 128]" if kind.startswith("trt") else "H, W >= 16"}
+
+
+def test_trt_range_words_match_the_profile_description():
+    from unetrt.runtime.base import InputConstraint
+
+    spec = InputConstraint("input", "float32", (None, IN_CHANNELS, None, None), (1, IN_CHANNELS, 16, 16),
+                           (4, IN_CHANNELS, 128, 128), min_size=16, alignment=ALIGN)
+    assert _range_words("trt")["BELOW_MIN_RANGE"] in spec.describe()
+    assert spec.problem((1, IN_CHANNELS, 0, 32))[0] == "H is 0 < 16"
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -146,7 +187,7 @@ def test_lifecycle(kind, make_runner, sample):
     runner.deactivate()  # twice is harmless
     runner.activate()
     try:
-        np.testing.assert_array_equal(runner.infer({"input": sample})["logits"], first)
+        _same(kind, runner.infer({"input": sample})["logits"], first)
     finally:
         runner.deactivate()
 
@@ -174,4 +215,48 @@ def test_shared_by_threads(kind, make_runner):
             t.join()
     assert not errors
     for i, ref in enumerate(expected):
-        np.testing.assert_array_equal(results[i], ref)
+        _same(kind, results[i], ref)
+
+
+# --- ONNX Runtime provider options and I/O binding ------------------------------------------------------
+
+def test_tensorrt_ep_options_keep_unprefixed_names(tmp_path):
+    from unetrt.runtime.ort import _provider_options
+
+    opts = _provider_options("TensorrtExecutionProvider",
+                             {"fp16_enable": True, "trt_max_workspace_size": 1 << 30, "device_id": 1,
+                              "user_compute_stream": "123", "has_user_compute_stream": True,
+                              "engine_cache_path": str(tmp_path / "c")}, None)
+    assert opts == {"trt_fp16_enable": True, "trt_max_workspace_size": 1 << 30, "device_id": 1,
+                    "user_compute_stream": "123", "has_user_compute_stream": True,
+                    "trt_engine_cache_path": str(tmp_path / "c"), "trt_engine_cache_enable": True}
+    assert _provider_options("TensorrtExecutionProvider", None, None, stream=77) == \
+        {"has_user_compute_stream": True, "user_compute_stream": "77"}
+
+
+def test_cuda_ep_tf32_is_explicit():
+    from unetrt.runtime.ort import _provider_options
+
+    assert _provider_options("CUDAExecutionProvider", None, None) == {"use_tf32": 0}
+    assert _provider_options("CUDAExecutionProvider", {"device_id": 0}, None, tf32=True) == {"use_tf32": 1}
+    assert _provider_options("CUDAExecutionProvider", None, {"device_id": 0}, tf32=True, stream=5) == \
+        {"device_id": 0, "use_tf32": 1, "user_compute_stream": "5"}
+
+
+def test_ort_device_step_binds_buffers_once(export_dir, sample):
+    """I/O binding with pre-allocated outputs (host buffers on the CPU provider; CUDA ones on a GPU)."""
+    with OrtRunner(export_dir / "model.onnx", providers="cpu") as runner:
+        expected = runner.infer({"input": sample})["logits"]
+        step = runner.device_step({"input": sample})
+        out = step.outputs["logits"]
+        assert tuple(out.shape) == expected.shape and out.dtype == torch.float32
+        ptr = out.data_ptr()
+        out.zero_()
+        step.run()
+        assert out.data_ptr() == ptr  # ONNX Runtime wrote into our buffer
+        np.testing.assert_array_equal(out.numpy(), expected)
+        start, end = step.events()
+        start.record(step.stream)
+        step.run()
+        end.record(step.stream)
+        assert start.elapsed_time(end) > 0

@@ -131,6 +131,7 @@ def test_engine_preferred_on_a_gpu(export_copy, monkeypatch, add_artifact):
     (export_copy / "model.engine").write_bytes(b"plan")
     add_artifact(export_copy, "model.engine", "engines", flavour="tensorrt-rtx", precision="fp32")
     monkeypatch.setattr(loader_mod, "_cuda", lambda: True)
+    monkeypatch.setattr("unetrt.runtime.engine_choice.probe_gpu_cc", lambda device=0: (8, 6))
     runner = load(export_copy)
     assert isinstance(runner, TrtRunner) and runner.path.name == "model.engine"
     assert isinstance(load(export_copy, device="cpu"), OrtRunner)

@@ -4,6 +4,7 @@ checks of CUDA-graph replay and device outputs."""
 from __future__ import annotations
 
 import enum
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ from unetrt.errors import RunnerError
 from unetrt.runtime import trt as trt_runtime
 from unetrt.runtime.trt import TrtRunner, engine_io, rebuild_command
 
+from tests.fakes.cuda_standin import CpuDevice
 from tests.helpers import make_manifest
 
 MANIFEST = make_manifest(
@@ -96,12 +98,11 @@ def test_deserialisation_failure_names_the_rebuild(tmp_path, monkeypatch):
     try:
         from unetrt.artifacts.trt import import_tensorrt
 
-        import_tensorrt("auto")
+        trt = import_tensorrt("auto")[0]
     except ImportError:
         pytest.skip("needs tensorrt or tensorrt_rtx")
-    fake_torch = SimpleNamespace(cuda=SimpleNamespace(set_device=lambda d: None,
-                                                      get_device_name=lambda d: "Fake GPU"))
-    monkeypatch.setattr(trt_runtime, "_cuda_torch", lambda path: fake_torch)
+    monkeypatch.setattr(trt_runtime, "_device",
+                        lambda index, path: CpuDevice(SimpleNamespace(capturing=set()), name="Fake GPU"))
     (tmp_path / "model.engine").write_bytes(b"not a plan" * 64)
     runner = TrtRunner(tmp_path / "model.engine", manifest=MANIFEST)
     with pytest.raises(RunnerError) as info:
@@ -136,3 +137,341 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
         assert on_device.is_cuda and on_device.dtype == torch.float32
         with pytest.raises(Exception, match="W is 256 > 128"):
             plain.infer({"input": np.zeros((1, 3, 32, 256), np.float32)})
+
+
+# --- stand-ins of TensorRT 10.x / 11.x / TensorRT-RTX (tests/fakes): what a GPU run would do ----------
+
+from tests.fakes.trt_standins import identity_onnx, install  # noqa: E402
+from unetrt.exporter import trt_builder  # noqa: E402
+from unetrt.exporter.trt_builder import ShapeProfile, build_engine  # noqa: E402
+
+PROFILES = [{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 32, 32), (2, 3, 64, 64))}]
+
+
+def _build(tmp_path, monkeypatch, flavour, name="model.engine", **kw):
+    """Build a stand-in plan through build_engine; return the manifest describing it."""
+    monkeypatch.setattr(trt_builder, "_build_gpu", lambda: {"name": "Stand-in GPU", "compute_capability": "8.6"},
+                        raising=False)
+    onnx_path = identity_onnx(tmp_path / "model.onnx")
+    if flavour == "tensorrt-rtx":
+        kw.setdefault("compute_capabilities", ["SM86"])
+    info = build_engine(onnx_path, tmp_path / name, profiles=PROFILES, flavour=flavour, **kw).to_dict()
+    info["path"] = name
+    return make_manifest(engines=[info])
+
+
+@pytest.fixture
+def on_cpu(monkeypatch):
+    """Run TrtRunner on CPU memory: the device is a stand-in that shares state with the TensorRT stand-in."""
+    devices = []
+
+    def use(module):
+        def make(index, path):
+            devices.append(CpuDevice(module))
+            return devices[-1]
+        monkeypatch.setattr(trt_runtime, "_device", make)
+        return devices
+    return use
+
+
+def _expected(x):
+    return np.stack([(k + 1) * x[:, k % 3] for k in range(3)], axis=1)
+
+
+@pytest.mark.parametrize("key", ["10", "11", "rtx"])
+def test_runs_on_every_flavour_with_checked_bindings(key, tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, key)
+    flavour = "tensorrt-rtx" if key == "rtx" else "tensorrt"
+    manifest = _build(tmp_path, monkeypatch, flavour)
+    on_cpu(mods[key])
+    x = np.random.default_rng(0).random((2, 3, 32, 48), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert any(f"{flavour} {mods[key].__version__}" in n for n in runner.notes)
+        ctx = runner._state["context"]
+        with pytest.raises(RunnerError, match=r"TensorRT refused input shape 1x3x128x16 for 'input'.*"
+                                              r"H, W in \[16, 64\]"):
+            runner._bind({"input": torch.zeros((1, 3, 128, 16))})
+        monkeypatch.setattr(ctx, "set_tensor_address", lambda name, ptr: False)
+        with pytest.raises(RunnerError, match="TensorRT refused the address of input 'input'"):
+            runner.infer({"input": x})
+    assert mods[key].ignored_loggers == 0  # builder, parser and runtime share the process logger
+
+
+def test_runner_uses_the_engines_own_flavour(tmp_path, monkeypatch, on_cpu):
+    """Both installed: an RTX plan must go to TensorRT-RTX, not to whichever imports first ("auto")."""
+    mods = install(monkeypatch, "10", "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    runner = TrtRunner(tmp_path / "model.engine", manifest=manifest)
+    assert runner.flavour == "tensorrt-rtx"
+    with runner:
+        assert runner._state["trt"] is mods["rtx"]
+    with pytest.raises(RunnerError, match="plan of tensorrt-rtx given to tensorrt"):
+        TrtRunner(tmp_path / "model.engine", flavour="auto", manifest=manifest).activate()
+
+
+def test_runtime_cache_is_rtx_only(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    cache = tmp_path / "rt.cache"
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as runner:
+        runner.infer({"input": np.ones((1, 3, 16, 16), np.float32)})
+    assert any("runtime cache rt.cache ignored: the JIT runtime cache is a TensorRT-RTX feature" in n
+               for n in runner.notes)
+    assert not cache.exists()
+
+
+def test_rtx_runtime_cache_stale_and_lifetime(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    rtx = mods["rtx"]
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(rtx)
+    cache = tmp_path / "caches" / "rt.cache"
+    cache.parent.mkdir()
+    cache.write_bytes(b"rtxcache 1.6.0 from an older release")
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as runner:
+        runner.infer({"input": np.ones((1, 3, 16, 16), np.float32)})
+        assert runner._state["runtime_config"].get_runtime_cache() is runner._state["runtime_cache"]
+    assert any("is stale" in n and "started empty" in n for n in runner.notes)
+    assert cache.read_bytes() == b"rtxcache 1.7.1.116 kernels"  # rewritten at deactivate
+    assert rtx.events.index("context destroyed") < rtx.events.index("runtime cache destroyed")
+    rtx.events.clear()
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest, runtime_cache=cache) as again:
+        pass
+    assert not any("stale" in n for n in again.notes)
+
+
+def test_cuda_graph_replays_per_shape_on_tensorrt(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    rng = np.random.default_rng(1)
+    feeds = [rng.random(s, dtype=np.float32) for s in [(1, 3, 16, 32), (2, 3, 32, 32), (1, 3, 16, 32)]]
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        for x in feeds:
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert len(runner._graphs) == 2 and runner._graph_failure is None
+        assert runner.min_warmup == 1  # standard TensorRT plans hold their final kernels
+
+
+def test_failed_capture_falls_back_with_the_real_reason(tmp_path, monkeypatch, on_cpu):
+    """execute_async_v3 returning False inside the capture: no exception, a note naming it, right results."""
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    monkeypatch.setattr(mods["10"].IExecutionContext, "_capturable", lambda self, stream: False)
+    x = np.random.default_rng(2).random((1, 3, 16, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        for _ in range(3):
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        assert not runner._graphs
+    note = next(n for n in runner.notes if "CUDA graph capture failed" in n)
+    assert "execute_async_v3 returned False" in note and "cannot be captured" in note
+    assert note.endswith("running without CUDA graphs")
+
+
+def test_rtx_cuda_graph_uses_its_own_strategy(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        x = np.ones((1, 3, 16, 16), np.float32)
+        np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        config = runner._state["runtime_config"]
+        assert config.cuda_graph_strategy is mods["rtx"].CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        assert not runner._graphs  # no user capture of lazily specialised kernels
+        assert runner._state["context"].config is config
+
+
+def test_version_compatible_plan_needs_host_code(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt", version_compatible=True)
+    on_cpu(mods["10"])
+    mods["10"].__version__ = "10.17.0.1"  # a later 10.x loads a version-compatible plan
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        assert runner._state["runtime"].engine_host_code_allowed is True
+    bare = make_manifest(engines=[{**trt_runtime.entry_dict(manifest.engines[0]), "options": {}}])
+    with pytest.raises(RunnerError, match="engine_host_code_allowed is False"):
+        TrtRunner(tmp_path / "model.engine", manifest=bare).activate()
+
+
+def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    x = np.random.default_rng(3).random((1, 3, 16, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        step = runner.device_step({"input": x})
+        ctx = runner._state["context"]
+        monkeypatch.setattr(ctx, "set_input_shape", lambda *a: pytest.fail("set_input_shape per step"))
+        before = mods["rtx"].calls.count("execute_async_v3")
+        for _ in range(3):
+            step.run()
+        assert mods["rtx"].calls.count("execute_async_v3") == before + 3
+        np.testing.assert_array_equal(step.outputs["logits"].numpy(), _expected(x))
+        assert step.min_warmup == runner.min_warmup == trt_runtime.RTX_MIN_WARMUP and "lazy" in step.note
+
+
+# --- engine choice: flavour installed, GPU among the targets, loadable version ---------------------------
+
+from unetrt.runtime.engine_choice import engine_targets, engine_unusable_reason  # noqa: E402
+
+RTX_ENTRY = {"path": "model.engine", "flavour": "tensorrt-rtx", "version": "1.7.1.116",
+             "compute_capabilities": ["SM75", "SM80", "SM86", "SM89", "SM120", "SM121"], "build_gpu": None}
+TRT_ENTRY = {"path": "model.engine", "flavour": "tensorrt", "version": "10.16.0.1", "compute_capabilities": ["SM86"],
+             "build_gpu": {"name": "RTX A6000", "compute_capability": "8.6"}, "options": {}}
+BOTH = {"tensorrt": "10.16.0.1", "tensorrt-rtx": "1.7.1.116"}
+
+
+@pytest.fixture
+def plan_dir(tmp_path):
+    (tmp_path / "model.engine").write_bytes(b"ftrt")
+    return tmp_path
+
+
+@pytest.mark.parametrize("entry, cc, installed, words", [
+    (RTX_ENTRY, (8, 6), BOTH, None),
+    (RTX_ENTRY, (9, 0), BOTH, ["built for SM75, SM80, SM86, SM89, SM120, SM121", "this GPU is SM90",
+                               "no SM90/SM100 target"]),
+    (RTX_ENTRY, (10, 0), BOTH, ["this GPU is SM100"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["tensorrt-rtx is not installed (it built this plan)"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.6.0.5"}, ["built by tensorrt-rtx 1.7.1.116, installed 1.6.0.5",
+                                                      "same major.minor"]),
+    (RTX_ENTRY, None, BOTH, ["no CUDA GPU visible"]),
+    (TRT_ENTRY, (8, 6), BOTH, None),
+    (TRT_ENTRY, (8, 9), BOTH, ["built for SM86, this GPU is SM89", "GPU model it was built on"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.17.0.2"}, ["installed 10.17.0.2"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "11.1.0.3"}, ["installed 11.1.0.3"]),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.17.0.2"}, None),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "11.1.0.3"},
+     ["a later release of the same major"]),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.15.0.1"}, ["installed 10.15"]),
+    ({**TRT_ENTRY, "flavour": "tensorrt-9"}, (8, 6), BOTH, ["unknown TensorRT flavour 'tensorrt-9'"]),
+    ({**TRT_ENTRY, "path": "gone.engine"}, (8, 6), BOTH, ["gone.engine listed in the manifest is missing"]),
+])
+def test_engine_unusable_reason(plan_dir, entry, cc, installed, words):
+    why = engine_unusable_reason(entry, plan_dir, gpu_cc=cc, installed=installed)
+    if words is None:
+        assert why is None
+    else:
+        assert why is not None and "\n" not in why
+        for word in words:
+            assert word in why, why
+
+
+def test_engine_targets_from_older_records():
+    assert engine_targets({"options": {"compute_capabilities": ["SM86", "SM89"]}}) == [(8, 6), (8, 9)]
+    assert engine_targets({"compute_capabilities": ["CURRENT"], "build_gpu": {"compute_capability": "12.0"}}) \
+        == [(12, 0)]
+    assert engine_targets({"build_gpu": {"compute_capability": "9.0"}}) == [(9, 0)]
+    assert engine_targets({"path": "x"}) is None  # no record: TensorRT itself checks at deserialisation
+
+
+def test_loader_falls_back_to_onnx_with_the_reason(plan_dir, monkeypatch):
+    from unetrt.runtime import engine_choice, loader
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    monkeypatch.setattr(loader, "_device_fits", lambda backend, device, cuda: None)  # as if CUDA EP + TensorRT
+    (plan_dir / "model.onnx").write_bytes(b"onnx")
+    manifest = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64, "precision": "fp32"}])
+    backend, path, notes = loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)
+    assert (backend.kind, path.name) == ("onnx", "model.onnx")
+    assert "trt: engine model.engine skipped: built for SM75, SM80, SM86, SM89, SM120, SM121, this GPU is SM90 " \
+           "(TensorRT-RTX has no SM90/SM100 target: use standard TensorRT on this GPU); rebuild it here" in notes
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 9))
+    assert loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)[0].kind == "engine"
+
+
+def test_build_records_where_the_plan_runs(tmp_path, monkeypatch):
+    install(monkeypatch, "rtx")
+    rtx = _build(tmp_path, monkeypatch, "tensorrt-rtx", compute_capabilities=["sm86", "SM120"]).engines[0]
+    rtx = trt_runtime.entry_dict(rtx)
+    assert rtx["compute_capabilities"] == ["SM86", "SM120"]
+    install(monkeypatch, "10")
+    std = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", name="std.engine").engines[0])
+    assert std["compute_capabilities"] == ["SM86"] and std["build_gpu"]["compute_capability"] == "8.6"
+    assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std["version"]}) is None
+
+
+def test_bench_rebuilds_cached_engines_this_gpu_cannot_run(plan_dir, monkeypatch):
+    from unetrt.bench import artifacts as bench_artifacts
+    from unetrt.runtime import engine_choice
+
+    entry = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64}]).engines[0]
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    assert "this GPU is SM90" in bench_artifacts._engine_unusable(entry, plan_dir)
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
+    assert bench_artifacts._engine_unusable(entry, plan_dir) is None
+
+
+def test_measure_device_uses_events_on_the_runner_stream(tmp_path, monkeypatch, on_cpu):
+    from unetrt.bench.timing import TimingPlan, measure_device
+
+    mods = install(monkeypatch, "rtx")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
+    on_cpu(mods["rtx"])
+    recorded = []
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        step = runner.device_step({"input": np.ones((1, 3, 16, 16), np.float32)})
+        start, end = step.events()
+
+        class Spy:
+            def __init__(self, real, label):
+                self.real, self.label = real, label
+
+            def record(self, stream=None):
+                recorded.append((self.label, stream))
+                self.real.record(stream)
+
+            def synchronize(self):
+                self.real.synchronize()
+
+            def elapsed_time(self, other):
+                return 2.5  # ms, as a CUDA event pair would report
+
+        step.events = lambda: (Spy(start, "start"), Spy(end, "end"))
+        ticks = iter(range(1000))
+        timing = measure_device(step, TimingPlan(warmup=2, iters=4), batch=1, clock=lambda: next(ticks) * 1e-3)
+    assert timing.warmup == trt_runtime.RTX_MIN_WARMUP  # raised for RTX's lazy kernels
+    assert timing.gpu.count == 4 and timing.gpu.p50 == pytest.approx(2.5)
+    assert timing.end_to_end.count == 4 and timing.end_to_end.p50 == pytest.approx(1.0)
+    assert {stream for _, stream in recorded} == {step.stream}  # the runner's stream, not the default one
+    assert mods["rtx"].calls.count("execute_async_v3") == trt_runtime.RTX_MIN_WARMUP + 4
+
+
+def test_inspect_opens_version_compatible_plans_with_detail(tmp_path, monkeypatch):
+    from unetrt.artifacts.trt import inspect_engine
+
+    mods = install(monkeypatch, "10")
+    entry = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", version_compatible=True).engines[0])
+    info = inspect_engine(tmp_path / "model.engine", entry, gpu=True)
+    assert info["available"], info
+    assert json.loads(info["json"])["Layers"] == [{"Name": "conv1", "LayerType": "Convolution"}]  # DETAILED
+    bare = inspect_engine(tmp_path / "model.engine", {**entry, "options": {}}, gpu=True)
+    assert not bare["available"] and "engine_host_code_allowed is False" in bare["reason"]
+    _build(tmp_path, monkeypatch, "tensorrt", name="names.engine", detailed_profiling=False)
+    assert json.loads(inspect_engine(tmp_path / "names.engine", {"flavour": "tensorrt"}, gpu=True)["json"]) == \
+        {"Layers": ["conv1"]}
+    assert mods["10"].ignored_loggers == 0
+    assert inspect_engine(tmp_path / "model.engine", entry, gpu=False)["reason"].startswith("deserialising a plan")
+
+
+def test_every_tensorrt_object_uses_the_process_logger():
+    """A second logger is ignored by TensorRT ("new logger is ignored"): nothing but process_logger makes one."""
+    import re
+    from pathlib import Path
+
+    import unetrt
+
+    root = Path(unetrt.__file__).parent
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") for i, line in
+                 enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"\b(trt|tensorrt\w*)\.(Logger|ILogger)\(", line) and p.name != "trt.py"]
+    assert offenders == []
+    users = [p for p in root.rglob("*.py") if re.search(r"\.(Runtime|Builder)\(", p.read_text())]
+    for path in users:
+        assert "process_logger(" in path.read_text(), path

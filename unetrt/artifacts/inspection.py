@@ -42,24 +42,11 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
             "metadata_keys": sorted(p.key for p in model.metadata_props if p.key.startswith("unetrt."))}
 
 
-def _engine_layers(path: Path) -> dict[str, Any]:
+def _engine_layers(path: Path, entry: dict | None = None) -> dict[str, Any]:
     """Layer information from TensorRT's engine inspector; needs a GPU to deserialise."""
-    try:
-        import torch
+    from .trt import inspect_engine
 
-        if not torch.cuda.is_available():
-            return {"available": False, "reason": "deserialising a plan needs a CUDA GPU (none here)"}
-        from .trt import import_tensorrt
-
-        trt, _, _ = import_tensorrt("auto")
-    except (ImportError, UnetrtError) as exc:
-        return {"available": False, "reason": str(exc)}
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        return {"available": False, "reason": "this TensorRT could not deserialise the plan (other version or GPU)"}
-    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-    return {"available": True, "json": info}
+    return inspect_engine(path, entry)
 
 
 def _check_artifacts(directory: Path, manifest: dict, problems: list[str]) -> list[dict[str, Any]]:
@@ -126,7 +113,7 @@ def _describe_file(p: Path, manifest: dict | None, out: dict[str, Any], problems
     if out["bytes"] == 0:
         problems.append(f"{p.name} is empty")
     out["engine"] = next((e for e in (manifest or {}).get("engines", []) if e.get("path") == p.name), None)
-    out["layers"] = _engine_layers(p)
+    out["layers"] = _engine_layers(p, out["engine"])
 
 
 def describe(path: str | Path) -> dict[str, Any]:

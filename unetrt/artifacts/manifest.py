@@ -302,6 +302,10 @@ class EngineEntry:
         options: Build options (workspace, optimisation level, targets, version compatibility, ...).
         fp16_mode: How FP16 was obtained (strongly typed ONNX or ``BuilderFlag.FP16``).
         int8_mode: How INT8 was obtained (strongly typed Q/DQ, or ``BuilderFlag.INT8`` (+ FP16 fallback)).
+        compute_capabilities: Where the plan runs (``["SM86", ...]``): the TensorRT-RTX targets, or
+            the build GPU for standard TensorRT; ``None`` when not recorded.
+        build_gpu: ``{"name", "compute_capability": "8.6"}`` of the build GPU (``None``: CPU-only build).
+        tf32: Whether TensorRT could use TF32 for FP32 layers (``None``: not recorded).
     """
 
     path: str
@@ -318,6 +322,9 @@ class EngineEntry:
     options: dict[str, Json] = field(default_factory=dict)
     fp16_mode: Optional[str] = None
     int8_mode: Optional[str] = None
+    compute_capabilities: Optional[list[str]] = None
+    build_gpu: Optional[dict[str, str]] = None
+    tf32: Optional[bool] = None
 
     def covers(self, shape: list[int] | tuple[int, ...], input_name: str = names.INPUT) -> bool:
         """Whether some profile admits ``shape`` for ``input_name``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import EngineBuildError, MissingDependencyError
 
-__all__ = ["FLAVOURS", "import_tensorrt", "parse_version", "process_logger"]
+__all__ = ["FLAVOURS", "import_tensorrt", "inspect_engine", "parse_version", "probe_gpu_cc", "process_logger"]
 
 log = logging.getLogger("unetrt.tensorrt")
 
@@ -57,6 +57,10 @@ def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:
         except (ImportError, OSError) as exc:
             log.debug("cannot import %s: %s", name, exc)
             continue
+        if not hasattr(module, "Runtime"):  # e.g. a bare namespace package left by type stubs
+            log.debug("%s imports but has no Runtime (%s): not a TensorRT installation", name,
+                      getattr(module, "__path__", "?"))
+            continue
         version = str(getattr(module, "__version__", "0"))
         if name == "tensorrt" and parse_version(version) < (10, 0):
             raise MissingDependencyError(f"TensorRT {version} is too old", "TensorRT >= 10",
@@ -66,7 +70,58 @@ def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:
                                  " or ".join(_EXTRAS[n] for n in wanted))
 
 
-_LOGGERS: dict[str, Any] = {}
+def probe_gpu_cc(device: int = 0) -> tuple[int, int] | None:
+    """The compute capability of CUDA device ``device`` as torch sees it, ``None`` without CUDA."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        major, minor = torch.cuda.get_device_capability(device)
+        return int(major), int(minor)
+    except (ImportError, RuntimeError, AssertionError):
+        return None
+
+
+def inspect_engine(path: Any, entry: Any = None, *, gpu: bool | None = None) -> dict[str, Any]:
+    """Layer information from TensorRT's engine inspector (deserialising needs a GPU).
+
+    The plan is opened by the flavour its manifest ``entry`` records (TensorRT first otherwise), with
+    the process logger, and with ``engine_host_code_allowed`` for version-compatible plans. Layer
+    detail (tactics, formats) needs a plan built with ``profiling_verbosity=DETAILED``.
+
+    Returns:
+        ``{"available": True, "json": ...}`` or ``{"available": False, "reason": ...}``.
+    """
+    from pathlib import Path
+
+    from ..errors import UnetrtError
+
+    entry = dict(entry or {})
+    if gpu is None:
+        gpu = probe_gpu_cc() is not None
+    if not gpu:
+        return {"available": False, "reason": "deserialising a plan needs a CUDA GPU (none here)"}
+    try:
+        trt, flavour, version = import_tensorrt(entry.get("flavour") or "auto")
+    except UnetrtError as exc:
+        return {"available": False, "reason": str(exc)}
+    logger = process_logger(trt).reset()
+    runtime = trt.Runtime(logger)
+    if (entry.get("options") or {}).get("version_compatible"):
+        runtime.engine_host_code_allowed = True
+    engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
+    if engine is None:
+        return {"available": False, "reason": f"{flavour} {version} could not deserialise the plan (other version "
+                                              f"or GPU){logger.last()}"}
+    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    out: dict[str, Any] = {"available": True, "json": info}
+    if (entry.get("options") or {}).get("profiling_verbosity") == "layer_names_only":
+        out["note"] = "built without --detailed-profiling: layer names only"
+    return out
+
+
+_LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(module) -> (module, logger); the module is kept alive
 
 
 def process_logger(trt: Any) -> Any:
@@ -76,10 +131,9 @@ def process_logger(trt: Any) -> Any:
     :meth:`reset` for one-line failure reports, and records a Ctrl-C that lands while TensorRT calls
     back into Python in ``interrupted`` instead of unwinding through TensorRT's C++ frames.
     """
-    key = getattr(trt, "__name__", "tensorrt")
-    if key not in _LOGGERS:
-        _LOGGERS[key] = _logger_class(trt)()
-    return _LOGGERS[key]
+    if id(trt) not in _LOGGERS:
+        _LOGGERS[id(trt)] = (trt, _logger_class(trt)())
+    return _LOGGERS[id(trt)][1]
 
 
 def _logger_class(trt: Any) -> type:

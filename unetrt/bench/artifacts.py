@@ -123,6 +123,8 @@ class ArtifactCache:
             return None
         if kind.startswith("engine") and not _covers(manifest.engine(name), self.shapes):
             return None
+        if kind.startswith("engine") and _engine_unusable(manifest.engine(name), directory):
+            return None  # built for another GPU or TensorRT: rebuild here
         return manifest
 
     def _find(self, kind: str) -> Artifact | None:
@@ -178,3 +180,17 @@ class ArtifactCache:
                     continue
             out[kind] = found
         return out
+
+
+def _engine_unusable(entry: EngineEntry | None, directory: Path) -> str | None:
+    """Why a cached engine cannot run here (same rule as ``load()``), ``None`` when it can."""
+    from dataclasses import asdict
+
+    from ..runtime.engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
+
+    if entry is None:
+        return "not in the manifest"
+    gpu = probe_gpu_cc()
+    if gpu is None:
+        return None  # no GPU to judge against (and none to run on): keep the cached build
+    return engine_unusable_reason(asdict(entry), directory, gpu_cc=gpu, installed=installed_flavours())

@@ -98,14 +98,36 @@ def _run_row(runner, backend: Backend, row: dict, x: np.ndarray, ref: np.ndarray
     x = x.astype(constraint.dtype) if constraint.dtype != "float32" else x
     output = next(iter(runner.infer({name: x}).values()))
     row.update(parity_row(ref, output, backend.precision))
+    plan = dataclasses.replace(config.timing, warmup=max(config.timing.warmup - 1, getattr(runner, "min_warmup", 0)))
+    if row["device"] == "cuda" and not config.transfers and hasattr(runner, "device_step"):
+        _run_device_row(runner, row, x, plan)
+        return
     step, sync, row["transfers_included"] = _timed_call(runner, backend, row["device"], x, config.transfers)
-    plan = dataclasses.replace(config.timing, warmup=max(config.timing.warmup - 1, 0))
     memory = PeakMemory(row["device"])
     memory.start()
     stats = measure(step, plan, batch=row["batch"], sync=sync)
     row["peak_memory_mb"], row["memory_kind"] = memory.stop()
     set_timing(row, stats)
     row["notes"] = list(dict.fromkeys([*runner.notes, *backend_notes(backend, row["device"])]))
+
+
+def _run_device_row(runner, row: dict, x: np.ndarray, plan) -> None:
+    """--no-transfers on a GPU backend: buffers bound once, GPU compute time from CUDA events."""
+    from .timing import measure_device
+
+    name = next(iter(runner.input_constraints))
+    step = runner.device_step({name: x})
+    memory = PeakMemory(row["device"])
+    memory.start()
+    timing = measure_device(step, plan, batch=row["batch"])
+    row["peak_memory_mb"], row["memory_kind"] = memory.stop()
+    set_timing(row, timing.gpu)
+    row["transfers_included"] = False
+    row["end_to_end_ms"] = timing.end_to_end.latency_ms()
+    row["timing"] = "cuda-events"
+    notes = [f"latency = GPU compute time (CUDA events on the runner's stream, {timing.warmup} warm-up runs); "
+             f"end_to_end_ms = enqueue until done, buffers bound once"]
+    row["notes"] = list(dict.fromkeys([*runner.notes, *notes, *([step.note] if step.note else [])]))
 
 
 def _fail(rows: list[dict], status: str) -> None:

@@ -3,6 +3,10 @@
 The timed step is any callable. On CPU it is timed with :func:`time.perf_counter`; for GPU work
 pass ``sync`` (e.g. ``torch.cuda.synchronize``), which is called before the clock starts and
 before it stops, so queued kernels are always inside the measured interval.
+
+:func:`measure_device` times a prepared GPU step (buffers bound once, no copies) the way trtexec
+does: GPU compute time from CUDA events recorded on the runner's own stream around each enqueue, and
+end-to-end host time (enqueue + wait for the end event) for the same iterations.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from ..errors import UnetrtError
 
-__all__ = ["TimingPlan", "TimingStats", "measure", "DEFAULT_MIN_SECONDS"]
+__all__ = ["TimingPlan", "TimingStats", "DeviceTiming", "measure", "measure_device", "DEFAULT_MIN_SECONDS"]
 
 #: Measurement length when neither an iteration count nor a duration is given.
 DEFAULT_MIN_SECONDS = 2.0
@@ -138,8 +142,65 @@ def measure(step: Callable[[], Any], plan: TimingPlan | None = None, *, batch: i
         sync()
         samples.append(clock() - start)
         if duration is None:
-            if len(samples) >= plan.iters:
+            if len(samples) >= (plan.iters or 1):
                 break
         elif (clock() - begin >= duration and len(samples) >= plan.min_iters) or len(samples) >= MAX_ITERATIONS:
             break
     return TimingStats.from_samples(samples, batch)
+
+
+@dataclass(frozen=True)
+class DeviceTiming:
+    """What :func:`measure_device` measured.
+
+    Attributes:
+        gpu: GPU compute time per run (CUDA events on the step's stream).
+        end_to_end: Host time per run: enqueue until the end event completed.
+        warmup: Untimed runs actually done (at least the step's ``min_warmup``).
+    """
+
+    gpu: TimingStats
+    end_to_end: TimingStats
+    warmup: int
+
+
+def measure_device(step: Any, plan: TimingPlan | None = None, *, batch: int = 1,
+                   clock: Callable[[], float] | None = None) -> DeviceTiming:
+    """Time a :class:`~unetrt.runtime.cuda_device.DeviceStep` with events on its stream.
+
+    Args:
+        step: The prepared step (``run``, ``stream``, ``events``, ``min_warmup``).
+        plan: Warm-up and length (the warm-up is raised to ``step.min_warmup``, e.g. for TensorRT-RTX's
+            lazily specialised kernels).
+        batch: Images per run.
+        clock: Host clock (injectable for tests).
+
+    Returns:
+        GPU compute and end-to-end statistics over the same timed runs.
+    """
+    plan = plan or TimingPlan()
+    clock = clock or time.perf_counter
+    warmup = max(plan.warmup, int(getattr(step, "min_warmup", 1) or 0))
+    start, end = step.events()
+    for _ in range(warmup):
+        step.run()
+    end.record(step.stream)
+    end.synchronize()
+    gpu: list[float] = []
+    host: list[float] = []
+    duration = plan.duration
+    begin = clock()
+    while True:
+        t0 = clock()
+        start.record(step.stream)
+        step.run()
+        end.record(step.stream)
+        end.synchronize()
+        host.append(clock() - t0)
+        gpu.append(start.elapsed_time(end) / 1e3)
+        if duration is None:
+            if len(gpu) >= (plan.iters or 1):
+                break
+        elif (clock() - begin >= duration and len(gpu) >= plan.min_iters) or len(gpu) >= MAX_ITERATIONS:
+            break
+    return DeviceTiming(TimingStats.from_samples(gpu, batch), TimingStats.from_samples(host, batch), warmup)

@@ -53,8 +53,9 @@ def _run_with_progress(config, console):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="cpu: skip GPU backends (eager on CPU); cuda: skip CPU-only backends.")
 @click.option("--no-transfers", is_flag=True,
-              help="CUDA rows: exclude host<->device copies (inputs pre-placed on the GPU), like trtexec. "
-                   "Moot on CPU; ONNX Runtime rows always copy.")
+              help="CUDA rows: exclude host<->device copies, like trtexec: TensorRT and ONNX Runtime (I/O "
+                   "binding) run on buffers bound once, timed with CUDA events (GPU compute + end-to-end). "
+                   "Moot on CPU.")
 @click.option("--images", default=None, metavar="DIR",
               help="Real images (resized to cover, centre-cropped, preprocessed) instead of random inputs.")
 @click.option("--workdir", default=".unetrt-bench", show_default=True,

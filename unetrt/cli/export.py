@@ -35,7 +35,7 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
                static, shape, align, no_simplify, no_verify, atol, fp16, fp16_io, fp16_atol, fp16_argmax,
                calib_images, int8, int8_cpu, calib_count, calib_method, int8_argmax, int8_dice, int8_max_float,
                engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level,
-               timing_cache, compute_capability, version_compatible, force, as_json):
+               timing_cache, compute_capability, version_compatible, tf32, detailed_profiling, force, as_json):
     """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
     TensorRT engine."""
     from ..exporter import ExportConfig, export
@@ -60,7 +60,7 @@ def export_cmd(arch, factory, model_kwargs_json, checkpoint, in_channels, classe
             flavour=trt, profiles=build_profiles(min_shape, opt_shape, max_shape),
             workspace_bytes=workspace * 2**20 if workspace else None, optimization_level=builder_opt_level,
             timing_cache=timing_cache, compute_capabilities=list(compute_capability) or None,
-            version_compatible=version_compatible))
+            version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling))
     console = make_console()
     with Reporter(console) as report:
         result = export(config, progress=report)

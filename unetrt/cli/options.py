@@ -217,6 +217,10 @@ def engine_options(f):
         click.option("--compute-capability", multiple=True, metavar="SMxx",
                      help="TensorRT-RTX target (repeat), e.g. SM86 SM89 SM120."),
         click.option("--version-compatible", is_flag=True, help="Version-compatible plan (TensorRT >= 10)."),
+        click.option("--tf32/--no-tf32", default=None,
+                     help="Let TensorRT use TF32 for FP32 layers (default: off for FP32 engines, on for FP16)."),
+        click.option("--detailed-profiling/--no-detailed-profiling", default=True, show_default=True,
+                     help="Build with profiling_verbosity=DETAILED so `unetrt inspect` shows layer detail."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -39,6 +39,8 @@ class EngineOptions:
     timing_cache: str | None = None
     compute_capabilities: Sequence[str] | None = None
     version_compatible: bool = False
+    tf32: bool | None = None            # None: off for FP32 engines, TensorRT's default for FP16 ones
+    detailed_profiling: bool = True     # profiling_verbosity=DETAILED (layer detail in `unetrt inspect`)
 
 
 def calibration_feeds(sizes: Sequence[SweepSize], in_ch: int, calib: Sequence[np.ndarray] | None,
@@ -176,7 +178,8 @@ def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precisi
     info = build_engine(source, out_dir / name, profiles=profiles, precision=precision, flavour=flavour,
                         workspace_bytes=opts.workspace_bytes, optimization_level=opts.optimization_level,
                         timing_cache=opts.timing_cache, compute_capabilities=opts.compute_capabilities,
-                        version_compatible=opts.version_compatible, progress=on_progress).to_dict()
+                        version_compatible=opts.version_compatible, progress=on_progress, tf32=opts.tf32,
+                        detailed_profiling=opts.detailed_profiling).to_dict()
     info.update(path=name, onnx=source.name,
                 fp16_mode="strongly typed, FP16 from the ONNX" if strongly_typed and precision == "fp16" else
                 ("BuilderFlag.FP16 on the FP32 ONNX" if precision == "fp16" else None))

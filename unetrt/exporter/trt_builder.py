@@ -19,12 +19,16 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from unetrt.artifacts.profiles import ShapeProfile
 from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, process_logger
 from unetrt.errors import EngineBuildError, ProfileError
 from unetrt.exporter import trt_support as support
 from unetrt.fileio import atomic_write_bytes, sha256_file
+
+if TYPE_CHECKING:
+    import tensorrt
 
 __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEFAULT_RTX_TARGETS"]
 
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 #: TensorRT-RTX targets used when none are given: Ampere, Ada and Blackwell RTX GPUs (those this
 #: TensorRT-RTX knows). ``ComputeCapability.CURRENT`` would need a GPU at build time.
 DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
+_build_gpu = support.build_gpu  # module attributes: tests replace the GPU probe
+_runs_on = support.runs_on
 #: Called with (phase name, steps done, steps in phase); returning False aborts the build.
 BuildProgress = Callable[[str, int, int], "bool | None"]
 
@@ -52,6 +58,13 @@ class EngineInfo:
     build_seconds: float
     size_bytes: int
     options: dict = field(default_factory=dict)
+    #: Where the plan runs: the TensorRT-RTX targets, or the build GPU's capability for standard
+    #: TensorRT (``["SM86"]``); ``None`` when unknown.
+    compute_capabilities: list[str] | None = None
+    #: ``{"name", "compute_capability": "8.6"}`` of the GPU the build ran on (``None``: CPU-only build).
+    build_gpu: dict | None = None
+    #: Whether TensorRT may use TF32 for FP32 layers (``BuilderFlag.TF32``).
+    tf32: bool = False
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable copy."""
@@ -87,6 +100,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                  workspace_bytes: int | None = None, optimization_level: int | None = None,
                  timing_cache: str | None = None, compute_capabilities: Sequence[str] | None = None,
                  version_compatible: bool = False, progress: BuildProgress | None = None,
+                 tf32: bool | None = None, detailed_profiling: bool = True,
                  fp16_fallback: bool = False) -> EngineInfo:
     """Build a serialized TensorRT plan from an ONNX file and write it atomically.
 
@@ -104,6 +118,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             (needs a GPU); ``None`` means :data:`DEFAULT_RTX_TARGETS`. Refused on standard TensorRT.
         version_compatible: Build a version-compatible plan (standard TensorRT >= 10 only).
         progress: ``progress(phase, step, total)`` during the build; returning False aborts it.
+        tf32: Allow TF32 for FP32 layers. ``None``: off for FP32 engines (FP32 parity at 1e-4 fails on
+            Ampere+ with TF32), TensorRT's default (on) for FP16 engines.
+        detailed_profiling: ``profiling_verbosity=DETAILED`` so ``unetrt inspect`` shows layer detail
+            (tactics, formats); ``False`` records layer names only.
         fp16_fallback: With ``precision="int8"`` on weakly typed TensorRT (< 10.12), let the layers
             without Q/DQ run in FP16 (``BuilderFlag.FP16``); refused where precision is strongly typed.
 
@@ -124,18 +142,25 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
     logger = process_logger(trt).reset()
-    builder = trt.Builder(logger)
-    network = builder.create_network(_network_flags(trt, caps))
-    parser = trt.OnnxParser(network, logger)
+    builder: tensorrt.Builder = trt.Builder(logger)
+    network: tensorrt.INetworkDefinition = builder.create_network(_network_flags(trt, caps))
+    parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(onnx_path):
         raise EngineBuildError(support.parser_errors(parser, onnx_path), "an ONNX graph TensorRT can import",
                                "simplify the graph or replace the unsupported op")
     io = support.network_io(trt, network)
-    config = builder.create_builder_config()
+    config: tensorrt.IBuilderConfig = builder.create_builder_config()
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
                          targets, version_compatible, fp16_fallback)
-    cache = support.load_timing_cache(config, timing_cache) if timing_cache else None
+    use_tf32 = (precision != "fp32") if tf32 is None else bool(tf32)
+    if not use_tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default in every flavour
+    config.profiling_verbosity = (trt.ProfilingVerbosity.DETAILED if detailed_profiling
+                                  else trt.ProfilingVerbosity.LAYER_NAMES_ONLY)
+    options["profiling_verbosity"] = "detailed" if detailed_profiling else "layer_names_only"
+    cache, cache_note = support.load_timing_cache(config, timing_cache) if timing_cache else (None, None)
+    gpu = _build_gpu()
     monitor = support.make_monitor(trt, progress, logger)
     config.progress_monitor = monitor
     start = time.perf_counter()
@@ -150,12 +175,19 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     data = memoryview(plan).cast("B")
     atomic_write_bytes(engine_path, data)
     if cache is not None:
-        atomic_write_bytes(timing_cache, memoryview(config.get_timing_cache().serialize()).cast("B"))
+        used = config.get_timing_cache()
+        if used is None:
+            cache_note = "timing cache: TensorRT returned none after the build; file left unchanged"
+        else:
+            atomic_write_bytes(str(timing_cache), memoryview(used.serialize()).cast("B"))
     options.update(timing_cache=timing_cache, warnings=logger.warnings[-20:])
+    if cache_note:
+        options["timing_cache_note"] = cache_note
     return EngineInfo(path=engine_path, sha256=hashlib.sha256(data).hexdigest(), flavour=flavour, version=version,
                       precision=precision, profiles=[{k: p.to_dict() for k, p in prof.items()} for prof in profiles],
                       io=io, onnx_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 3),
-                      size_bytes=data.nbytes, options=options)
+                      size_bytes=data.nbytes, options=options, compute_capabilities=_runs_on(targets, gpu),
+                      build_gpu=gpu, tf32=use_tf32)
 
 
 def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:
@@ -228,8 +260,9 @@ def _check_onnx_precision(onnx_path: str, precision: str, caps: _Capabilities) -
                                "convert it with unetrt.exporter.fp16.convert_fp16 and pass that file")
 
 
-def _configure(trt, builder, config, caps, precision, workspace, level, targets, version_compatible,
-               fp16_fallback=False) -> dict:
+def _configure(trt: Any, builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", caps: _Capabilities,
+               precision: str, workspace: int | None, level: int | None, targets: list[str] | None,
+               version_compatible: bool, fp16_fallback: bool = False) -> dict:
     """Apply flags and limits to the builder config; return the options as recorded in EngineInfo."""
     flags = []
     if precision == "int8" and not caps.strongly_typed:
@@ -261,14 +294,17 @@ def _configure(trt, builder, config, caps, precision, workspace, level, targets,
         if unknown or not targets:
             raise EngineBuildError(f"unknown compute-capability targets {unknown or targets}",
                                    f"some of {known}", "fix compute_capabilities")
-        config.num_compute_capabilities = len(targets)
+        rtx_config: Any = config  # TensorRT-RTX-only API: not in the TensorRT 10.13 stubs
+        rtx_config.num_compute_capabilities = len(targets)
         for i, target in enumerate(targets):
-            config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
-    return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "fp16_fallback": fp16_fallback, "workspace_bytes": workspace,
+            rtx_config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
+    return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "fp16_fallback": fp16_fallback,
+            "workspace_bytes": workspace,
             "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
 
 
-def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
+def _add_profiles(builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", io: list[dict],
+                  profiles: Sequence[Mapping[str, ShapeProfile]]) -> None:
     """Check every profile against the network inputs and add it to the config."""
     inputs = {t["name"]: t["shape"] for t in io if t["mode"] == "input"}
     dynamic = sorted(n for n, shape in inputs.items() if -1 in shape)
@@ -298,7 +334,7 @@ def _add_profiles(builder, config, io: list[dict], profiles: Sequence[Mapping[st
                     raise ProfileError(f"profile {k} sets static dim {i} of {name!r} to "
                                        f"{shape.min[i]}/{shape.opt[i]}/{shape.max[i]}",
                                        f"{d} as in the network {net}", "keep static dimensions as they are")
-            trt_profile.set_shape(name, shape.min, shape.opt, shape.max)
+            trt_profile.set_shape(name, shape.min, shape.opt, shape.max)  # type: ignore[arg-type]  # tuples -> Dims
         config.add_optimization_profile(trt_profile)
 
 

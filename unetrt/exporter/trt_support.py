@@ -6,21 +6,26 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.trt import probe_gpu_cc
+
+if TYPE_CHECKING:
+    import tensorrt
 
 log = logging.getLogger("unetrt.exporter.trt_builder")
 
 
-def network_io(trt, network) -> list[dict]:
+def network_io(trt: object, network: "tensorrt.INetworkDefinition") -> list[dict]:
     """Inputs and outputs of the parsed network: name, mode, dtype and shape (-1 = dynamic)."""
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
     return [{"name": t.name, "mode": mode, "dtype": trt_dtype_name(t.dtype),
-             "shape": list(t.shape)} for mode, t in tensors]
+             "shape": [int(t.shape[i]) for i in range(len(t.shape))]} for mode, t in tensors]
 
 
-def parser_errors(parser, onnx_path: str) -> str:
+def parser_errors(parser: "tensorrt.OnnxParser", onnx_path: str) -> str:
     """One line naming the first parser errors with node name and op type."""
     parts = []
     for i in range(parser.num_errors):
@@ -72,12 +77,42 @@ def make_monitor(trt, progress: Callable | None, logger):
     return _Monitor()
 
 
-def load_timing_cache(config, path: str):
-    """Create the config's timing cache from ``path`` if it exists (TensorRT only)."""
+def load_timing_cache(config: "tensorrt.IBuilderConfig", path: str) -> tuple[object | None, str | None]:
+    """Give the config a timing cache read from ``path`` (empty when absent); TensorRT only.
+
+    Returns:
+        ``(cache, note)``: the cache TensorRT accepted (saved back after the build), or ``None`` with a
+        note when ``set_timing_cache`` refused it (a cache made on another device): it is ignored and
+        the file is left as it is.
+    """
     data = b""
     if os.path.isfile(path):
         with open(path, "rb") as f:
             data = f.read()
     cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    return cache
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        log.warning("timing cache %s: cache from another device, ignored", path)
+        return None, f"timing cache {os.path.basename(path)}: cache from another device, ignored"
+    return cache, None
+
+
+def build_gpu() -> dict | None:
+    """Name and compute capability of the CUDA GPU this process builds on (``None`` without one)."""
+    cc = probe_gpu_cc()
+    if cc is None:
+        return None
+    import torch
+
+    return {"name": torch.cuda.get_device_name(0), "compute_capability": f"{cc[0]}.{cc[1]}"}
+
+
+def runs_on(targets: list[str] | None, gpu: dict | None) -> list[str] | None:
+    """The GPUs a plan runs on: RTX targets (CURRENT resolved), else the build GPU."""
+    here = None
+    if gpu:
+        major, minor = gpu["compute_capability"].split(".")
+        here = f"SM{major}{minor}"
+    if targets is None:
+        return [here] if here else None
+    resolved = [here if t == "CURRENT" else t for t in targets]
+    return [t for t in resolved if t] or None

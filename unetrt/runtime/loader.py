@@ -102,15 +102,14 @@ def _artifact(backend: Backend, manifest: Manifest, directory: Path) -> tuple[Pa
 
 
 def _engine_reason(entry: Any, directory: Path) -> str | None:
-    """Why an engine of the manifest cannot run with what is installed (``None`` when it can)."""
-    from ..artifacts.trt import import_tensorrt
-    from ..errors import UnetrtError
+    """Why an engine of the manifest cannot run here (``None`` when it can): flavour installed, GPU among
+    its targets, loadable version (:func:`unetrt.runtime.engine_choice.engine_unusable_reason`)."""
+    from .engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
 
-    try:
-        import_tensorrt(entry.flavour)
-    except UnetrtError:
-        return f"engine {entry.path} skipped: {entry.flavour} is not installed"
-    return None
+    from dataclasses import asdict, is_dataclass
+
+    data = asdict(entry) if is_dataclass(entry) else dict(entry)
+    return engine_unusable_reason(data, directory, gpu_cc=probe_gpu_cc(), installed=installed_flavours())
 
 
 def choose(manifest: Manifest, directory: Path, backend: str = "auto", device: str = "auto",

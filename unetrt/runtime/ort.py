@@ -53,18 +53,32 @@ def resolve_providers(providers: str | Sequence[str]) -> list[str]:
     return out
 
 
-def _provider_options(name: str, trt_options: Mapping[str, Any] | None,
-                      cuda_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    if name == "TensorrtExecutionProvider" and trt_options:
-        opts = {(k if k.startswith("trt_") else f"trt_{k}"): v for k, v in trt_options.items()}
+#: TensorRT EP options that carry no ``trt_`` prefix in ONNX Runtime (prefixing them makes unknown options).
+TRT_EP_UNPREFIXED = frozenset({"device_id", "user_compute_stream", "has_user_compute_stream"})
+GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+
+
+def _provider_options(name: str, trt_options: Mapping[str, Any] | None, cuda_options: Mapping[str, Any] | None,
+                      tf32: bool = False, stream: int | None = None) -> dict[str, Any]:
+    """ORT provider options: ``trt_`` added only where ORT spells it, TF32 explicit, a user stream if given."""
+    if name == "TensorrtExecutionProvider":
+        opts = {(k if k.startswith("trt_") or k in TRT_EP_UNPREFIXED else f"trt_{k}"): v
+                for k, v in (trt_options or {}).items()}
         if "trt_engine_cache_path" in opts:
             Path(opts["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
             opts.setdefault("trt_engine_cache_enable", True)
         if "trt_timing_cache_path" in opts:
             opts.setdefault("trt_timing_cache_enable", True)
+        if stream is not None:
+            opts.setdefault("has_user_compute_stream", True)
+            opts.setdefault("user_compute_stream", str(stream))
         return opts
-    if name == "CUDAExecutionProvider" and cuda_options:
-        return dict(cuda_options)
+    if name == "CUDAExecutionProvider":
+        opts = dict(cuda_options or {})
+        opts.setdefault("use_tf32", int(bool(tf32)))  # ORT's CUDA EP defaults to TF32 on
+        if stream is not None:
+            opts.setdefault("user_compute_stream", str(stream))
+        return opts
     return {}
 
 
@@ -84,6 +98,10 @@ class OrtRunner(Runner):
         trt_options: TensorRT EP options, with or without the ``trt_`` prefix, e.g.
             ``{"fp16_enable": True, "engine_cache_path": "cache/"}`` (a cache path enables the cache).
         cuda_options: CUDA EP options (``device_id``, ``gpu_mem_limit``, ...).
+        tf32: Let the CUDA EP use TF32 for FP32 convolutions and matmuls (``use_tf32``; off by
+            default here so FP32 rows are FP32, while ONNX Runtime's own default is on).
+        user_stream: Run the CUDA / TensorRT EP on a stream of ours (``user_compute_stream``), so
+            :meth:`device_step` timings can record CUDA events on it.
         manifest: The artifact's :class:`~unetrt.artifacts.manifest.Manifest`.
         name: Label for reports.
 
@@ -95,7 +113,8 @@ class OrtRunner(Runner):
     def __init__(self, onnx_path: str | os.PathLike, providers: str | Sequence[str] = ("cpu",), *,
                  threads: int | None = None, graph_optimization_level: str = "all",
                  trt_options: Mapping[str, Any] | None = None, cuda_options: Mapping[str, Any] | None = None,
-                 manifest: Manifest | None = None, name: str | None = None):
+                 manifest: Manifest | None = None, name: str | None = None, tf32: bool = False,
+                 user_stream: bool = False):
         self.providers = resolve_providers(providers)
         short = {v: k for k, v in PROVIDERS.items() if k != "trt"}
         super().__init__(name or "ort-" + short.get(self.providers[0], self.providers[0]), manifest)
@@ -115,12 +134,22 @@ class OrtRunner(Runner):
                                          "pip install 'unetrt[gpu]' (onnxruntime-gpu replaces onnxruntime) "
                                          "on a CUDA machine, or use providers='cpu'")
         self.threads, self.level = threads, graph_optimization_level
-        self._provider_opts = [_provider_options(p, trt_options, cuda_options) for p in self.providers]
-        self.session = None
+        self.tf32, self.user_stream = bool(tf32), bool(user_stream)
+        self._options = (trt_options, cuda_options)
+        self._provider_opts = [_provider_options(p, trt_options, cuda_options, self.tf32) for p in self.providers]
+        self.session: Any = None
+        self._device: Any = None
+        self._stream: Any = None
 
     def _activate(self) -> None:
+        provider_opts = self._provider_opts
+        if self.user_stream and self.providers[0] in GPU_PROVIDERS:
+            self._device = _device(0, self.path)
+            self._stream = self._device.new_stream()
+            handle = self._device.handle(self._stream)
+            provider_opts = [_provider_options(p, *self._options, self.tf32, handle) for p in self.providers]
         try:
-            session = make_session(self.path, list(zip(self.providers, self._provider_opts)), threads=self.threads,
+            session = make_session(self.path, list(zip(self.providers, provider_opts)), threads=self.threads,
                                    level=self.level, quiet=False)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
             raise RunnerError(f"ONNX Runtime cannot load {self.path}: {' '.join(str(exc).split())[:300]}",
@@ -131,7 +160,7 @@ class OrtRunner(Runner):
                               f"{self.providers[0]} usable (CUDA/cuDNN/TensorRT libraries found)",
                               "check the CUDA/TensorRT installation or use providers='cpu'")
         self.session = session
-        section = self.manifest.input if self.manifest else None
+        section: Any = self.manifest.input if self.manifest else None
         if section is None:
             section = self._metadata_input(session)
         self._inputs = {}
@@ -160,8 +189,65 @@ class OrtRunner(Runner):
         values = self.session.run(None, arrays)
         return dict(zip(self._outputs, values))
 
+    def device_step(self, feed: Mapping[str, Any]):
+        """Bind ``feed`` and pre-allocated outputs once (ONNX Runtime I/O binding); ``run()`` only runs.
+
+        On the CUDA / TensorRT EP the buffers are CUDA tensors and nothing crosses the PCIe bus per
+        run; on CPU they are host tensors. Returns a :class:`~unetrt.runtime.cuda_device.DeviceStep`.
+        """
+        import numpy as np
+
+        from .cuda_device import DeviceStep
+
+        self._require_active("device_step()")
+        self._check_feed(feed)
+        gpu = self.providers[0] in GPU_PROVIDERS
+        device: Any = self._device if gpu and self._device is not None else (_device(0, self.path) if gpu else None)
+        import torch
+
+        where = device.device if device is not None else torch.device("cpu")
+        kind = "cuda" if gpu else "cpu"
+        inputs = {n: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(where).contiguous()
+                  for n, v in feed.items()}
+        io = self.session.io_binding()
+        for name, t in inputs.items():
+            io.bind_input(name, kind, 0, np.dtype(self._inputs[name].dtype), tuple(t.shape), t.data_ptr())
+        for name in self._outputs:
+            io.bind_output(name, kind)
+        self.session.run_with_iobinding(io)  # once, to learn the output shapes
+        outputs = {}
+        for name, value in zip(self._outputs, io.get_outputs()):
+            meta = self._outputs[name]
+            outputs[name] = torch.empty(tuple(value.shape()), dtype=getattr(torch, meta.dtype), device=where)
+            io.bind_output(name, kind, 0, np.dtype(meta.dtype), tuple(outputs[name].shape), outputs[name].data_ptr())
+        stream = self._stream if gpu else None
+        if gpu and stream is None:
+            stream = device.new_stream()
+        note = None if (not gpu or self._stream is not None) else \
+            "ONNX Runtime runs on its own stream (user_stream=False): events bracket a synchronised run"
+        return DeviceStep(run=lambda: self.session.run_with_iobinding(io), stream=stream,
+                          events=device.events if device is not None else _host_events, inputs=inputs,
+                          outputs=outputs, note=note)
+
     def _deactivate(self) -> None:
         self.session = None
+        self._stream = None
+        if self._device is not None:
+            self._device.release()
+        self._device = None
+
+
+def _device(index: int, path: Path):
+    """The CUDA device of the GPU providers (tests put a CPU stand-in here)."""
+    from .cuda_device import CudaDevice
+
+    return CudaDevice(index, what=f"ONNX Runtime GPU run of {path.name}")
+
+
+def _host_events():
+    from .cuda_device import HostEvent
+
+    return HostEvent(), HostEvent()
 
 
 def _dims(shape) -> tuple[int | None, ...]:

@@ -1,11 +1,15 @@
 """TensorRT runner: a serialized plan (TensorRT 10/11 or TensorRT-RTX) run with torch CUDA tensors.
 
-I/O goes by tensor name (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``) on a
-private CUDA stream; the runner synchronises before returning. With ``cuda_graph=True`` the first call
-at a new input shape runs once, captures the enqueue in a CUDA graph, and later calls at that shape
-copy the inputs into the captured buffers and replay it (one graph per shape). Only API common to
-TensorRT 10, 11 and TensorRT-RTX is used; the one TensorRT 11 rename touched here
-(``device_memory_size`` -> ``device_memory_size_v2``) is looked up by name.
+I/O goes by tensor name (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``, each return
+value checked) on a private CUDA stream; the runner synchronises before returning. The plan is opened by
+the flavour that built it (the manifest says which), never by whichever TensorRT imports first.
+
+CUDA graphs (``cuda_graph=True``): on standard TensorRT the first call at a new shape runs once, then
+the enqueue is captured and later calls at that shape replay it (one graph per shape); a capture
+TensorRT cannot record falls back to plain execution with a note. TensorRT-RTX captures graphs itself
+(``IRuntimeConfig.cuda_graph_strategy``): a user capture would need plans built with
+``REQUIRE_USER_ALLOCATION`` and could freeze the fallback kernels its lazy specialisation replaces.
+The JIT runtime cache is a TensorRT-RTX feature, decided by flavour; it outlives every context.
 """
 
 from __future__ import annotations
@@ -14,35 +18,46 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..artifacts.dtypes import trt_dtype_name
+from ..artifacts.dtypes import torch_dtype, trt_dtype_name
 from ..artifacts.manifest import Manifest
 from ..artifacts.trt import import_tensorrt, process_logger
 from ..errors import RunnerError
-from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input
+from .base import InputConstraint, Runner, TensorMeta, apply_manifest_input, format_shape
+from .cuda_device import CudaDevice
+
+if TYPE_CHECKING:
+    import tensorrt
 
 __all__ = ["TrtRunner", "engine_io", "rebuild_command"]
 
 
-def engine_io(engine) -> tuple[dict[str, InputConstraint], dict[str, TensorMeta]]:
+def engine_io(engine: "tensorrt.ICudaEngine") -> tuple[dict[str, InputConstraint], dict[str, TensorMeta]]:
     """Inputs (with optimisation profile 0's min/max as bounds) and outputs of a deserialised engine."""
-    inputs, outputs = {}, {}
+    inputs: dict[str, InputConstraint] = {}
+    outputs: dict[str, TensorMeta] = {}
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         mode = getattr(engine.get_tensor_mode(name), "name", str(engine.get_tensor_mode(name)))
         dtype = trt_dtype_name(engine.get_tensor_dtype(name))
-        shape = tuple(int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name))
+        shape = tuple(int(d) if int(d) >= 0 else None for d in _dims(engine.get_tensor_shape(name)))
         if mode.upper().endswith("INPUT"):
-            low = high = None
+            low: tuple[int, ...] | None = None
+            high: tuple[int, ...] | None = None
             if None in shape:
-                low, _opt, high = (tuple(int(d) for d in dims) for dims in engine.get_tensor_profile_shape(name, 0))
+                low, _opt, high = (_dims(dims) for dims in engine.get_tensor_profile_shape(name, 0))
             inputs[name] = InputConstraint(name, dtype, shape, low, high)
         else:
             outputs[name] = TensorMeta(dtype, shape)
     return inputs, outputs
+
+
+def _dims(dims: Any) -> tuple[int, ...]:
+    """A ``trt.Dims`` (or any sequence) as a tuple of ints."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def entry_dict(entry: Any) -> dict:
@@ -73,14 +88,9 @@ def rebuild_command(manifest: Manifest | None, precision: str | None = None,
     return " ".join(parts)
 
 
-def _cuda_torch(path: Path):
-    import torch
-
-    if not torch.cuda.is_available():
-        raise RunnerError(f"TensorRT engine {path.name} needs a CUDA GPU and none is visible to PyTorch",
-                          "a machine with an NVIDIA GPU, its driver and a CUDA build of torch",
-                          "run the ONNX instead: unetrt.runtime.load(dir, backend='ort')")
-    return torch
+def _device(index: int, path: Path) -> CudaDevice:
+    """The CUDA device the engine runs on (tests put a CPU stand-in here)."""
+    return CudaDevice(index, what=f"TensorRT engine {path.name}")
 
 
 class TrtRunner(Runner):
@@ -88,16 +98,18 @@ class TrtRunner(Runner):
 
     Args:
         engine_path: A ``.engine``/``.plan`` file (a plain plan, as ``trtexec`` writes).
-        flavour: ``"auto"`` (TensorRT, then TensorRT-RTX), ``"tensorrt"`` or ``"tensorrt-rtx"``.
-        cuda_graph: Capture and replay a CUDA graph per input shape.
+        flavour: ``"tensorrt"``, ``"tensorrt-rtx"`` or ``"auto"``; ``None`` (default) takes the flavour
+            the manifest records for this engine (``"auto"`` without a manifest entry).
+        cuda_graph: Replay CUDA graphs (TensorRT: one captured graph per input shape; TensorRT-RTX:
+            its own ``cuda_graph_strategy``).
         manifest: The ``manifest.json`` dict (tightens input checks; fills the rebuild command).
         runtime_cache: TensorRT-RTX JIT runtime-cache file, loaded at activate and saved at
-            deactivate (ignored by standard TensorRT).
+            deactivate. Standard TensorRT has no runtime cache: the option is ignored with a note.
         device: CUDA device index.
         name: Label for reports.
     """
 
-    def __init__(self, engine_path: str | os.PathLike, flavour: str = "auto", cuda_graph: bool = False, *,
+    def __init__(self, engine_path: str | os.PathLike, flavour: str | None = None, cuda_graph: bool = False, *,
                  manifest: Manifest | None = None, runtime_cache: str | os.PathLike | None = None,
                  device: int = 0, name: str | None = None):
         super().__init__(name or f"trt{'-graph' if cuda_graph else ''}", manifest)
@@ -105,91 +117,121 @@ class TrtRunner(Runner):
         if not self.path.is_file():
             raise RunnerError(f"engine file {self.path} does not exist", "an existing .engine/.plan file",
                               "build one: " + rebuild_command(manifest))
-        self.flavour, self.cuda_graph, self.device = flavour, bool(cuda_graph), int(device)
+        self.flavour = flavour or self._manifest_entry().get("flavour") or "auto"
+        self.cuda_graph, self.device = bool(cuda_graph), int(device)
         self.runtime_cache = Path(runtime_cache) if runtime_cache else None
         self._state: dict[str, Any] = {}
         self._graphs: dict[tuple, tuple] = {}
+        self._graph_failure: str | None = None
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def _activate(self) -> None:
-        torch = _cuda_torch(self.path)
+        dev = _device(self.device, self.path)
         trt, flavour, version = import_tensorrt(self.flavour)
-        torch.cuda.set_device(self.device)
         logger = process_logger(trt).reset()
-        runtime = trt.Runtime(logger)
+        runtime: tensorrt.Runtime = trt.Runtime(logger)
         entry = self._manifest_entry()
         if (entry.get("options") or {}).get("version_compatible"):
             runtime.engine_host_code_allowed = True  # the plan embeds its lean runtime
-        engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
-            gpu = torch.cuda.get_device_name(self.device)
             built = f" (manifest: {entry.get('flavour')} {entry.get('version')})" if entry else ""
             raise RunnerError(f"cannot deserialise {self.path}: engine built by another TensorRT version or for "
                               f"another GPU{built}{logger.last()}",
-                              f"a plan built by {flavour} {version} for {gpu}",
+                              f"a plan built by {flavour} {version} for {dev.name}",
                               "rebuild it: " + rebuild_command(self.manifest, entry.get("precision"),
                                                                str(self.path.parent)))
-        context = self._create_context(engine)
+        self._state = {"trt": trt, "flavour": flavour, "logger": logger, "runtime": runtime, "engine": engine,
+                       "device": dev, "stream": dev.new_stream()}  # the stream also makes the CUDA context current
+        config = self._runtime_config(trt, flavour, engine)
+        context: tensorrt.IExecutionContext | None = (engine.create_execution_context(config) if config is not None
+                                                      else engine.create_execution_context())
         if context is None:
-            raise RunnerError(f"TensorRT could not create an execution context for {self.path}",
+            self._state.clear()
+            raise RunnerError(f"TensorRT could not create an execution context for {self.path}{logger.last()}",
                               "enough free GPU memory", "free GPU memory or use a smaller max shape")
+        self._state["context"] = context
         self._inputs, self._outputs = engine_io(engine)
         section = self.manifest.input if self.manifest else None
         self._inputs = {n: apply_manifest_input(c, section if len(c.shape) in (4, 5) else None)
                         for n, c in self._inputs.items()}
-        mem = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0)
-        self._state = {"torch": torch, "trt": trt, "logger": logger, "runtime": runtime, "engine": engine,
-                       "context": context, "stream": torch.cuda.Stream(self.device),
-                       "device": torch.device("cuda", self.device)}
-        note = (f"{flavour} {version}: {engine.num_optimization_profiles} profile(s), profile 0 used; "
-                f"{int(mem) / 2**20:.1f} MiB activation memory")
-        if note not in self.notes:
-            self.notes.append(note)
+        self._capture = self.cuda_graph and flavour != "tensorrt-rtx"
+        mem = int(getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", 0) or 0)
+        self._note(f"{flavour} {version}: {engine.num_optimization_profiles} profile(s), profile 0 used; "
+                   f"{int(mem) / 2**20:.1f} MiB activation memory")
+
+    def _runtime_config(self, trt: Any, flavour: str, engine: Any) -> Any:
+        """TensorRT-RTX: a runtime config with the JIT cache and graph strategy; TensorRT: ``None``."""
+        if flavour != "tensorrt-rtx":
+            if self.runtime_cache is not None:
+                self._note(f"runtime cache {self.runtime_cache.name} ignored: the JIT runtime cache is a "
+                           f"TensorRT-RTX feature ({flavour} plans hold compiled kernels)")
+            return None
+        if self.runtime_cache is None and not self.cuda_graph:
+            return None
+        config = engine.create_runtime_config()  # RTX-only API below; the 10.13 stubs do not know it
+        if self.cuda_graph:
+            config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+            self._note("CUDA graphs by TensorRT-RTX (cuda_graph_strategy=WHOLE_GRAPH_CAPTURE), not a user capture")
+        if self.runtime_cache is not None:
+            cache = config.create_runtime_cache()
+            if self.runtime_cache.is_file() and not cache.deserialize(self.runtime_cache.read_bytes()):
+                self._note(f"runtime cache {self.runtime_cache} is stale (another TensorRT-RTX version, GPU or "
+                           f"driver): started empty, rewritten at deactivate")
+            if config.set_runtime_cache(cache) is False:
+                raise RunnerError(f"TensorRT-RTX refused the runtime cache {self.runtime_cache}",
+                                  "a runtime cache it accepts", "delete the cache file or drop runtime_cache")
+            self._state["runtime_cache"] = cache
+        self._state["runtime_config"] = config
+        return config
 
     def _manifest_entry(self) -> dict:
         entry = self.manifest.engine(self.path.name) if self.manifest else None
         return entry_dict(entry) if entry is not None else {}
 
-    def _create_context(self, engine):
-        if self.runtime_cache is None or not hasattr(engine, "create_runtime_config"):
-            return engine.create_execution_context()
-        config = engine.create_runtime_config()
-        cache = config.create_runtime_cache()
-        if self.runtime_cache.is_file():
-            cache.deserialize(self.runtime_cache.read_bytes())
-        config.set_runtime_cache(cache)
-        self._runtime_cache_obj = cache
-        return engine.create_execution_context(config)
-
     def _bind(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """Set input shapes and addresses, allocate outputs; return the output tensors."""
-        torch, ctx = self._state["torch"], self._state["context"]
+        dev, logger = self._state["device"], self._state["logger"]
+        ctx: tensorrt.IExecutionContext = self._state["context"]
         for name, t in tensors.items():
-            ctx.set_input_shape(name, tuple(t.shape))
-            ctx.set_tensor_address(name, t.data_ptr())
+            if not ctx.set_input_shape(name, tuple(t.shape)):
+                raise RunnerError(f"TensorRT refused input shape {format_shape(t.shape)} for {name!r}{logger.last()}",
+                                  self._inputs[name].describe(), "pass a shape inside the engine's profile")
+            if not ctx.set_tensor_address(name, t.data_ptr()):
+                raise RunnerError(f"TensorRT refused the address of input {name!r}{logger.last()}",
+                                  "a contiguous device tensor", "pass a CUDA tensor or a numpy array")
         outputs = {}
         for name, meta in self._outputs.items():
-            shape = tuple(ctx.get_tensor_shape(name))
+            shape = _dims(ctx.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise RunnerError(f"output {name!r} has an unresolved shape {shape}", "shapes set by the inputs",
                                   "check the input shapes against the engine profile")
-            out = torch.empty(shape, dtype=getattr(torch, meta.dtype), device=self._state["device"])
-            ctx.set_tensor_address(name, out.data_ptr())
+            out = dev.torch.empty(shape, dtype=torch_dtype(meta.dtype, dev.torch), device=dev.device)
+            if not ctx.set_tensor_address(name, out.data_ptr()):
+                raise RunnerError(f"TensorRT refused the address of output {name!r}{logger.last()}",
+                                  "a device buffer TensorRT accepts", "report this with the TensorRT log")
             outputs[name] = out
         return outputs
 
     def _enqueue(self) -> None:
-        stream = self._state["stream"]
-        if not self._state["context"].execute_async_v3(stream.cuda_stream):
-            raise RunnerError(f"TensorRT execute_async_v3 failed for {self.path}", "a successful enqueue",
-                              "run with TensorRT logging at VERBOSE to see why")
+        dev, stream = self._state["device"], self._state["stream"]
+        if not self._state["context"].execute_async_v3(dev.handle(stream)):
+            raise RunnerError(f"TensorRT execute_async_v3 failed for {self.path}{self._state['logger'].last()}",
+                              "a successful enqueue", "run with TensorRT logging at VERBOSE to see why")
+
+    def _to_device(self, feed: dict[str, Any]) -> dict[str, Any]:
+        dev = self._state["device"]
+        return {n: (dev.torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(dev.device).contiguous()
+                for n, v in feed.items()}
 
     def _infer(self, feed: dict[str, Any], to_host: bool) -> dict[str, Any]:
-        torch, stream, device = self._state["torch"], self._state["stream"], self._state["device"]
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            tensors = {n: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v).to(device).contiguous()
-                       for n, v in feed.items()}
-            if self.cuda_graph:
+        dev, stream = self._state["device"], self._state["stream"]
+        with dev.on(stream):
+            tensors = self._to_device(feed)
+            if self._capture:
                 outputs = self._replay(tensors)
             else:
                 outputs = self._bind(tensors)
@@ -200,33 +242,79 @@ class TrtRunner(Runner):
         return outputs
 
     def _replay(self, tensors: dict[str, Any]) -> dict[str, Any]:
-        torch = self._state["torch"]
+        """Replay the shape's graph (capturing it on first use); plain execution once a capture failed."""
         key = tuple((n, tuple(t.shape)) for n, t in sorted(tensors.items()))
-        if key not in self._graphs:
+        if self._graph_failure is None and key not in self._graphs:
+            dev, stream, ctx = self._state["device"], self._state["stream"], self._state["context"]
             static = {n: t.clone() for n, t in tensors.items()}
             outputs = self._bind(static)
             self._enqueue()  # uncaptured first run: TensorRT may allocate or sync on it
-            self._state["stream"].synchronize()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=self._state["stream"], capture_error_mode="thread_local"):
-                self._enqueue()
+            stream.synchronize()
+            graph, why = dev.capture(stream, lambda: ctx.execute_async_v3(dev.handle(stream)))
+            if graph is None:
+                self._graph_failure = why
+                self._note(f"CUDA graph capture failed ({why}{self._state['logger'].last()}): running without "
+                           f"CUDA graphs")
+                return outputs  # the uncaptured run above already computed them
             self._graphs[key] = (graph, static, outputs)
+        if self._graph_failure is not None:
+            outputs = self._bind(tensors)
+            self._enqueue()
+            return outputs
         graph, static, outputs = self._graphs[key]
         for name, t in tensors.items():
             static[name].copy_(t)
         graph.replay()
         return {n: t.clone() for n, t in outputs.items()}
 
+    @property
+    def min_warmup(self) -> int:
+        """Fewest untimed runs before timing: TensorRT-RTX swaps in specialised kernels after the first runs."""
+        return RTX_MIN_WARMUP if self._state.get("flavour") == "tensorrt-rtx" else 1
+
+    def device_step(self, feed: Mapping[str, Any]):
+        """Bind device buffers for ``feed`` once and return a :class:`DeviceStep` that only enqueues.
+
+        For timing the engine alone (no host<->device copies, no allocation, no shape setting per
+        call): the bench records CUDA events around ``step.run()`` on ``step.stream``.
+        """
+        from .cuda_device import DeviceStep
+
+        self._require_active("device_step()")
+        self._check_feed(feed)
+        dev, stream = self._state["device"], self._state["stream"]
+        with dev.on(stream):
+            tensors = self._to_device(dict(feed))
+            outputs = self._bind(tensors)
+        stream.synchronize()
+        rtx = self._state["flavour"] == "tensorrt-rtx"
+
+        def run() -> None:
+            with dev.on(stream):
+                self._enqueue()
+
+        return DeviceStep(run=run, stream=stream, events=dev.events, inputs=tensors, outputs=outputs,
+                          min_warmup=self.min_warmup,
+                          note="TensorRT-RTX: warm-up covers its lazy kernel specialisation" if rtx else None)
+
     def _deactivate(self) -> None:
-        cache = getattr(self, "_runtime_cache_obj", None)
+        cache = self._state.get("runtime_cache")
         if cache is not None and self.runtime_cache is not None:
+            from ..fileio import atomic_write_bytes
+
             self.runtime_cache.parent.mkdir(parents=True, exist_ok=True)
-            self.runtime_cache.write_bytes(bytes(cache.serialize()))
-        self._runtime_cache_obj = None
-        torch = self._state.get("torch")
+            atomic_write_bytes(self.runtime_cache, bytes(cache.serialize()))
+        dev = self._state.get("device")
         self._graphs.clear()
-        for key in ("context", "engine", "runtime"):  # TensorRT objects die before what created them
+        self._graph_failure = None
+        # Contexts die first; the runtime cache and config outlive every context; the engine outlives
+        # them; the runtime goes last.
+        for key in ("context", "runtime_config", "runtime_cache", "engine", "runtime"):
             self._state.pop(key, None)
         self._state.clear()
-        if torch is not None:
-            torch.cuda.empty_cache()
+        if dev is not None:
+            dev.release()
+
+
+#: Untimed iterations a TensorRT-RTX engine needs before its lazily specialised kernels are in place.
+RTX_MIN_WARMUP = 20

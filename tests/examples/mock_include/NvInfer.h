@@ -1,8 +1,8 @@
-// Test stub, NOT TensorRT: declares only the part of the TensorRT 10 runtime API that
+// Test mock API, NOT TensorRT: declares only the part of the TensorRT runtime API that
 // examples/cpp/segment.cpp uses, with the signatures of NVIDIA's NvInferRuntime.h /
-// NvInferRuntimeBase.h (TensorRT 10.x and 11.x agree on all of them). It lets the tests check that
-// segment.cpp is well-formed C++ against that API shape (g++ -fsyntax-only) and, linked with
-// tests/examples/mock_runtime.cpp, run its host-side logic on a CPU. Real builds use the real SDK.
+// NvInferRuntimeBase.h (TensorRT 10.16 and 11.1 agree on all of them; tests/examples checks the names
+// against those headers). Linked with tests/examples/mock_runtime.cpp it runs segment.cpp's host-side
+// logic on a CPU. Compile checks of segment.cpp use NVIDIA's real headers, never this file.
 //
 // Differences from the real headers that do not matter at the call sites: the real classes are
 // non-virtual facades over an implementation pointer (mImpl), here they are abstract interfaces so a

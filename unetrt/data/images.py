@@ -184,35 +184,3 @@ def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> 
     if (chw > 1).any():
         chw = chw / 255.0
     return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)
-
-
-def preprocess(img: Any, scale: float = 1.0, in_channels: int | None = None) -> np.ndarray:
-    """Turn an image into the network's ``1xCxHxW`` float32 input, like milesial's ``preprocess``.
-
-    Args:
-        img: HxW or HxWxC array (uint8 or float), or a PIL image of any mode (see :func:`image_to_array`).
-        scale: Resize factor; the new size is ``int(scale * w) x int(scale * h)`` (bicubic, Pillow).
-        in_channels: The model's input channels (conversion as in :func:`convert_channels`);
-            ``None`` keeps the image's.
-
-    Returns:
-        ``1xCxHxW`` float32, divided by 255 when any value is greater than 1.
-
-    Raises:
-        InputError: A scale that leaves no pixel, or no channel conversion.
-        MissingDependencyError: ``scale != 1`` without Pillow.
-    """
-    if hasattr(img, "mode") and hasattr(img, "convert"):  # a PIL image: any mode, like load_image
-        img = image_to_array(img, in_channels)
-    img = convert_channels(np.asarray(img), in_channels)
-    h, w = img.shape[:2]
-    new_w, new_h = int(scale * w), int(scale * h)
-    if new_w <= 0 or new_h <= 0:
-        raise InputError(f"scale {scale} turns the {w}x{h} image into {new_w}x{new_h}", "at least 1x1 pixel",
-                         "use a larger scale")
-    if (new_w, new_h) != (w, h):
-        img = resize(img, (new_w, new_h))
-    chw = img[np.newaxis, ...] if img.ndim == 2 else img.transpose((2, 0, 1))
-    if (chw > 1).any():
-        chw = chw / 255.0
-    return np.ascontiguousarray(chw[np.newaxis], dtype=np.float32)

@@ -24,6 +24,7 @@ from onnx_ir.passes.common.naming import SimpleNameGenerator
 from unetrt import parity
 from unetrt.errors import ExportError, ParityError
 from unetrt.parity import Tolerance
+from unetrt.exporter.node_search import fewest_kept
 
 _F32, _F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
@@ -301,19 +302,7 @@ class Search:
             raise ParityError(describe(everything.worst, "FP16 parity fails even with every float node FP32"),
                               "the references to match the FP32 model and the I/O precision",
                               "check the references come from this model; keep_io_types=True or loosen the bars")
-        keep, failures, queue = set(candidates), {}, [candidates]
-        while queue:
-            segment = queue.pop(0)
-            trial = frozenset(keep - set(segment))
-            evaluation = self.evaluate(trial)
-            if evaluation.passed:
-                keep = set(trial)
-            elif len(segment) == 1:
-                failures[segment[0]] = evaluation.worst
-            else:
-                half = len(segment) // 2
-                queue[:0] = [segment[:half], segment[half:]]
-        return frozenset(keep), failures
+        return fewest_kept(candidates, self.evaluate)
 
     def final(self, blocked: frozenset) -> tuple[onnx.ModelProto, Evaluation]:
         """Return the converted model for ``blocked`` (validated by the ONNX checker) and its evaluation."""

@@ -21,6 +21,7 @@ from unetrt import parity
 from unetrt.errors import ExportError, ParityError
 from unetrt.exporter.fp16_search import run_ort
 from unetrt.parity import INT8_MIN_ARGMAX, INT8_MIN_DICE, Tolerance
+from unetrt.exporter.node_search import fewest_kept
 
 __all__ = ["Int8Bars", "Evaluation", "measure", "quantized_nodes", "Search", "table"]
 
@@ -173,16 +174,5 @@ class Search:
                                                          "in float"),
                               "references computed from this model at these inputs",
                               "check the references come from this model", table(everything.entries, "INT8"))
-        keep, failures, queue = set(candidates), {}, [list(candidates)]
-        while queue:
-            segment = queue.pop(0)
-            trial = frozenset(keep - set(segment))
-            result = self.evaluate(trial)
-            if result.passed:
-                keep = set(trial)
-            elif len(segment) == 1:
-                failures[segment[0]] = result.worst
-            else:
-                half = len(segment) // 2
-                queue[:0] = [segment[:half], segment[half:]]
-        return frozenset(keep), failures, first
+        keep, failures = fewest_kept(candidates, self.evaluate)
+        return keep, failures, first

@@ -18,10 +18,7 @@ PACKAGE = Path(unetrt.__file__).parent
 
 #: (path relative to unetrt/, exception name) -> why a builtin is right there.
 ALLOWED_RAISES = {
-    ("__init__.py", "AttributeError"): "module __getattr__ protocol",
-    ("bench/__init__.py", "AttributeError"): "module __getattr__ protocol",
-    ("runtime/__init__.py", "AttributeError"): "module __getattr__ protocol",
-    ("serve/__init__.py", "AttributeError"): "module __getattr__ protocol",
+    ("_lazy.py", "AttributeError"): "module __getattr__ protocol (the packages' lazy names)",
     ("bench/backends.py", "KeyError"): "Mapping.__getitem__ protocol (dict-like view of the registry)",
 }
 #: Exception classes defined outside errors.py that never reach a user.

@@ -6,9 +6,7 @@ stay fast): the model zoo, the export chain, the runtime and parity comparison.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_exports
 from .errors import UnetrtError
 
 __version__ = "0.1.0"
@@ -16,20 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ExportConfig": "exporter", "ExportResult": "exporter", "export": "exporter",
     "create_model": "models", "get_spec": "models", "list_models": "models",
-    "compare": "parity", "load": "runtime", "Manifest": "artifacts",
+    "compare": "parity", "load": "runtime", "Manifest": "artifacts.manifest",
 }
 
 __all__ = ["UnetrtError", "__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unetrt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

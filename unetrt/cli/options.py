@@ -131,6 +131,13 @@ JSON_KWARGS = JsonKwargs()
 ALIGN = Align()
 
 
+def apply_options(f, options):
+    """Decorate ``f`` with a list of click options, listed in ``--help`` in the list's order."""
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def model_options(f):
     """--arch/--model/--model-kwargs/--checkpoint and the common model kwargs."""
     options = [
@@ -147,9 +154,7 @@ def model_options(f):
         click.option("--width", type=click.IntRange(min=1), default=None, help="Base channel width."),
         click.option("--bilinear/--no-bilinear", default=None, help="milesial: bilinear upsampling decoder."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def fp16_options(f):
@@ -166,9 +171,7 @@ def fp16_options(f):
                      help="Folder of images/.npy inputs (preprocessed like unet-predict; *_mask files skipped) "
                           "driving which nodes stay FP32 and the INT8 calibration."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def int8_options(f):
@@ -192,9 +195,7 @@ def int8_options(f):
                      help="Most nodes the INT8 search may keep in float (default: no limit); 0 = fail unless "
                           "the plain quantization meets the bars."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def engine_options(f):
@@ -222,9 +223,7 @@ def engine_options(f):
         click.option("--detailed-profiling/--no-detailed-profiling", default=True, show_default=True,
                      help="Build with profiling_verbosity=DETAILED so `unetrt inspect` shows layer detail."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 def build_profiles(mins, opts, maxs):

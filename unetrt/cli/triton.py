@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import handle_errors, make_console
+from .options import apply_options, handle_errors, make_console
 
 PLATFORM_CHOICES = ("python", "onnx", "tensorrt", "all")
 
@@ -21,9 +21,7 @@ def serving_options(f):
         click.option("--dynamic-batching/--no-dynamic-batching", default=True, show_default=True,
                      help="Dynamic batching (Triton merges only requests of equal shape)."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return apply_options(f, options)
 
 
 @click.command("triton")

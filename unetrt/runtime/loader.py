@@ -104,9 +104,9 @@ def _artifact(backend: Backend, manifest: Manifest, directory: Path) -> tuple[Pa
 def _engine_reason(entry: Any, directory: Path) -> str | None:
     """Why an engine of the manifest cannot run here (``None`` when it can): flavour installed, GPU among
     its targets, loadable version (:func:`unetrt.runtime.engine_choice.engine_unusable_reason`)."""
-    from .engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
-
     from dataclasses import asdict, is_dataclass
+
+    from .engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
 
     data = asdict(entry) if is_dataclass(entry) else dict(entry)
     return engine_unusable_reason(data, directory, gpu_cc=probe_gpu_cc(), installed=installed_flavours())

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from unetrt.bench import TimingPlan, default_threads, machine_info, measure
+from unetrt.artifacts.refs import ONNX_FP32
 from unetrt.bench.artifacts import ArtifactCache, ModelSource
 from unetrt.bench.report import write_json, write_text_atomic
 from unetrt.bench.results import BenchResult
@@ -98,7 +99,7 @@ def run(args) -> BenchResult:
     shape = (args.batch, in_ch, args.size, args.size)
     cache = ArtifactCache(args.workdir, source, [shape], lambda m: print(m, file=sys.stderr))
     cache.use_weights_of(model)
-    onnx = cache.prepare({"onnx"})["onnx"]
+    onnx = cache.prepare({ONNX_FP32})[ONNX_FP32]
     if isinstance(onnx, Exception):
         raise onnx
     x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)

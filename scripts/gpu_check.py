@@ -97,7 +97,6 @@ def smoke(flavour: str, out: Path) -> dict[str, Any]:
     from unetrt.parity import FP16_TOLERANCE, FP32_TOLERANCE, compare
     from unetrt.runtime import TrtRunner, load
     from unetrt.runtime.engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
-    from unetrt.runtime.trt import entry_dict
 
     result: dict[str, Any] = {"flavour": flavour, "ok": False, "engines": []}
     start = time.perf_counter()
@@ -112,7 +111,7 @@ def smoke(flavour: str, out: Path) -> dict[str, Any]:
         for folder, manifest, entry in entries:
             row: dict[str, Any] = {"path": entry.path, "precision": entry.precision, "version": entry.version,
                                    "tf32": entry.tf32, "compute_capabilities": entry.compute_capabilities}
-            why = engine_unusable_reason(entry_dict(entry), folder, gpu_cc=probe_gpu_cc(),
+            why = engine_unusable_reason(entry, folder, gpu_cc=probe_gpu_cc(),
                                          installed=installed_flavours())
             chosen = load(folder, precision=entry.precision)  # what a user's load() picks here, and why
             row.update(load_chose=chosen.path.name, load_notes=chosen.notes[:4])

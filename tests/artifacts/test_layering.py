@@ -31,7 +31,7 @@ def _imports(layer: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("layer, forbidden", [
-    ("artifacts", ("unetrt.exporter", "unetrt.runtime", "unetrt.bench", "unetrt.cli", "unetrt.serve")),
+    ("artifacts", ("unetrt.exporter", "unetrt.runtime", "unetrt.bench", "unetrt.cli", "unetrt.serve", "unetrt.models")),
     ("runtime", ("unetrt.exporter", "unetrt.bench", "unetrt.cli", "unetrt.serve")),
     ("models", ("unetrt.exporter", "unetrt.runtime", "unetrt.bench", "unetrt.cli", "unetrt.artifacts")),
     ("exporter", ("unetrt.runtime", "unetrt.bench", "unetrt.cli", "unetrt.serve")),
@@ -40,6 +40,32 @@ def _imports(layer: str) -> dict[str, set[str]]:
 def test_no_module_imports_upward(layer, forbidden):
     bad = {f: sorted(n for n in names if n.startswith(forbidden)) for f, names in _imports(layer).items()}
     assert {f: n for f, n in bad.items() if n} == {}
+
+
+@pytest.mark.parametrize("layer", ["artifacts", "runtime", "bench"])
+def test_no_import_circle_inside_a_layer(layer):
+    """Module-level, function-level and ``import_module("...")`` imports alike: no module of the layer
+    reaches itself again."""
+    graph = {}
+    for file, names in _imports(layer).items():
+        module = "unetrt." + file[:-3].replace("/", ".").removesuffix(".__init__")
+        loaded = {node.args[0].value for node in ast.walk(ast.parse((PACKAGE / file).read_text()))
+                  if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) ==
+                  "import_module" and node.args and isinstance(node.args[0], ast.Constant)}
+        graph[module] = {n for n in names | loaded if str(n).startswith(f"unetrt.{layer}.")}
+    graph = {m: {n if n in graph else n.rsplit(".", 1)[0] for n in deps} & set(graph) - {m} for m, deps in graph.items()}
+    circles = []
+
+    def walk(node, path):
+        for nxt in sorted(graph[node]):
+            if nxt == path[0]:
+                circles.append(path + [nxt])
+            elif nxt not in path and nxt > path[0]:
+                walk(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        walk(start, [start])
+    assert circles == []
 
 
 def test_bench_uses_only_the_exporters_public_api():

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from unetrt.artifacts.manifest import SCHEMA_FILE, SCHEMA_VERSION, Manifest, json_schema
+from unetrt.artifacts.refs import ArtifactRef
 from unetrt.cli import main
 from unetrt.errors import ManifestError
 from unetrt.runtime import load
@@ -53,7 +54,8 @@ def test_round_trip_write_read_equal(contract_export, tmp_path):
 def test_queries(contract_export):
     manifest = Manifest.read(contract_export)
     onnx = contract_export / "model.onnx"
-    assert manifest.onnx_file("fp32") == "model.onnx" and manifest.onnx_file("fp16") is None
+    assert manifest.entry(ArtifactRef("onnx")) is manifest.onnx and manifest.entry(ArtifactRef("onnx", "fp16")) is None
+    assert [e.ref for e in manifest.artifact_entries()] == [ArtifactRef("onnx")]
     assert manifest.sha256_of("model.onnx") == manifest.onnx.sha256
     assert manifest.sha256_of("nope.onnx") is None
     assert {a.path for a in manifest.artifacts} == {"model.onnx"} and onnx.is_file()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import unetrt
+from unetrt.artifacts.refs import ONNX_FP32
 from unetrt.bench.artifacts import ArtifactCache, ModelSource
 from unetrt.bench.backends import BACKENDS, parse_backends, unavailable_reason
 from unetrt.bench.inputs import _cover_crop, image_batch, load_images, parse_batches, parse_sizes, random_batch
@@ -93,7 +94,7 @@ def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):
     model = create_model("milesial", width=2)
     weights = cache.use_weights_of(model)
     assert weights.is_file()
-    first = cache.prepare({"onnx"})["onnx"]
+    first = cache.prepare({ONNX_FP32})[ONNX_FP32]
     assert not first.reused and first.path.is_file()
     assert first.manifest.model.checkpoint.path == str(weights.resolve())
 
@@ -101,11 +102,11 @@ def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):
     again = ArtifactCache(tmp_path, source, shapes)
     again.use_weights_of(other)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
-    second = again.prepare({"onnx"})["onnx"]
+    second = again.prepare({ONNX_FP32})[ONNX_FP32]
     assert second.reused and second.path == first.path
 
     first.path.write_bytes(first.path.read_bytes() + b"\0")  # a changed file no longer matches its manifest
-    assert again._find("onnx") is None
+    assert again._find(ONNX_FP32) is None
     manifest = json.loads((first.path.parent / "manifest.json").read_text())
     assert ArtifactCache(tmp_path, ModelSource("milesial", None, {"width": 3}), shapes).root != again.root
     assert manifest["model"]["kwargs"]["width"] == 2

@@ -322,14 +322,15 @@ def test_bench_int8_parity_rows_use_the_int8_bars():
 
 
 def test_int8_backends_are_registered():
-    from unetrt.bench.backends import artifact_file, artifact_key
+    from unetrt.artifacts.refs import ArtifactRef
     from unetrt.runtime import backends as registry
 
     cpu, trt_form, engine = registry.get("ort-int8-cpu"), registry.get("ort-int8"), registry.get("trt-int8")
     assert (cpu.precision, trt_form.precision, engine.precision, engine.kind) == ("int8", "int8", "int8", "engine")
-    assert artifact_file(artifact_key(cpu)) == "model_int8_cpu.onnx"
-    assert artifact_file(artifact_key(trt_form)) == "model_int8.onnx"
-    assert artifact_file(artifact_key(engine)) == "model_int8.engine"
+    assert cpu.artifact == ArtifactRef("onnx", "int8", "cpu") and cpu.artifact.file_name == "model_int8_cpu.onnx"
+    assert trt_form.artifact.file_name == "model_int8.onnx" and engine.artifact.file_name == "model_int8.engine"
+    assert (cpu.artifact.key, trt_form.artifact.key, engine.artifact.key) == \
+        ("onnx_int8_cpu", "onnx_int8", "engine_int8")  # the bench's cache directories, as before
 
 
 def test_measure_per_class_scores_and_bars():

@@ -316,13 +316,19 @@ def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu)
 
 # --- engine choice: flavour installed, GPU among the targets, loadable version ---------------------------
 
-from unetrt.runtime.engine_choice import engine_targets, engine_unusable_reason  # noqa: E402
+from unetrt.artifacts.engine_entry import EngineEntry  # noqa: E402
+from unetrt.runtime.engine_choice import engine_unusable_reason  # noqa: E402
 
 RTX_ENTRY = {"path": "model.engine", "flavour": "tensorrt-rtx", "version": "1.7.1.116",
              "compute_capabilities": ["SM75", "SM80", "SM86", "SM89", "SM120", "SM121"], "build_gpu": None}
 TRT_ENTRY = {"path": "model.engine", "flavour": "tensorrt", "version": "10.16.0.1", "compute_capabilities": ["SM86"],
              "build_gpu": {"name": "RTX A6000", "compute_capability": "8.6"}, "options": {}}
 BOTH = {"tensorrt": "10.16.0.1", "tensorrt-rtx": "1.7.1.116"}
+
+
+def _typed(fields: dict) -> EngineEntry:
+    """A typed engine entry from the fields a test cares about (the rule reads only typed entries)."""
+    return EngineEntry(**{"sha256": "1" * 64, **fields})
 
 
 @pytest.fixture
@@ -348,11 +354,10 @@ def plan_dir(tmp_path):
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "11.1.0.3"},
      ["a later release of the same major"]),
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.15.0.1"}, ["installed 10.15"]),
-    ({**TRT_ENTRY, "flavour": "tensorrt-9"}, (8, 6), BOTH, ["unknown TensorRT flavour 'tensorrt-9'"]),
     ({**TRT_ENTRY, "path": "gone.engine"}, (8, 6), BOTH, ["gone.engine listed in the manifest is missing"]),
 ])
 def test_engine_unusable_reason(plan_dir, entry, cc, installed, words):
-    why = engine_unusable_reason(entry, plan_dir, gpu_cc=cc, installed=installed)
+    why = engine_unusable_reason(_typed(entry), plan_dir, gpu_cc=cc, installed=installed)
     if words is None:
         assert why is None
     else:
@@ -361,20 +366,26 @@ def test_engine_unusable_reason(plan_dir, entry, cc, installed, words):
             assert word in why, why
 
 
+def test_unknown_flavour_cannot_be_recorded():
+    with pytest.raises(Exception, match="flavour"):
+        _typed({**TRT_ENTRY, "flavour": "tensorrt-9"})
+
+
 def test_engine_targets_from_older_records():
-    assert engine_targets({"options": {"compute_capabilities": ["SM86", "SM89"]}}) == [(8, 6), (8, 9)]
-    assert engine_targets({"compute_capabilities": ["CURRENT"], "build_gpu": {"compute_capability": "12.0"}}) \
-        == [(12, 0)]
-    assert engine_targets({"build_gpu": {"compute_capability": "9.0"}}) == [(9, 0)]
-    assert engine_targets({"path": "x"}) is None  # no record: TensorRT itself checks at deserialisation
+    assert _typed({"path": "x", "options": {"compute_capabilities": ["SM86", "SM89"]}}).targets() == [(8, 6), (8, 9)]
+    assert _typed({"path": "x", "compute_capabilities": ["CURRENT"],
+                   "build_gpu": {"compute_capability": "12.0"}}).targets() == [(12, 0)]
+    assert _typed({"path": "x", "build_gpu": {"compute_capability": "9.0"}}).targets() == [(9, 0)]
+    assert _typed({"path": "x"}).targets() is None  # no record: TensorRT itself checks at deserialisation
 
 
 def test_loader_falls_back_to_onnx_with_the_reason(plan_dir, monkeypatch):
     from unetrt.runtime import engine_choice, loader
+    from unetrt.runtime.backends import Backend
 
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
     monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
-    monkeypatch.setattr(loader, "_device_fits", lambda backend, device, cuda: None)  # as if CUDA EP + TensorRT
+    monkeypatch.setattr(Backend, "fits", lambda self, device, **kw: None)  # as if CUDA EP + TensorRT
     (plan_dir / "model.onnx").write_bytes(b"onnx")
     manifest = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64, "precision": "fp32"}])
     backend, path, notes = loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)
@@ -388,24 +399,27 @@ def test_loader_falls_back_to_onnx_with_the_reason(plan_dir, monkeypatch):
 def test_build_records_where_the_plan_runs(tmp_path, monkeypatch):
     install(monkeypatch, "rtx")
     rtx = _build(tmp_path, monkeypatch, "tensorrt-rtx", compute_capabilities=["sm86", "SM120"]).engines[0]
-    rtx = trt_runtime.entry_dict(rtx)
-    assert rtx["compute_capabilities"] == ["SM86", "SM120"]
+    assert rtx.compute_capabilities == ["SM86", "SM120"]
     install(monkeypatch, "10")
-    std = trt_runtime.entry_dict(_build(tmp_path, monkeypatch, "tensorrt", name="std.engine").engines[0])
-    assert std["compute_capabilities"] == ["SM86"] and std["build_gpu"]["compute_capability"] == "8.6"
-    assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std["version"]}) is None
+    std = _build(tmp_path, monkeypatch, "tensorrt", name="std.engine").engines[0]
+    assert std.compute_capabilities == ["SM86"] and std.build_gpu["compute_capability"] == "8.6"
+    assert engine_unusable_reason(std, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": std.version}) is None
 
 
 def test_bench_rebuilds_cached_engines_this_gpu_cannot_run(plan_dir, monkeypatch):
-    from unetrt.bench import artifacts as bench_artifacts
+    """The bench's cache reuses an engine only where ``locate`` (what ``load()`` uses) finds it runnable."""
+    from unetrt.artifacts.refs import ArtifactRef
     from unetrt.runtime import engine_choice
+    from unetrt.runtime.choice import locate
 
-    entry = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64}]).engines[0]
+    manifest = make_manifest(engines=[{**RTX_ENTRY, "sha256": "1" * 64}])
     monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
-    assert "this GPU is SM90" in bench_artifacts._engine_unusable(entry, plan_dir)
+    path, why = locate(manifest, plan_dir, ArtifactRef("engine"))
+    assert path is None and "this GPU is SM90" in why
+    assert locate(manifest, plan_dir, ArtifactRef("engine"), here=False) == (plan_dir / "model.engine", None)
     monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
-    assert bench_artifacts._engine_unusable(entry, plan_dir) is None
+    assert locate(manifest, plan_dir, ArtifactRef("engine")) == (plan_dir / "model.engine", None)
 
 
 def test_measure_device_uses_events_on_the_runner_stream(tmp_path, monkeypatch, on_cpu):

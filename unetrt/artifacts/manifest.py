@@ -1,9 +1,10 @@
 """``manifest.json``: the typed, versioned description of an export directory.
 
 The exporter writes it; the runtime, the bench, the Triton repository writer and C++ apps read it.
-Every section is a dataclass validated by pydantic, so a missing or wrongly typed field is one
-:class:`~unetrt.errors.ManifestError` naming the field, and the JSON Schema shipped beside this module
-(``manifest.schema.json``, see :func:`json_schema`) is generated from the same classes.
+Every section is a dataclass validated by pydantic (alone: strict JSON types, every field present), so a
+missing or wrongly typed field is one :class:`~unetrt.errors.ManifestError` naming the field, and the JSON
+Schema shipped beside this module (``manifest.schema.json``, see :func:`json_schema`) is generated from
+the same classes. :meth:`Manifest.entry` finds the entry of an :class:`~unetrt.artifacts.refs.ArtifactRef`.
 
 Versions: ``schema_version`` 2 is this layout. Version 1 manifests (``"version": 1``, unetrt 0.1)
 are upgraded on read; a newer version than this unetrt knows is refused with an upgrade hint.
@@ -21,26 +22,26 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass
 
 from ..errors import ManifestError
 from . import names
-from .sections import (SECTION_CONFIG, ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
+from .refs import ArtifactRef
+from .section_config import COMPLETE, section
+from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
                        Fp16Section, InputSection, Int8CpuForm, Int8Section, ModelSection, OnnxArtifact,
                        OutputSection, SizeExample, Verification)
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
            "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section",
-           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "json_schema", "tool_versions", "find_manifest"]
+           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
-_CONFIG = SECTION_CONFIG
 _TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxconverter-common",
           "numpy", "tensorrt", "tensorrt-rtx")
 
 
-@dataclass(config=_CONFIG)
+@section
 class Manifest:
     """Everything an export directory holds and how it was made (``manifest.json``).
 
@@ -91,9 +92,8 @@ class Manifest:
             raise ManifestError(f"{origin} is not a unetrt manifest (no \"format\": \"{FORMAT}\")",
                                 "a manifest.json written by unet-export", "pass an export directory")
         data = _upgrade(dict(data), origin)
-        _check_schema(data, origin)
-        try:
-            return _ADAPTER.validate_python(data)
+        try:  # JSON mode, strict: a C++ reader gets exactly the types the schema says, every field present
+            return _ADAPTER.validate_json(json.dumps(data), strict=True, context=COMPLETE)
         except ValidationError as exc:
             raise _field_error(exc, origin) from None
 
@@ -147,14 +147,27 @@ class Manifest:
         return target
 
     # -- queries ----------------------------------------------------------------------------------
-    def sha256_of(self, file_name: str) -> str | None:
-        """The sha256 recorded for an artifact file name (``None`` when not listed)."""
-        entries: list[Any] = [*self.artifacts, *self.engines, self.onnx]
+    def artifact_entries(self) -> list[Any]:
+        """Every artifact entry (FP32 ONNX, FP16 ONNX, INT8 ONNX and its CPU form, engines): each has
+        ``path``, ``sha256`` and ``ref``."""
+        entries: list[Any] = [self.onnx]
         if self.fp16 is not None:
             entries.append(self.fp16)
         if self.int8 is not None:
             entries += [self.int8] + ([self.int8.cpu] if self.int8.cpu else [])
-        for entry in entries:
+        return entries + list(self.engines)
+
+    def entries(self, ref: ArtifactRef) -> list[Any]:
+        """The entries of ``ref`` (several engines may share one precision), in manifest order."""
+        return [e for e in self.artifact_entries() if e.ref == ref]
+
+    def entry(self, ref: ArtifactRef) -> Any:
+        """The (first) entry of ``ref``, ``None`` when the export does not have it."""
+        return next(iter(self.entries(ref)), None)
+
+    def sha256_of(self, file_name: str) -> str | None:
+        """The sha256 recorded for an artifact file name (``None`` when not listed)."""
+        for entry in [*self.artifacts, *self.engines, *self.artifact_entries()]:
             if Path(entry.path).name == file_name:
                 return entry.sha256
         return None
@@ -162,18 +175,6 @@ class Manifest:
     def engine(self, file_name: str) -> EngineEntry | None:
         """The engine entry of a plan file name."""
         return next((e for e in self.engines if Path(e.path).name == file_name), None)
-
-    def onnx_file(self, precision: str) -> str | None:
-        """The ONNX file name of a precision, if this export has it."""
-        if precision == "fp32":
-            return self.onnx.path
-        if precision == "fp16" and self.fp16 is not None:
-            return self.fp16.path
-        if precision == "int8" and self.int8 is not None:
-            return self.int8.path
-        if precision == "int8-cpu" and self.int8 is not None and self.int8.cpu is not None:
-            return self.int8.cpu.path
-        return None
 
     def onnx_metadata(self) -> dict[str, str]:
         """The sections stored in the ONNX file's ``metadata_props`` (JSON strings)."""
@@ -211,36 +212,13 @@ def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
     return data
 
 
-_VALIDATOR: Any = None
-
-
-def _check_schema(data: dict[str, Any], origin: str) -> None:
-    """Validate against the JSON Schema (what C++ readers rely on: every field present, every type right)."""
-    global _VALIDATOR
-    import jsonschema
-
-    if _VALIDATOR is None:
-        _VALIDATOR = jsonschema.Draft202012Validator(json_schema())
-    errors = list(_VALIDATOR.iter_errors(data))
-    if not errors:
-        return
-    err = jsonschema.exceptions.best_match(errors)
-    path = [str(p) for p in err.absolute_path]
-    if err.validator == "required":
-        missing = next(k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance)
-        raise _bad_field(origin, "missing", [*path, missing], count=len(errors))
-    if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        raise _bad_field(origin, "unknown", [*path, extra[0] if extra else "?"], count=len(errors))
-    raise _bad_field(origin, "invalid", path, got=err.instance, detail=err.message[:120], count=len(errors))
-
-
 def _field_error(exc: ValidationError, origin: str) -> ManifestError:
     """One line naming the first bad field of a pydantic validation error."""
     err = exc.errors(include_url=False)[0]
-    kind = {"missing": "missing", "extra_forbidden": "unknown"}.get(err["type"], "invalid")
-    return _bad_field(origin, kind, [str(p) for p in err["loc"]], got=err.get("input"), detail=err["msg"].lower(),
-                      count=exc.error_count())
+    kind = {"missing": "missing", "extra_forbidden": "unknown", "unexpected_keyword_argument": "unknown"}.get(
+        err["type"], "invalid")
+    path = [str(p) for p in err["loc"]] + ([str(err["ctx"]["field"])] if "field" in err.get("ctx", {}) else [])
+    return _bad_field(origin, kind, path, got=err.get("input"), detail=err["msg"].lower(), count=exc.error_count())
 
 
 def _bad_field(origin: str, kind: str, path: list[str], *, got: Any = None, detail: str = "",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["MANIFEST", "ONNX", "ONNX_FP16", "ONNX_INT8", "ONNX_INT8_CPU", "INPUT", "OUTPUT", "LOCK", "onnx_name",
-           "engine_name", "PRECISIONS"]
+__all__ = ["MANIFEST", "ONNX", "ONNX_FP16", "ONNX_INT8", "ONNX_INT8_CPU", "INPUT", "OUTPUT", "LOCK",
+           "engine_name", "artifact_name", "FILES", "PRECISIONS"]
 
 MANIFEST = "manifest.json"
 ONNX = "model.onnx"
@@ -19,11 +19,24 @@ LOCK = ".unetrt-export.lock"
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def onnx_name(precision: str) -> str:
-    """The ONNX file of a precision: ``model.onnx``, ``model_fp16.onnx`` or ``model_int8.onnx``."""
-    return {"fp32": ONNX, "fp16": ONNX_FP16, "int8": ONNX_INT8, "int8-cpu": ONNX_INT8_CPU}[precision]
+#: ``(kind, precision, form) -> file name`` of every artifact an export can hold (see
+#: :class:`unetrt.artifacts.refs.ArtifactRef`); a new artifact gets its line here.
+FILES = {
+    ("onnx", "fp32", ""): ONNX,
+    ("onnx", "fp16", ""): ONNX_FP16,
+    ("onnx", "int8", ""): ONNX_INT8,
+    ("onnx", "int8", "cpu"): ONNX_INT8_CPU,
+    ("engine", "fp32", ""): "model.engine",
+    ("engine", "fp16", ""): "model_fp16.engine",
+    ("engine", "int8", ""): "model_int8.engine",
+}
+
+
+def artifact_name(kind: str, precision: str, form: str = "") -> str | None:
+    """The file of an artifact (``None`` when no such artifact is named)."""
+    return FILES.get((kind, precision, form))
 
 
 def engine_name(precision: str) -> str:
     """The engine file of a precision: ``model.engine``, ``model_fp16.engine`` or ``model_int8.engine``."""
-    return {"fp32": "model.engine", "fp16": "model_fp16.engine", "int8": "model_int8.engine"}[precision]
+    return FILES[("engine", precision, "")]

@@ -6,28 +6,20 @@ into the :class:`~unetrt.artifacts.manifest.Manifest` and re-exports them.
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
-from pydantic import ConfigDict, Field
-from pydantic.dataclasses import dataclass
-
-from . import names
+from .engine_entry import EngineEntry
+from .refs import ArtifactRef
+from .section_config import SECTION_CONFIG, Json, NonNegInt, PosInt, Sha256, section
 from .source import ModelSource
 
 __all__ = ["ModelSection", "CheckpointRef", "InputSection", "DynamicAxes", "OutputSection", "SizeExample",
            "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section", "Int8Section", "Int8CpuForm", "EngineEntry",
            "ArtifactFile", "SECTION_CONFIG", "Json"]
 
-SECTION_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, json_schema_serialization_defaults_required=True)
-
-Json = Any  # free-form JSON value (informational fields)
-Precision = Literal["fp32", "fp16", "int8"]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class CheckpointRef:
     """The weights an export was made from.
 
@@ -40,7 +32,7 @@ class CheckpointRef:
     sha256: Sha256
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class ModelSection:
     """Which model was exported.
 
@@ -66,7 +58,7 @@ class ModelSection:
         return ModelSource(arch=self.arch, factory=self.factory, kwargs=self.kwargs, checkpoint=ckpt)
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class DynamicAxes:
     """Which input axes are dynamic (``depth`` only for volumetric models)."""
 
@@ -76,7 +68,7 @@ class DynamicAxes:
     depth: Optional[bool] = None
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class InputSection:
     """The graph input and the sizes it admits.
 
@@ -111,7 +103,7 @@ class InputSection:
         return len(self.layout) - 2
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class SizeExample:
     """An input size and the output size it gives (spatial axes only)."""
 
@@ -119,7 +111,7 @@ class SizeExample:
     output: list[int]
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class OutputSection:
     """The graph output.
 
@@ -141,7 +133,7 @@ class OutputSection:
     names: list[str] = field(default_factory=list)
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class ExportInfo:
     """How the export ran: exporter, opset, requested alignment, notes, shape guards, timings."""
 
@@ -154,7 +146,7 @@ class ExportInfo:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class OnnxArtifact:
     """The FP32 ONNX file and how it was tidied."""
 
@@ -166,8 +158,13 @@ class OnnxArtifact:
     pads_removed: int = 0
     simplify: Optional[dict[str, Json]] = None
 
+    @property
+    def ref(self) -> ArtifactRef:
+        """The artifact this section describes (the FP32 ONNX)."""
+        return ArtifactRef("onnx", "fp32")
 
-@dataclass(config=SECTION_CONFIG)
+
+@section
 class Verification:
     """A parity sweep of an artifact against eager FP32.
 
@@ -190,7 +187,7 @@ class Verification:
     note: Optional[str] = None
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class Fp16Section:
     """``model_fp16.onnx``: converter, nodes kept in FP32 (with the measured reason), verification."""
 
@@ -205,8 +202,13 @@ class Fp16Section:
     calibration: dict[str, Json] = field(default_factory=dict)
     verification: Optional[Verification] = None
 
+    @property
+    def ref(self) -> ArtifactRef:
+        """The artifact this section describes (the FP16 ONNX)."""
+        return ArtifactRef("onnx", "fp16")
 
-@dataclass(config=SECTION_CONFIG)
+
+@section
 class Int8CpuForm:
     """``model_int8_cpu.onnx``: the uint8-asymmetric form ONNX Runtime's CPU kernels run fastest.
 
@@ -226,8 +228,13 @@ class Int8CpuForm:
     evaluation: list[dict[str, Json]] = field(default_factory=list)
     structure: dict[str, Json] = field(default_factory=dict)
 
+    @property
+    def ref(self) -> ArtifactRef:
+        """The artifact this section describes (the INT8 ONNX in its CPU form)."""
+        return ArtifactRef("onnx", "int8", "cpu")
 
-@dataclass(config=SECTION_CONFIG)
+
+@section
 class Int8Section:
     """``model_int8.onnx``: TensorRT-compatible Q/DQ INT8 (symmetric int8, per-channel weights, float biases).
 
@@ -264,62 +271,13 @@ class Int8Section:
     sweep: dict[str, Json] = field(default_factory=dict)
     cpu: Optional[Int8CpuForm] = None
 
-
-@dataclass(config=SECTION_CONFIG)
-class EngineEntry:
-    """A TensorRT plan (no header: trtexec, Triton and C++ load it as is).
-
-    Attributes:
-        path: File name in the export directory.
-        sha256: Its sha256.
-        flavour: ``tensorrt`` or ``tensorrt-rtx``.
-        version: The TensorRT version that built it (loading needs the same major.minor unless
-            ``options.version_compatible``).
-        precision: ``fp32``, ``fp16`` or ``int8``.
-        profiles: Optimisation profiles, each ``{input name: {"min", "opt", "max"}}``.
-        io: Network inputs and outputs (name, mode, dtype, shape with -1 for dynamic).
-        onnx: The ONNX file it was built from.
-        onnx_sha256: That file's sha256.
-        build_seconds: Build time.
-        size_bytes: Plan size.
-        options: Build options (workspace, optimisation level, targets, version compatibility, ...).
-        fp16_mode: How FP16 was obtained (strongly typed ONNX or ``BuilderFlag.FP16``).
-        int8_mode: How INT8 was obtained (strongly typed Q/DQ, or ``BuilderFlag.INT8`` (+ FP16 fallback)).
-        compute_capabilities: Where the plan runs (``["SM86", ...]``): the TensorRT-RTX targets, or
-            the build GPU for standard TensorRT; ``None`` when not recorded.
-        build_gpu: ``{"name", "compute_capability": "8.6"}`` of the build GPU (``None``: CPU-only build).
-        tf32: Whether TensorRT could use TF32 for FP32 layers (``None``: not recorded).
-    """
-
-    path: str
-    sha256: Sha256
-    flavour: Literal["tensorrt", "tensorrt-rtx"] = "tensorrt"
-    version: str = ""
-    precision: Precision = "fp32"
-    profiles: list[dict[str, dict[str, list[int]]]] = field(default_factory=list)
-    io: list[dict[str, Json]] = field(default_factory=list)
-    onnx: str = names.ONNX
-    onnx_sha256: Optional[str] = None
-    build_seconds: float = 0.0
-    size_bytes: int = 0
-    options: dict[str, Json] = field(default_factory=dict)
-    fp16_mode: Optional[str] = None
-    int8_mode: Optional[str] = None
-    compute_capabilities: Optional[list[str]] = None
-    build_gpu: Optional[dict[str, str]] = None
-    tf32: Optional[bool] = None
-
-    def covers(self, shape: list[int] | tuple[int, ...], input_name: str = names.INPUT) -> bool:
-        """Whether some profile admits ``shape`` for ``input_name``."""
-        for profile in self.profiles:
-            p = profile.get(input_name) or next(iter(profile.values()), None)
-            if p and len(p["min"]) == len(shape) and \
-                    all(lo <= d <= hi for lo, d, hi in zip(p["min"], shape, p["max"])):
-                return True
-        return False
+    @property
+    def ref(self) -> ArtifactRef:
+        """The artifact this section describes (the INT8 ONNX in the TensorRT form)."""
+        return ArtifactRef("onnx", "int8")
 
 
-@dataclass(config=SECTION_CONFIG)
+@section
 class ArtifactFile:
     """A file of the export directory with its sha256 and size."""
 

@@ -1,8 +1,9 @@
-"""``ModelSource``: which model an export (or a benchmark) is made from, and how to build it again.
+"""``ModelSource``: which model an export (or a benchmark) is made from.
 
 A zoo variant (``arch``) or a user factory (``factory``, ``pkg.module:fn`` or ``path/file.py:fn``),
 keyword arguments and an optional checkpoint. The manifest's ``model`` section records it, so the
-runtime, the bench and the rebuild hints all rebuild the model the same way.
+runtime, the bench and the rebuild hints all rebuild the model the same way
+(:func:`unetrt.models.build_model` builds it; this module does not import the zoo).
 """
 
 from __future__ import annotations
@@ -52,34 +53,6 @@ class ModelSource:
         from ..fileio import sha256_file
 
         return sha256_file(self.checkpoint) if self.checkpoint else None
-
-    def build(self, *, load_weights: bool = True) -> tuple[Any, dict[str, Any]]:
-        """Instantiate the model (eval mode) and load the checkpoint.
-
-        Returns:
-            ``(model, checkpoint metadata)``; the metadata holds e.g. milesial's ``mask_values``.
-
-        Raises:
-            UnknownModelError, ModelLoadError, CheckpointError: Bad name, factory or checkpoint.
-        """
-        from ..models import create_model, load_state_dict_into, load_user_model
-
-        if self.factory:
-            model = load_user_model(self.factory, dict(self.kwargs))
-        else:
-            model = create_model(self.arch, **dict(self.kwargs))
-        meta: dict[str, Any] = {}
-        if load_weights and self.checkpoint:
-            meta = load_state_dict_into(model, self.checkpoint) or {}
-        return model.eval(), meta
-
-    def spec(self) -> Any:
-        """The zoo ``ModelSpec`` of ``arch`` (``None`` for a factory)."""
-        if not self.arch:
-            return None
-        from ..models import get_spec
-
-        return get_spec(self.arch)
 
     def key(self, checkpoint_sha256: str | None = None) -> str:
         """sha256 of the identity: arch/factory, kwargs, checkpoint sha256 (computed unless given)."""

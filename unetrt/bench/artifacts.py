@@ -2,10 +2,12 @@
 
 Layout: ``<workdir>/<model label>-<key>/<set>/`` where ``key`` hashes the model's identity (arch or
 factory, keyword arguments, checkpoint sha256) and ``set`` is one export of
-:func:`unetrt.exporter.export`: ``onnx`` (FP32 ONNX), ``onnx_fp16`` (+ FP16 ONNX), ``engine`` (+ FP32
-engine) or ``engine_fp16`` (+ FP16 ONNX and engine). A directory is reused when its manifest names
-the same model and checkpoint sha256, lists the needed file with a matching sha256 and, for an
-engine, has a profile covering every benchmarked shape; otherwise it is rebuilt (``force=True``).
+:func:`unetrt.exporter.export`, named by the :attr:`~unetrt.artifacts.refs.ArtifactRef.key` of the
+artifact it was made for: ``onnx`` (FP32 ONNX), ``onnx_fp16`` (+ FP16 ONNX), ``engine`` (+ FP32
+engine), ``engine_fp16`` (+ FP16 ONNX and engine), ``onnx_int8`` ... A directory is reused when its
+manifest names the same model and checkpoint sha256, lists the needed file with a matching sha256
+(found by :func:`unetrt.runtime.choice.locate`, as ``load()`` finds it) and, for an engine, has a
+profile covering every benchmarked shape; otherwise it is rebuilt (``force=True``).
 A model without a checkpoint is pinned to weights saved once in the cache (``random_init.pth``).
 """
 
@@ -18,28 +20,41 @@ from typing import Any
 
 from ..artifacts import names
 from ..artifacts.manifest import EngineEntry, Manifest
+from ..artifacts.refs import ArtifactRef
 from ..artifacts.source import ModelSource
 from ..errors import UnetrtError
 from ..fileio import sha256_file
-from .backends import artifact_file
+from ..runtime import engine_choice
+from ..runtime.choice import locate
 
-__all__ = ["ModelSource", "Artifact", "ArtifactCache", "FILES", "EXPORT_SETS"]
+__all__ = ["ModelSource", "Artifact", "ArtifactCache", "EXPORTS"]
 
+_ONNX, _FP16, _INT8_ONNX, _INT8_CPU = (ArtifactRef("onnx"), ArtifactRef("onnx", "fp16"), ArtifactRef("onnx", "int8"),
+                                       ArtifactRef("onnx", "int8", "cpu"))
 _INT8 = {"int8": True, "int8_min_argmax": 0.0, "int8_min_dice": 0.0}
-#: Export sets: the ``ExportConfig`` switches of each, and the artifact keys each provides.
-EXPORT_SETS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
-    "onnx": ({}, frozenset({"onnx"})),
-    "onnx_fp16": ({"fp16": True}, frozenset({"onnx", "onnx_fp16"})),
-    "engine": ({"engine": True}, frozenset({"onnx", "engine"})),
-    "engine_fp16": ({"fp16": True, "engine": True}, frozenset({"onnx", "onnx_fp16", "engine_fp16"})),
+
+
+@dataclass(frozen=True)
+class ExportSet:
+    """How the bench exports an artifact: the ``ExportConfig`` switches, and every artifact that export holds."""
+
+    switches: Mapping[str, Any]
+    provides: frozenset[ArtifactRef]
+
+
+#: The export that makes each artifact, in build order (an export that provides several is reused for each).
+EXPORTS: dict[ArtifactRef, ExportSet] = {
+    ArtifactRef("engine", "fp16"): ExportSet({"fp16": True, "engine": True},
+                                             frozenset({_ONNX, _FP16, ArtifactRef("engine", "fp16")})),
+    ArtifactRef("engine"): ExportSet({"engine": True}, frozenset({_ONNX, ArtifactRef("engine")})),
     # INT8: calibrated on random inputs, bars off: the bench's parity rows are the accuracy measurement
-    "onnx_int8": ({**_INT8, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
-    "onnx_int8_cpu": ({**_INT8, "int8_cpu": True}, frozenset({"onnx", "onnx_int8", "onnx_int8_cpu"})),
-    "engine_int8": ({**_INT8, "engine": True}, frozenset({"onnx", "onnx_int8", "engine_int8"})),
+    ArtifactRef("engine", "int8"): ExportSet({**_INT8, "engine": True},
+                                             frozenset({_ONNX, _INT8_ONNX, ArtifactRef("engine", "int8")})),
+    _INT8_ONNX: ExportSet({**_INT8, "int8_cpu": True}, frozenset({_ONNX, _INT8_ONNX, _INT8_CPU})),
+    _INT8_CPU: ExportSet({**_INT8, "int8_cpu": True}, frozenset({_ONNX, _INT8_ONNX, _INT8_CPU})),
+    _FP16: ExportSet({"fp16": True}, frozenset({_ONNX, _FP16})),
+    _ONNX: ExportSet({}, frozenset({_ONNX})),
 }
-#: The file each artifact key is.
-FILES = {key: artifact_file(key) for key in EXPORT_SETS}
-_BUILD_ORDER = ("engine_fp16", "engine", "engine_int8", "onnx_int8", "onnx_int8_cpu", "onnx_fp16", "onnx")
 RANDOM_INIT = "random_init.pth"
 
 
@@ -103,8 +118,8 @@ class ArtifactCache:
         self.weights, self._ckpt = str(path), sha256_file(path)
         return path
 
-    def _valid(self, directory: Path, kind: str) -> Manifest | None:
-        """The manifest of ``directory`` when it holds a reusable ``kind`` file for this model."""
+    def _valid(self, directory: Path, ref: ArtifactRef) -> Manifest | None:
+        """The manifest of ``directory`` when it holds a reusable ``ref`` file for this model."""
         if not (directory / names.MANIFEST).is_file():
             return None
         try:
@@ -117,22 +132,21 @@ class ArtifactCache:
                 (self.source.arch and any(model.kwargs.get(k) != v for k, v in self.source.kwargs.items())) or \
                 recorded != self._ckpt:
             return None
-        name = FILES[kind]
-        path = directory / name
-        if manifest.sha256_of(name) is None or not path.is_file() or manifest.sha256_of(name) != sha256_file(path):
+        # an engine built for another GPU or TensorRT is rebuilt here; without a GPU there is nothing to judge
+        # against (and nothing to run on), so the cached build is kept
+        path, _reason = locate(manifest, directory, ref, here=ref.kind == "engine" and engine_choice.probe_gpu_cc() is not None)
+        if path is None or path.name != ref.file_name or manifest.sha256_of(path.name) != sha256_file(path):
             return None
-        if kind.startswith("engine") and not _covers(manifest.engine(name), self.shapes):
+        if ref.kind == "engine" and not _covers(manifest.engine(path.name), self.shapes):
             return None
-        if kind.startswith("engine") and _engine_unusable(manifest.engine(name), directory):
-            return None  # built for another GPU or TensorRT: rebuild here
         return manifest
 
-    def _find(self, kind: str) -> Artifact | None:
-        sets = [kind] + [s for s in _BUILD_ORDER if s != kind and kind in EXPORT_SETS[s][1]]
-        for name in sets:
-            manifest = self._valid(self.root / name, kind)
+    def _find(self, ref: ArtifactRef) -> Artifact | None:
+        sets = [ref] + [s for s in EXPORTS if s != ref and ref in EXPORTS[s].provides]
+        for made_for in sets:
+            manifest = self._valid(self.root / made_for.key, ref)
             if manifest is not None:
-                return Artifact(self.root / name / FILES[kind], manifest, True)
+                return Artifact(self.root / made_for.key / str(ref.file_name), manifest, True)
         return None
 
     def _profile(self):
@@ -146,10 +160,11 @@ class ArtifactCache:
         hi = tuple(max(s[i] for s in self.shapes) for i in range(rank))
         return {"input": ShapeProfile((1, *lo[1:]), (1, *self.shapes[0][1:]), hi)}
 
-    def _build(self, kind: str) -> Artifact:
+    def _build(self, ref: ArtifactRef) -> Artifact:
         from ..exporter import EngineOptions, ExportConfig, export
 
-        switches = dict(EXPORT_SETS[kind][0])
+        kind = ref.key
+        switches = dict(EXPORTS[ref].switches)
         target = self.root / kind
         self.progress(f"exporting {self.source.label} ({kind}) into {target}")
         options = EngineOptions(profiles=[self._profile()]) if switches.get("engine") else EngineOptions()
@@ -160,37 +175,23 @@ class ArtifactCache:
                               checkpoint=self.weights, output_dir=str(target), force=True, verify=False,
                               engine_options=options, **switches)
         result = export(config, progress=lambda msg: self.progress(f"{kind}: {msg}"))
-        return Artifact(target / FILES[kind], result.manifest, False)
+        return Artifact(target / str(ref.file_name), result.manifest, False)
 
-    def prepare(self, kinds: Iterable[str]) -> dict[str, Artifact | UnetrtError]:
-        """Every requested kind, found or built; a kind whose export failed maps to the error."""
-        wanted = set(kinds)
-        unknown = wanted - set(FILES)
+    def prepare(self, refs: Iterable[ArtifactRef]) -> dict[ArtifactRef, Artifact | UnetrtError]:
+        """Every requested artifact, found or built; one whose export failed maps to the error."""
+        wanted = set(refs)
+        unknown = wanted - set(EXPORTS)
         if unknown:
-            raise UnetrtError(f"unknown artifact kind(s) {sorted(unknown)}", f"among {', '.join(FILES)}",
-                              "fix the kinds")
-        out: dict[str, Artifact | UnetrtError] = {}
-        for kind in [k for k in _BUILD_ORDER if k in wanted]:
-            found = self._find(kind)
+            raise UnetrtError(f"unknown artifact kind(s) {sorted(r.key for r in unknown)}",
+                              f"among {', '.join(r.key for r in EXPORTS)}", "fix the kinds")
+        out: dict[ArtifactRef, Artifact | UnetrtError] = {}
+        for ref in [r for r in EXPORTS if r in wanted]:
+            found = self._find(ref)
             if found is None:
                 try:
-                    found = self._build(kind)
+                    found = self._build(ref)
                 except UnetrtError as exc:
-                    out[kind] = exc
+                    out[ref] = exc
                     continue
-            out[kind] = found
+            out[ref] = found
         return out
-
-
-def _engine_unusable(entry: EngineEntry | None, directory: Path) -> str | None:
-    """Why a cached engine cannot run here (same rule as ``load()``), ``None`` when it can."""
-    from dataclasses import asdict
-
-    from ..runtime.engine_choice import engine_unusable_reason, installed_flavours, probe_gpu_cc
-
-    if entry is None:
-        return "not in the manifest"
-    gpu = probe_gpu_cc()
-    if gpu is None:
-        return None  # no GPU to judge against (and none to run on): keep the cached build
-    return engine_unusable_reason(asdict(entry), directory, gpu_cc=gpu, installed=installed_flavours())

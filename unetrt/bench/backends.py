@@ -10,13 +10,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import names as files
 from ..errors import RunnerError
 from ..runtime import backends as registry
 from ..runtime.backends import Backend, RunOptions
 
-__all__ = ["Backend", "BACKENDS", "parse_backends", "unavailable_reason", "make_runner", "backend_notes",
-           "eager_device", "artifact_key", "artifact_file"]
+__all__ = ["Backend", "BACKENDS", "parse_backends", "unavailable_reason", "make_runner", "backend_notes"]
 
 
 class _RegistryView(Mapping):
@@ -54,11 +52,7 @@ def unavailable_reason(backend: Backend, *, cuda: bool, device: str = "auto") ->
         cuda: Whether a CUDA GPU is visible.
         device: ``"cpu"`` excludes GPU-only backends, ``"cuda"`` excludes CPU-only ones.
     """
-    if device == "cpu" and backend.gpu_only:
-        return "--device cpu excludes GPU backends"
-    if device == "cuda" and "cuda" not in backend.devices:
-        return "--device cuda excludes CPU-only backends"
-    reason = backend.reason_unavailable(cuda=cuda)
+    reason = backend.fits(device, cuda=cuda, spelled="--device {}")
     if reason and backend.kind == "module" and backend.gpu_only and not cuda:
         reason += f"; {backend.name} is CUDA-only"
     return reason
@@ -74,30 +68,6 @@ def backend_notes(backend: Backend, device: str) -> list[str]:
             notes.append("eager FP32 on CUDA: cuDNN may use TF32 for convolutions "
                          "(torch.backends.cudnn.allow_tf32 is True, PyTorch's default)")
     return notes
-
-
-def eager_device(backend: Backend, cuda: bool, device: str) -> str:
-    """Where a backend runs under the ``device`` policy (multi-device backends: CUDA when allowed)."""
-    if backend.gpu_only:
-        return "cuda"
-    if "cuda" in backend.devices and cuda and device != "cpu":
-        return "cuda"
-    return "cpu"
-
-
-def artifact_key(backend: Backend) -> str | None:
-    """The artifact-cache key of what ``backend`` runs (``None`` for eager): ``onnx``, ``onnx_fp16``, ..."""
-    if backend.kind == "module":
-        return None
-    variant = (backend.artifact or backend.precision).replace("-", "_")
-    return backend.kind if variant == "fp32" else f"{backend.kind}_{variant}"
-
-
-def artifact_file(key: str) -> str:
-    """The file name of an artifact-cache key."""
-    kind, _, precision = key.partition("_")
-    precision = precision.replace("_", "-")
-    return files.engine_name(precision or "fp32") if kind == "engine" else files.onnx_name(precision or "fp32")
 
 
 def make_runner(backend: Backend, *, model: Any = None, path: Path | None = None, manifest: Any = None,
@@ -122,6 +92,6 @@ def make_runner(backend: Backend, *, model: Any = None, path: Path | None = None
     if backend.kind == "module":
         return backend.open(model, manifest=manifest, device=device, run=run)
     if path is None:
-        raise RunnerError(f"{backend.name}: no {artifact_key(backend)} artifact to run", "an exported file",
+        raise RunnerError(f"{backend.name}: no {backend.artifact.key} artifact to run", "an exported file",
                           "prepare it with unetrt.bench.artifacts.ArtifactCache")
     return backend.open(path, manifest=manifest, run=run)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnetrtError
 from .artifacts import Artifact, ArtifactCache
-from .backends import BACKENDS, Backend, artifact_key, backend_notes, eager_device, make_runner, unavailable_reason
+from .backends import BACKENDS, Backend, backend_notes, make_runner, unavailable_reason
 from .config import BenchConfig
 from .inputs import check_sizes, image_batch, load_images, random_batch
 from .machine import PeakMemory, cuda_available, default_threads, machine_info
@@ -41,20 +41,21 @@ def _build_model(config: BenchConfig):
     """The model under test (seeded random init unless a checkpoint is given), its spec and channels."""
     import torch
 
+    from ..models import build_model, zoo_spec
     from ..models.geometry import input_channels
 
     source = config.source
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        model, _meta = source.build()
+        model, _meta = build_model(source)
     section = {"arch": source.arch, "factory": source.factory,
                "kwargs": {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")},
                "params": sum(p.numel() for p in model.parameters()),
                "checkpoint": {"path": source.checkpoint} if source.checkpoint else None}
-    return model, section, source.spec(), input_channels(model)
+    return model, section, zoo_spec(source), input_channels(model)
 
 
-def _check_manifests(config: BenchConfig, artifacts: dict[str, Any], name: str) -> None:
+def _check_manifests(config: BenchConfig, artifacts: dict[Any, Any], name: str) -> None:
     for art in artifacts.values():
         if isinstance(art, Artifact):
             section = art.manifest.input
@@ -207,10 +208,10 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        kinds = {artifact_key(b) for b in backends if artifact_key(b) and reasons[b.name] is None}
+        wanted = {b.artifact for b in backends if b.kind != "module" and reasons[b.name] is None}
         cache = ArtifactCache(config.workdir, config.source, shapes, lambda m: _report(progress, m, 0, total))
         weights = cache.use_weights_of(model)
-        artifacts = cache.prepare(kinds)
+        artifacts = cache.prepare(wanted)
         _check_manifests(config, artifacts, name)
         feeds = _inputs(config, shapes)
         _report(progress, "eager FP32 reference outputs", 0, total)
@@ -223,10 +224,10 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
             _report(progress, message, done, total)
 
         for backend in backends:
-            device = eager_device(backend, cuda, config.device)
+            device = backend.device_for(config.device, cuda)
             group = [new_row(backend, s, device=device, threads=threads if device == "cpu" else None)
                      for s in shapes]
-            _run_backend(backend, group, model=model, artifact=artifacts.get(artifact_key(backend)),
+            _run_backend(backend, group, model=model, artifact=artifacts.get(backend.artifact),
                          reason=reasons[backend.name], feeds=feeds, refs=refs, config=config, threads=threads,
                          tick=tick)
             rows += group
@@ -236,7 +237,7 @@ def run_grid(config: BenchConfig, progress: Progress | None = None) -> BenchResu
     described = config.to_dict()
     described.update(threads=threads, reference=REFERENCE,
                      model=_section_summary(section, cache.root, weights),
-                     artifacts={k: ({"path": str(a.path), "reused": a.reused} if isinstance(a, Artifact)
+                     artifacts={k.key: ({"path": str(a.path), "reused": a.reused} if isinstance(a, Artifact)
                                     else {"error": str(a)}) for k, a in artifacts.items()},
                      transfers_note="host<->device copies exist only on CUDA rows; CPU rows: n/a")
     return BenchResult(machine_info(), described, rows)

@@ -119,7 +119,9 @@ def build_model(config: ExportConfig) -> tuple[nn.Module, ModelSection, list | N
         ``(model, manifest model section, mask_values, zoo spec or None)``.
     """
     source = model_source(config)
-    model, meta = source.build()
+    from ..models import build_model as build_source, zoo_spec
+
+    model, meta = build_source(source)
     kwargs = {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")}
     checkpoint = None
     if config.checkpoint:
@@ -127,7 +129,7 @@ def build_model(config: ExportConfig) -> tuple[nn.Module, ModelSection, list | N
     section = ModelSection(arch=config.arch, factory=config.factory, kwargs=kwargs,
                            params=sum(p.numel() for p in model.parameters()), checkpoint=checkpoint,
                            weights="checkpoint" if checkpoint else "random-init")
-    return model, section, meta.get("mask_values"), source.spec()
+    return model, section, meta.get("mask_values"), zoo_spec(source)
 
 
 def _resolve_alignment(config: ExportConfig, spec) -> None:

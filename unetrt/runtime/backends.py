@@ -2,7 +2,8 @@
 
 A :class:`Backend` names its runner class (imported only when a runner is opened), the artifact it
 runs (the eager module, an ONNX file or a TensorRT engine of one precision), the devices it runs on,
-its options, and an availability check that returns the reason it cannot run here. :func:`load`,
+its options, and an availability check that returns the reason it cannot run here (the type is
+:mod:`unetrt.runtime.backend_spec`, the built-in ones :mod:`unetrt.runtime.backend_table`). :func:`load`,
 ``unet-predict --backend``, ``unet-bench --backends`` and the help texts all read this registry;
 adding a backend is one module and one :func:`register` call.
 
@@ -15,124 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
 
 from ..errors import RegistrationError, UnetrtError
+from .backend_spec import KINDS, Backend, RunOptions
 
 __all__ = ["Backend", "RunOptions", "register", "unregister", "get", "backends", "names", "resolve", "FAMILIES",
-           "describe_all"]
-
-#: The three artifact kinds a backend can run.
-KINDS = ("module", "onnx", "engine")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Run settings a caller (the bench, predict, load) passes to every backend alike.
-
-    Each backend's ``adapt`` turns the ones it understands into runner keyword arguments.
-
-    Attributes:
-        threads: CPU threads (ONNX Runtime intra-op; PyTorch eager uses the process setting).
-        ort_level: ONNX Runtime graph optimisation level.
-        cache_dir: Engine-cache directory for backends that build engines lazily (ORT's TensorRT EP).
-    """
-
-    threads: int | None = None
-    ort_level: str = "all"
-    cache_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One registered backend.
-
-    Attributes:
-        name: Unique name (``ort-fp16``); shown in help texts and reports.
-        family: ``torch``, ``ort``, ``trt`` or a new family; ``load(backend=family)`` picks among them.
-        runner: The runner class, or ``"module:Class"`` imported when a runner is opened.
-        kind: What it runs: ``"module"`` (eager ``nn.Module`` / checkpoint), ``"onnx"`` or ``"engine"``.
-        precision: ``fp32``, ``fp16`` or ``int8``: which artifact, and which parity bars apply.
-        devices: Where it runs, preferred first (``("cuda", "cpu")`` = CUDA when present).
-        description: One line for help texts and reports.
-        aliases: Other accepted names.
-        options: Fixed runner keyword arguments (e.g. ``providers="cuda"``).
-        available: ``() -> reason | None``: why it cannot run on this machine (``None`` = it can).
-        adapt: ``(RunOptions) -> dict``: runner keyword arguments from the shared run settings.
-        auto: Whether ``load(backend="auto")`` / a family may choose it (explicit names always work).
-        notes: Caveats a reader of its benchmark rows should know.
-        artifact: Which ONNX of the export it runs when that is not simply its precision's
-            (``"int8-cpu"``: ``model_int8_cpu.onnx``); ``None`` = by precision.
-    """
-
-    name: str
-    family: str
-    runner: type | str
-    kind: str
-    precision: str
-    devices: tuple[str, ...]
-    description: str
-    aliases: tuple[str, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
-    available: Callable[[], str | None] | None = None
-    adapt: Callable[[RunOptions], dict[str, Any]] | None = None
-    auto: bool = True
-    notes: tuple[str, ...] = ()
-    artifact: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise RegistrationError(f"backend {self.name!r} has kind {self.kind!r}", f"one of {', '.join(KINDS)}",
-                              "fix the registration")
-        if not self.devices or any(d not in ("cpu", "cuda") for d in self.devices):
-            raise RegistrationError(f"backend {self.name!r} has devices {self.devices!r}", "a tuple of 'cpu'/'cuda'",
-                              "fix the registration")
-
-    @property
-    def gpu_only(self) -> bool:
-        """Runs on CUDA only."""
-        return self.devices == ("cuda",)
-
-    def runner_class(self) -> type:
-        """The runner class (imported now if registered by name)."""
-        if isinstance(self.runner, str):
-            module, _, attr = self.runner.partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return self.runner
-
-    def reason_unavailable(self, *, cuda: bool | None = None) -> str | None:
-        """Why this backend cannot run here (``None`` when it can).
-
-        Args:
-            cuda: Whether a CUDA GPU is visible (probed when ``None``).
-        """
-        reason = self.available() if self.available else None
-        if reason is None and self.gpu_only and not (_cuda() if cuda is None else cuda):
-            reason = "needs a CUDA GPU (none visible)"
-        return reason
-
-    def open(self, target: Any, *, manifest: Any = None, device: str | None = None,
-             run: RunOptions | None = None, **kw: Any) -> Any:
-        """An inactive runner for ``target`` (module, checkpoint, ONNX or engine path).
-
-        Args:
-            target: What :attr:`kind` says.
-            manifest: The export's :class:`~unetrt.artifacts.manifest.Manifest`, if any.
-            device: For eager backends, the device to use (default: the first usable one).
-            run: Shared run settings, mapped by :attr:`adapt`.
-            **kw: Extra runner keyword arguments (override the registered options).
-        """
-        options = dict(self.options)
-        if self.adapt is not None:
-            options.update(self.adapt(run or RunOptions()))
-        if self.kind == "module":
-            options["device"] = device or next((d for d in self.devices if d != "cuda" or _cuda()), "cpu")
-        options.update(kw)
-        return self.runner_class()(target, manifest=manifest, name=self.name, **options)
-
+           "describe_all", "KINDS"]
 
 _REGISTRY: dict[str, Backend] = {}
 _ALIASES: dict[str, str] = {}
@@ -236,20 +126,15 @@ def describe_all() -> str:
     return "; ".join(f"{b.name}: {b.description}" for b in backends())
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 _LOADED = False
 
 
 def _ensure_builtin() -> None:
-    """Register the built-in backends on first use (they live in :mod:`unetrt.runtime.builtin`)."""
+    """Register the built-in backends (:data:`unetrt.runtime.backend_table.BUILTIN`) on first use."""
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        importlib.import_module("unetrt.runtime.builtin")
+        from .backend_table import BUILTIN
+
+        for backend in BUILTIN:
+            register(backend)

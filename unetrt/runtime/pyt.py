@@ -57,7 +57,9 @@ def build_from_checkpoint(path: str | os.PathLike, manifest: Manifest | None = N
         raise RunnerError(f"{os.fspath(path)} is a bare checkpoint: its architecture is unknown",
                           "a manifest.json beside it or arch=... (and model_kwargs)",
                           "pass arch='milesial' (see `unetrt models`) or export it first")
-    return source.build()[0]
+    from ..models import build_model
+
+    return build_model(source)[0]
 
 
 class TorchRunner(Runner):

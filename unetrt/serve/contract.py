@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..artifacts import names
 from ..artifacts.manifest import EngineEntry, Manifest
+from ..artifacts.refs import ArtifactRef
 from ..errors import ServeError
+from ..runtime.choice import locate
 from .configs import PARAM_MANIFEST
 
 MANIFEST_NAME = names.MANIFEST
@@ -95,9 +97,11 @@ class Contract:
 
     def require(self, precision: str, platform: str) -> Path:
         """The ONNX file of a precision, or a :class:`ServeError` naming the platform."""
-        rel = self.manifest.onnx_file(precision)
-        path = self.directory / rel if rel else None
-        if path is None or not path.is_file():
+        ref = ArtifactRef("onnx", precision)
+        entry = self.manifest.entry(ref)
+        rel = entry.path if entry is not None else None
+        path, _why = locate(self.manifest, self.directory, ref, here=False)
+        if path is None:
             raise ServeError(f"the export in {self.directory} has no {precision} ONNX ({rel or 'none listed'}) "
                              f"for --platform {platform}", f"an export with {rel or names.ONNX}",
                              "re-export into that directory (unet-export)")
@@ -105,10 +109,10 @@ class Contract:
 
     def engine(self) -> EngineEntry:
         """The engine entry for ``tensorrt_plan`` (FP16 preferred, then FP32, then INT8)."""
-        order = {"fp16": 0, "fp32": 1, "int8": 2}
-        for entry in sorted(self.manifest.engines, key=lambda e: order.get(e.precision, 3)):
-            if (self.directory / entry.path).is_file():
-                return entry
+        for precision in ("fp16", "fp32", "int8"):  # Triton deserialises the plan: only its file must be here
+            for entry in self.manifest.entries(ArtifactRef("engine", precision)):
+                if (self.directory / entry.path).is_file():
+                    return entry
         raise ServeError(f"the export in {self.directory} has no TensorRT engine for --platform tensorrt",
                          "an export with an engine listed in manifest.json",
                          "re-export with --engine (needs tensorrt or tensorrt-rtx), or drop tensorrt from --platform")

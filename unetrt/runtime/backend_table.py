@@ -1,4 +1,7 @@
-"""The built-in backends: eager PyTorch, ONNX Runtime (CPU, CUDA, TensorRT EP) and TensorRT engines.
+"""The table of built-in backends: eager PyTorch, ONNX Runtime (CPU, CUDA, TensorRT EP) and TensorRT engines.
+
+Only values: :mod:`unetrt.runtime.backends` registers them on first use (this module imports the
+:class:`~unetrt.runtime.backend_spec.Backend` type, not the registry).
 
 INT8: ``load(dir, precision="int8")`` on a CPU picks ``ort-int8-cpu`` (the uint8 form written with
 ``--int8-cpu``) when the export has it, else ``ort-int8`` (the TensorRT form); on a GPU ``trt-int8``.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backends import Backend, RunOptions, register
+from .backend_spec import Backend, RunOptions
 
 _PYT = "unetrt.runtime.pyt:TorchRunner"
 _ORT = "unetrt.runtime.ort:OrtRunner"
@@ -58,7 +61,8 @@ _TRT_NOTE = "peak memory excludes TensorRT's activation memory (see the runner's
 _INT8_NOTE = ("INT8 artifacts the bench exports itself are calibrated on random inputs with the accuracy bars off "
               "(its parity rows are the measurement); export with --int8 --calib-images for deployment")
 
-for _backend in (
+#: Built-in backends in registration (preference) order.
+BUILTIN: tuple[Backend, ...] = (
     Backend("trt-fp16", "trt", _TRT, "engine", "fp16", ("cuda",), "TensorRT engine, FP16",
             available=_trt_missing, notes=(_TRT_NOTE,)),
     Backend("trt", "trt", _TRT, "engine", "fp32", ("cuda",), "TensorRT engine, FP32",
@@ -82,7 +86,7 @@ for _backend in (
                    "through inserted casts, so this row measures FP16 accuracy, not FP16 speed",)),
     Backend("ort-int8-cpu", "ort", _ORT, "onnx", "int8", ("cpu",),
             "ONNX Runtime CPU, INT8 ONNX in its CPU form (uint8 asymmetric, model_int8_cpu.onnx)",
-            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, artifact="int8-cpu",
+            options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run, form="cpu",
             notes=(_INT8_NOTE,)),
     Backend("ort-int8", "ort", _ORT, "onnx", "int8", ("cpu",),
             "ONNX Runtime CPU, INT8 ONNX in the TensorRT form (symmetric int8 Q/DQ, model_int8.onnx)",
@@ -92,5 +96,4 @@ for _backend in (
             auto=False),
     Backend("eager-fp16", "torch", _PYT, "module", "fp16", ("cuda",), "PyTorch eager FP16 (CUDA only)",
             aliases=("torch-fp16",), options={"precision": "fp16"}, auto=False),
-):
-    register(_backend)
+)

@@ -100,6 +100,10 @@ def test_every_required_field_removed_in_turn_names_itself(contract_export):
     (("output", "geometry"), 3, "field output.geometry"),
     (("engines",), {"path": "x"}, "field engines"),
     (("input", "colour"), "red", "unknown field input.colour"),
+    # strict JSON types, as the shipped schema says (what C++ readers rely on): no coercion
+    (("input", "alignment"), "16", "field input.alignment is \"16\""),
+    (("input", "pad_to_alignment"), "yes", "field input.pad_to_alignment is \"yes\""),
+    (("model", "params"), 1.5, "field model.params is 1.5"),
 ])
 def test_wrongly_typed_field_is_named(contract_export, path, value, needle):
     data = _raw(contract_export)
@@ -110,6 +114,14 @@ def test_wrongly_typed_field_is_named(contract_export, path, value, needle):
     with pytest.raises(ManifestError, match="re-export") as info:
         Manifest.from_dict(data)
     assert needle in str(info.value)
+
+
+def test_partial_dicts_from_code_get_defaults_files_do_not(contract_export):
+    data = _raw(contract_export)
+    del data["output"]["names"]
+    assert Manifest.with_defaults(data).output.names == []  # code assembling a manifest
+    with pytest.raises(ManifestError, match=r"required field output.names is missing \|"):
+        Manifest.from_dict(data)  # a file must have it
 
 
 def test_schema_versions(contract_export):

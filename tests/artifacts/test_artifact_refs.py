@@ -92,3 +92,35 @@ def test_locate_reports_a_missing_or_listed_but_absent_file(tmp_path):
     assert locate(manifest, tmp_path, ArtifactRef("engine"), here=False) == \
         (None, "engine model.engine listed in the manifest is missing")
     assert locate(manifest, tmp_path, ArtifactRef("module"))[1].startswith("no checkpoint file to run eagerly")
+
+
+def test_bench_export_sets_derive_from_the_refs():
+    """The bench's exports, derived from the file table, are the hand-kept sets they replace."""
+    from unetrt.bench.artifacts import EXPORTS, export_set
+
+    int8_off = {"int8": True, "int8_min_argmax": 0.0, "int8_min_dice": 0.0}
+    expected = {
+        "engine_fp16": ({"fp16": True, "engine": True}, {"onnx", "onnx_fp16", "engine_fp16"}),
+        "engine_int8": ({**int8_off, "engine": True}, {"onnx", "onnx_int8", "engine_int8"}),
+        "engine": ({"engine": True}, {"onnx", "engine"}),
+        "onnx_int8": ({**int8_off, "int8_cpu": True}, {"onnx", "onnx_int8", "onnx_int8_cpu"}),
+        "onnx_int8_cpu": ({**int8_off, "int8_cpu": True}, {"onnx", "onnx_int8", "onnx_int8_cpu"}),
+        "onnx_fp16": ({"fp16": True}, {"onnx", "onnx_fp16"}),
+        "onnx": ({}, {"onnx"}),
+    }
+    assert {r.key: (dict(e.switches), {p.key for p in e.provides}) for r, e in EXPORTS.items()} == expected
+    assert list(r.key for r in EXPORTS) == list(expected)  # engines first, larger exports first
+
+
+def test_a_new_artifact_is_its_file_name_its_section_and_its_runner(monkeypatch):
+    """A new ONNX form named in the file table is a valid reference, the bench exports it with its switch,
+    and a backend registered for it runs it: nothing else lists artifacts."""
+    from unetrt.bench.artifacts import export_set
+
+    monkeypatch.setitem(names.FILES, ("onnx", "fp16", "io"), "model_fp16_io.onnx")
+    ref = ArtifactRef("onnx", "fp16", "io")
+    assert (ref.file_name, ref.key) == ("model_fp16_io.onnx", "onnx_fp16_io")
+    made = export_set(ref)
+    assert dict(made.switches) == {"fp16": True, "fp16_io": True} and ref in made.provides
+    backend = Backend("ort-fp16-io-test", "ort", "x:Y", "onnx", "fp16", ("cpu",), "new artifact", form="io")
+    assert backend.artifact == ref

@@ -16,7 +16,8 @@ import datetime as _dt
 import json
 import os
 import platform
-from dataclasses import field
+import typing
+from dataclasses import field, fields, is_dataclass
 from importlib import metadata as _md
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -148,14 +149,9 @@ class Manifest:
 
     # -- queries ----------------------------------------------------------------------------------
     def artifact_entries(self) -> list[Any]:
-        """Every artifact entry (FP32 ONNX, FP16 ONNX, INT8 ONNX and its CPU form, engines): each has
-        ``path``, ``sha256`` and ``ref``."""
-        entries: list[Any] = [self.onnx]
-        if self.fp16 is not None:
-            entries.append(self.fp16)
-        if self.int8 is not None:
-            entries += [self.int8] + ([self.int8.cpu] if self.int8.cpu else [])
-        return entries + list(self.engines)
+        """Every artifact entry, in manifest order (FP32 ONNX, FP16 ONNX, INT8 ONNX and its CPU form,
+        engines): each section, list item or nested section that has a ``ref``, with ``path`` and ``sha256``."""
+        return _with_ref([getattr(self, f.name) for f in fields(self)])
 
     def entries(self, ref: ArtifactRef) -> list[Any]:
         """The entries of ``ref`` (several engines may share one precision), in manifest order."""
@@ -186,6 +182,17 @@ class Manifest:
 
 
 _ADAPTER = TypeAdapter(Manifest)
+
+
+def _with_ref(values: list[Any]) -> list[Any]:
+    """The artifact entries among ``values`` (sections with a ``ref``) and inside them, depth first."""
+    out: list[Any] = []
+    for value in values:
+        for item in value if isinstance(value, list) else [value]:
+            if hasattr(item, "ref") and is_dataclass(item):
+                out.append(item)
+                out += _with_ref([getattr(item, f.name) for f in fields(item)])
+    return out
 
 
 def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -269,16 +276,27 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-_SECTIONS = (Manifest, ModelSection, CheckpointRef, InputSection, DynamicAxes, OutputSection, SizeExample,
-             ExportInfo, OnnxArtifact, Verification, Fp16Section, Int8Section, Int8CpuForm, EngineEntry,
-             ArtifactFile)
+def _section_classes(cls: type, seen: dict[str, type]) -> dict[str, type]:
+    """``{name: class}`` of ``cls`` and every section class its fields hold (the schema's ``$defs``)."""
+    seen[cls.__name__] = cls
+    for hint in typing.get_type_hints(cls).values():
+        for inner in _classes_in(hint):
+            if inner.__name__ not in seen:
+                _section_classes(inner, seen)
+    return seen
+
+
+def _classes_in(hint: Any) -> list[type]:
+    if is_dataclass(hint) and isinstance(hint, type):
+        return [hint]
+    return [c for arg in typing.get_args(hint) for c in _classes_in(arg)]
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``manifest.json``, generated from :class:`Manifest`, with every
     field described from the dataclasses' docstrings."""
     schema = _ADAPTER.json_schema(mode="serialization")
-    for cls in _SECTIONS:
+    for cls in _section_classes(Manifest, {}).values():
         target = schema if cls is Manifest else schema["$defs"].get(cls.__name__)
         if target is None:
             continue

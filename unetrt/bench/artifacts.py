@@ -29,9 +29,9 @@ from ..runtime.choice import locate
 
 __all__ = ["ModelSource", "Artifact", "ArtifactCache", "EXPORTS"]
 
-_ONNX, _FP16, _INT8_ONNX, _INT8_CPU = (ArtifactRef("onnx"), ArtifactRef("onnx", "fp16"), ArtifactRef("onnx", "int8"),
-                                       ArtifactRef("onnx", "int8", "cpu"))
-_INT8 = {"int8": True, "int8_min_argmax": 0.0, "int8_min_dice": 0.0}
+#: Per precision, ``ExportConfig`` settings beyond its switch: INT8 is calibrated on random inputs with the
+#: accuracy bars off (the bench's parity rows are the accuracy measurement).
+_PRECISION_SETTINGS: dict[str, dict[str, Any]] = {"int8": {"int8_min_argmax": 0.0, "int8_min_dice": 0.0}}
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,36 @@ class ExportSet:
     provides: frozenset[ArtifactRef]
 
 
+def export_set(ref: ArtifactRef) -> ExportSet:
+    """The export that makes ``ref``: the FP32 ONNX always; a precision's switch (``fp16``, ``int8``) and
+    every ONNX form of it (``int8_cpu``); ``engine`` for an engine (built from its precision's ONNX)."""
+    fp32 = ArtifactRef("onnx")
+    switches: dict[str, Any] = {}
+    provides = {fp32, ref}
+    if ref.precision != "fp32":
+        switches.update({ref.precision: True, **_PRECISION_SETTINGS.get(ref.precision, {})})
+        provides.add(ArtifactRef("onnx", ref.precision))
+    if ref.kind == "engine":
+        switches["engine"] = True
+    else:
+        for kind, precision, form in names.FILES:
+            if (kind, precision) == ("onnx", ref.precision) and form:
+                switches[f"{precision}_{form}"] = True
+                provides.add(ArtifactRef(kind, precision, form))
+    return ExportSet(switches, frozenset(provides))
+
+
+def _build_order() -> dict[ArtifactRef, ExportSet]:
+    """Every file artifact's export, engines first and larger exports first (a smaller artifact is then
+    found in a larger export instead of being exported again)."""
+    refs = [ArtifactRef(*key) for key in names.FILES]
+    sets = {ref: export_set(ref) for ref in refs}
+    return dict(sorted(sets.items(), key=lambda item: (item[0].kind != "engine", -len(item[1].provides),
+                                                       refs.index(item[0]))))
+
+
 #: The export that makes each artifact, in build order (an export that provides several is reused for each).
-EXPORTS: dict[ArtifactRef, ExportSet] = {
-    ArtifactRef("engine", "fp16"): ExportSet({"fp16": True, "engine": True},
-                                             frozenset({_ONNX, _FP16, ArtifactRef("engine", "fp16")})),
-    ArtifactRef("engine"): ExportSet({"engine": True}, frozenset({_ONNX, ArtifactRef("engine")})),
-    # INT8: calibrated on random inputs, bars off: the bench's parity rows are the accuracy measurement
-    ArtifactRef("engine", "int8"): ExportSet({**_INT8, "engine": True},
-                                             frozenset({_ONNX, _INT8_ONNX, ArtifactRef("engine", "int8")})),
-    _INT8_ONNX: ExportSet({**_INT8, "int8_cpu": True}, frozenset({_ONNX, _INT8_ONNX, _INT8_CPU})),
-    _INT8_CPU: ExportSet({**_INT8, "int8_cpu": True}, frozenset({_ONNX, _INT8_ONNX, _INT8_CPU})),
-    _FP16: ExportSet({"fp16": True}, frozenset({_ONNX, _FP16})),
-    _ONNX: ExportSet({}, frozenset({_ONNX})),
-}
+EXPORTS: dict[ArtifactRef, ExportSet] = _build_order()
 RANDOM_INIT = "random_init.pth"
 
 

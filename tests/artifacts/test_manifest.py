@@ -200,3 +200,29 @@ def test_readme_reference_matches_the_schema():
     assert block == generated, "README's manifest reference is stale: paste `python scripts/manifest_docs.py`"
     for field in ("alignment", "min_size", "schema_version", "weights", "profiles"):
         assert f"| `{field}` |" in block
+
+
+@pytest.mark.parametrize("where, value", [
+    ("onnx", "/etc/passwd"), ("onnx", "../model.onnx"), ("engine", "../secret"), ("engine", "plans/../../x"),
+    ("artifact", "C:\\\\model.onnx"),
+])
+def test_artifact_paths_must_stay_inside_the_export(contract_export, where, value):
+    from unetrt.artifacts.manifest import EngineEntry
+
+    data = _raw(contract_export)
+    if where == "onnx":
+        data["onnx"]["path"], field_name = value, "onnx.path"
+    elif where == "engine":
+        entry = Manifest.with_defaults({**data, "engines": [EngineEntry(path="model.engine", sha256="1" * 64)]})
+        data["engines"] = entry.to_dict()["engines"]
+        data["engines"][0]["path"], field_name = value, "engines.0.path"
+    else:
+        data["artifacts"][0]["path"], field_name = value, "artifacts.0.path"
+    with pytest.raises(ManifestError) as info:
+        Manifest.from_dict(data)
+    message = str(info.value)
+    assert f"field {field_name} is {json.dumps(value)} (an artifact path must stay inside the export directory " \
+           f"(relative, no '..'))" in message and "\n" not in message
+    data_ok = _raw(contract_export)
+    data_ok["onnx"]["path"] = "sub/model.onnx"  # a subdirectory of the export is inside it
+    assert Manifest.from_dict(data_ok).onnx.path == "sub/model.onnx"

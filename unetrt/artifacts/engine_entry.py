@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass
 
 from . import names
 from .refs import ArtifactRef
-from .section_config import SECTION_CONFIG, Json
+from .section_config import SECTION_CONFIG, ArtifactPath, Json
 from .trt import FLAVOURS, parse_version
 
 __all__ = ["EngineEntry", "sm_name", "parse_sm"]
@@ -70,7 +70,7 @@ class EngineEntry:
         tf32: Whether TensorRT could use TF32 for FP32 layers (``None``: not recorded).
     """
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     flavour: Literal["tensorrt", "tensorrt-rtx"] = "tensorrt"
     version: str = ""

@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, TypeVar
 
-from pydantic import ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 from typing_extensions import dataclass_transform
 
-__all__ = ["SECTION_CONFIG", "Json", "Sha256", "PosInt", "NonNegInt", "section", "COMPLETE"]
+__all__ = ["SECTION_CONFIG", "Json", "Sha256", "PosInt", "NonNegInt", "ArtifactPath", "section", "COMPLETE"]
 
 SECTION_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, json_schema_serialization_defaults_required=True)
 #: Validation context under which every field must be present (what :meth:`Manifest.from_dict` reads with).
@@ -23,6 +23,20 @@ Json = Any  # free-form JSON value (informational fields)
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
+
+
+def _inside_export(path: str) -> str:
+    """A path relative to the export directory that stays inside it (readers join it to the directory)."""
+    parts = path.replace("\\", "/").split("/")
+    if not path or path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":") or ".." in parts:
+        raise PydanticCustomError("path_outside_export",
+                                  "an artifact path must stay inside the export directory (relative, "
+                                  "no '..')")
+    return path
+
+
+#: The ``path`` of an artifact entry: relative to the export directory, never outside it.
+ArtifactPath = Annotated[str, AfterValidator(_inside_export)]
 
 T = TypeVar("T")
 

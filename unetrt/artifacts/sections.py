@@ -10,7 +10,7 @@ from typing import Literal, Optional, Union
 
 from .engine_entry import EngineEntry
 from .refs import ArtifactRef
-from .section_config import SECTION_CONFIG, Json, NonNegInt, PosInt, Sha256, section
+from .section_config import SECTION_CONFIG, ArtifactPath, Json, NonNegInt, PosInt, Sha256, section
 from .source import ModelSource
 
 __all__ = ["ModelSection", "CheckpointRef", "InputSection", "DynamicAxes", "OutputSection", "SizeExample",
@@ -150,7 +150,7 @@ class ExportInfo:
 class OnnxArtifact:
     """The FP32 ONNX file and how it was tidied."""
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     opset: int = 18
     nodes: int = 0
@@ -191,7 +191,7 @@ class Verification:
 class Fp16Section:
     """``model_fp16.onnx``: converter, nodes kept in FP32 (with the measured reason), verification."""
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     converter: str = ""
     keep_io_types: bool = True
@@ -221,7 +221,7 @@ class Int8CpuForm:
         structure: Q/DQ structure summary.
     """
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     runtime: str = "onnxruntime-cpu"
     form: str = ""
@@ -256,7 +256,7 @@ class Int8Section:
         cpu: The ONNX Runtime CPU form, if written.
     """
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     runtime: str = "tensorrt, onnxruntime"
     quantizer: str = ""
@@ -281,6 +281,6 @@ class Int8Section:
 class ArtifactFile:
     """A file of the export directory with its sha256 and size."""
 
-    path: str
+    path: ArtifactPath
     sha256: Sha256
     bytes: NonNegInt

@@ -1,7 +1,7 @@
 """Numeric parity between a reference output and a test output (data, not prints).
 
 :func:`compare` is the one comparison of the project: the exporter's verification sweep
-(:mod:`unetrt.exporter.verify`), the FP16 search (:mod:`unetrt.exporter.fp16_search`), the
+(:mod:`unetrt.exporter.verify`), the FP16 search (:mod:`unetrt.exporter.fp16.search`), the
 benchmark's parity columns (:mod:`unetrt.bench.parity`) and the runner contract tests all call it.
 """
 

@@ -182,3 +182,87 @@ def test_inspect_reports_manifest_facts(runner, tmp_path):
     assert res.exit_code == 1 and "does NOT match" in res.output and "not a readable ONNX model" in res.output
     res = runner.invoke(main, ["inspect", str(tmp_path / "missing.onnx")])
     assert res.exit_code == 1 and "does not exist" in res.output
+
+
+def _greedy_cmd():
+    import click
+
+    from unetrt.cli.options import GreedyCommand, GreedyOption
+
+    @click.command(cls=GreedyCommand)
+    @click.option("-i", "--input", "inputs", cls=GreedyOption)
+    @click.option("-o", "--output", "outputs", cls=GreedyOption)
+    @click.option("-s", "--scale", type=float, default=1.0)
+    @click.option("-v", "--viz", is_flag=True)
+    def cmd(inputs, outputs, scale, viz):
+        click.echo(json.dumps({"i": inputs, "o": outputs, "s": scale, "v": viz}))
+    return cmd
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["-i", "a", "b", "-o", "x", "y"], {"i": ["a", "b"], "o": ["x", "y"], "s": 1.0, "v": False}),
+    (["-i", "a", "-i", "b", "-v"], {"i": ["a", "b"], "o": [], "s": 1.0, "v": True}),
+    (["--input=a", "b", "-s", "0.5", "--input", "c"], {"i": ["a", "b", "c"], "o": [], "s": 0.5, "v": False}),
+    (["-ia", "b", "--output", "x"], {"i": ["a", "b"], "o": ["x"], "s": 1.0, "v": False}),
+])
+def test_greedy_options_take_the_values_after_the_flag(argv, expected):
+    res = CliRunner().invoke(_greedy_cmd(), argv)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == expected
+
+
+def test_greedy_options_leave_arguments_after_double_dash_and_other_options_alone():
+    from unetrt.cli.options import regroup_greedy
+
+    flags = {"-i", "--input"}
+    assert regroup_greedy(["-i", "a", "--", "b", "-i"], flags) == ["-i", "a", "--", "b", "-i"]
+    assert regroup_greedy(["-s", "0.5", "x"], flags) == ["-s", "0.5", "x"]
+    res = CliRunner().invoke(_greedy_cmd(), ["-s", "0.5", "x"])
+    assert res.exit_code == 2 and "Got unexpected extra argument (x)" in res.output
+
+
+def test_device_is_one_vocabulary_across_commands(runner):
+    from unetrt.cli.bench import bench_cmd
+    from unetrt.cli.options import DEVICE, DEVICE_HELP
+    from unetrt.cli.predict import predict_cmd
+
+    for cmd in (bench_cmd, predict_cmd):
+        (param,) = [p for p in cmd.params if p.name == "device"]
+        assert param.type is DEVICE and param.help == DEVICE_HELP and param.default == "auto"
+    assert DEVICE.convert("GPU", None, None) == "cuda" and DEVICE.convert("cpu", None, None) == "cpu"
+    res = runner.invoke(main, ["bench", "--device", "tpu"])
+    assert res.exit_code == 2
+    assert "unknown device 'tpu' | expected auto, cpu or cuda (gpu = cuda)" in res.output
+
+
+def test_export_cmd_takes_the_option_groups(runner, tmp_path, monkeypatch):
+    import inspect
+
+    import unetrt.exporter as exporter
+    from unetrt.exporter import EngineOptions, Fp16Options, Int8Options, VerifyOptions
+
+    seen = {}
+
+    def fake_export(config, progress=None):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(exporter, "export", fake_export)
+    res = runner.invoke(main, ["export", "-o", str(tmp_path / "m"), "--no-verify", "--atol", "0.5", "--fp16-io",
+                               "--fp16-argmax", "0.9", "--int8-cpu", "--calib-count", "3", "--int8-max-float", "2",
+                               "--no-engine", "--workspace", "2", "--compute-capability", "SM86", "--tf32"])
+    assert res.exit_code == 0, res.output
+    config = seen["config"]
+    assert config.verify_options == VerifyOptions(enabled=False, atol_factor=0.5)
+    assert config.fp16_options == Fp16Options(enabled=True, io=True, atol=1e-2, min_argmax=0.9)
+    assert config.int8_options == Int8Options(enabled=True, cpu=True, calib_count=3, max_float=2)
+    assert config.engine_options == EngineOptions(build=False, workspace_bytes=2 * 2**20,
+                                                  compute_capabilities=["SM86"], tf32=True)
+    assert len(inspect.signature(export_cmd.callback.__wrapped__).parameters) < 25
+
+
+def test_unequal_profile_counts_are_one_error_line(runner, tmp_path):
+    res = runner.invoke(main, ["export", "-o", str(tmp_path / "m"), "--min-shape", "1x3x32x32"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert _last_line(res) == ("Error: got 1 --min-shape, 0 --opt-shape, 0 --max-shape | expected the same number "
+                               "of each (one per profile) | give all three for every profile")

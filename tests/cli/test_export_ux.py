@@ -94,7 +94,7 @@ def test_sigterm_in_the_cli_is_one_line_and_exit_143(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_second_export_to_the_same_output_fails_naming_the_holder(tmp_path, no_trace):
-    from unetrt.exporter.outputs import lock_path
+    from unetrt.exporter.staging import lock_path
 
     out = tmp_path / "m"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -116,7 +116,7 @@ def test_second_export_to_the_same_output_fails_naming_the_holder(tmp_path, no_t
 
 
 def test_lock_is_released_and_reusable(tmp_path):
-    from unetrt.exporter.outputs import OutputLock, lock_path
+    from unetrt.exporter.staging import OutputLock, lock_path
 
     target = tmp_path / "m"
     with OutputLock(target):

@@ -199,3 +199,32 @@ def test_checkpoint_mismatch_names_the_variant(tmp_path):
     with pytest.raises(CheckpointError, match="prelu"):
         export(ExportConfig(arch="milesial", model_kwargs=TINY, checkpoint=str(ckpt), output_dir=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
+
+
+def test_export_config_flat_keywords_set_one_field_of_a_group():
+    from unetrt.exporter import EngineOptions, Fp16Options, Int8Options, VerifyOptions
+
+    given = EngineOptions(flavour="tensorrt-rtx")
+    c = ExportConfig(arch="milesial", fp16=True, fp16_io=True, verify=False, atol_factor=0.5, int8_cpu=True,
+                     calib_count=4, engine=False, engine_options=given)
+    assert c.fp16_options == Fp16Options(enabled=True, io=True)
+    assert c.verify_options == VerifyOptions(enabled=False, atol_factor=0.5)
+    assert c.int8_options == Int8Options(cpu=True, calib_count=4) and c.int8_options.wanted
+    assert c.engine_options == EngineOptions(build=False, flavour="tensorrt-rtx")
+    assert given.build is None  # the caller's group is not modified
+    assert ExportConfig().engine_options is not ExportConfig().engine_options
+    with pytest.raises(TypeError, match="unexpected keyword argument .fp32."):
+        ExportConfig(arch="milesial", fp32=True)
+
+
+def test_parity_table_is_plain_text_with_the_failure_reason():
+    from unetrt.exporter.verify import format_table
+
+    rows = [{"input_shape": [1, 3, 32, 32], "output_shape": [1, 2, 32, 32], "max_abs": 1e-5, "mean_abs": 1e-6,
+             "rel_to_range": 2e-6, "argmax_agreement": 1.0, "passed": True},
+            {"input_shape": [1, 3, 33, 33], "output_shape": None, "passed": False, "reason": "onnxruntime failed"}]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["input", "output", "max_abs", "mean_abs", "rel_range", "argmax", "ok", "reason"]
+    assert lines[2].split() == ["1x3x32x32", "1x2x32x32", "1e-05", "1e-06", "2e-06", "100.00%", "yes"]
+    assert lines[3].split() == ["1x3x33x33", "-", "-", "-", "-", "-", "NO", "onnxruntime", "failed"]
+    assert "\x1b[" not in format_table(rows)

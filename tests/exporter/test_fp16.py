@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from unetrt.errors import ExportError, MissingDependencyError, ParityError
-from unetrt.exporter import fp16_search as search
+from unetrt.exporter.fp16 import search
 from unetrt.exporter.fp16 import Fp16Result, convert_fp16
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -12,12 +12,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from unetrt.errors import CalibrationError, EngineBuildError, ExportError, ParityError, QuantizationError
-from unetrt.exporter import int8_quantizers
+from unetrt.exporter.int8 import quantizers as int8_quantizers
 from unetrt.exporter import trt_builder as trt_build
-from unetrt.exporter.calib import admissible, common_crop, fit_static, load_calibration_files
-from unetrt.exporter.fp16_search import run_ort
+from unetrt.exporter.int8.calib import admissible, common_crop, fit_static, load_calibration_files
+from unetrt.exporter.fp16.search import run_ort
 from unetrt.exporter.int8 import check_qdq, quantize_int8
-from unetrt.exporter.int8_search import Int8Bars, measure, quantized_nodes
+from unetrt.exporter.int8.search import Int8Bars, measure, quantized_nodes
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_unet_onnx import eager, tiny_unet  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError
+from unetrt.errors import EngineBuildError, MissingDependencyError, ProfileError, Terminated
 from unetrt.exporter import trt_builder as trt_build
 from unetrt.exporter.fp16 import convert_fp16
 from unetrt.exporter.trt_builder import EngineInfo, ShapeProfile, build_engine, import_tensorrt
@@ -216,6 +217,46 @@ def test_abort_leaves_no_file_and_keeps_old_engine(models, tmp_path):
     assert os.listdir(tmp_path) == ["m.engine"] and engine.read_bytes() == b"old engine"
 
 
+class _SignalFromTensorRTLog(logging.Handler):
+    """Sends ``signum`` to this process from inside TensorRT's logger callback (the signal lands while
+    TensorRT's C++ frames are on the stack), once the builder has reported its first step."""
+
+    def __init__(self, signum):
+        super().__init__(logging.DEBUG)
+        self.signum, self.armed, self.sent = signum, False, False
+
+    def arm(self, *_):
+        self.armed = True
+        return True
+
+    def emit(self, record):
+        if self.armed and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.trt
+@requires_trt
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_signal_during_the_tensorrt_build_stops_it(models, tmp_path, signum, raised):
+    from unetrt.exporter.staging import terminate_as_interrupt
+
+    sender = _SignalFromTensorRTLog(signum)
+    tensorrt_log = logging.getLogger("unetrt.tensorrt")
+    level = tensorrt_log.level
+    tensorrt_log.setLevel(logging.DEBUG)
+    tensorrt_log.addHandler(sender)
+    previous = signal.getsignal(signum)
+    try:
+        with terminate_as_interrupt(), pytest.raises(raised):
+            build_engine(models["tiny"][0], tmp_path / "m.engine", profiles=PROFILE, progress=sender.arm)
+    finally:
+        tensorrt_log.removeHandler(sender)
+        tensorrt_log.setLevel(level)
+    assert sender.sent and os.listdir(tmp_path) == []
+    assert signal.getsignal(signum) == previous
+
+
 @pytest.mark.trt
 @requires_trt
 def test_several_profiles_and_options_recorded(models, tmp_path):
@@ -360,3 +401,11 @@ def test_standin_rejects_what_tensorrt_rejects():
     with pytest.raises(TypeError):
         config.set_flag(t10.BuilderFlag.TF32)  # another module's enum
     assert not hasattr(make_module("tensorrt", "10.10.0.31").ICudaEngine, "create_runtime_config")
+
+
+@pytest.mark.parametrize("text, expected", [("10.12.0.36", (10, 12)), ("1.0", (1, 0)), ("10", (10, 0)),
+                                            ("10.13.0.35+cuda12", (10, 13)), ("not a version", (0, 0))])
+def test_parse_version(text, expected):
+    from unetrt.artifacts.trt import parse_version
+
+    assert parse_version(text) == expected

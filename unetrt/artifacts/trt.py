@@ -10,8 +10,9 @@ Everything here works without TensorRT installed: the module is imported lazily 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
+
+from packaging.version import InvalidVersion, Version
 
 from ..errors import EngineBuildError, MissingDependencyError
 
@@ -28,9 +29,12 @@ _EXTRAS = {"tensorrt": "pip install 'unetrt[gpu]' (TensorRT)",
 
 
 def parse_version(text: str) -> tuple[int, int]:
-    """``"10.12.0.36"`` -> ``(10, 12)``."""
-    numbers = [int(x) for x in re.findall(r"\d+", str(text))[:2]]
-    return tuple(numbers + [0] * (2 - len(numbers)))  # type: ignore[return-value]
+    """``"10.12.0.36"`` -> ``(10, 12)`` (:class:`packaging.version.Version`); ``(0, 0)`` when it is no version."""
+    try:
+        release = Version(str(text)).release
+    except InvalidVersion:
+        return (0, 0)
+    return (release + (0, 0))[0], (release + (0, 0))[1]
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:

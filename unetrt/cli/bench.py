@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 
 from ..bench.timing import DEFAULT_MIN_SECONDS
-from .options import (DEFAULT_ARCH, LiveHelpOption, backends_help, handle_errors, make_console, merge_model_kwargs,
-                      model_options)
+from .options import (DEFAULT_ARCH, LiveHelpOption, backends_help, device_option, handle_errors, make_console,
+                      merge_model_kwargs, model_options)
 
 __all__ = ["bench_cmd", "main"]
 
@@ -50,8 +50,7 @@ def _run_with_progress(config, console):
                    "unless --iters).")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for every CPU backend (torch and ONNX Runtime intra-op). Default: all usable cores.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="cpu: skip GPU backends (eager on CPU); cuda: skip CPU-only backends.")
+@device_option()
 @click.option("--no-transfers", is_flag=True,
               help="CUDA rows: exclude host<->device copies, like trtexec: TensorRT and ONNX Runtime (I/O "
                    "binding) run on buffers bound once, timed with CUDA events (GPU compute + end-to-end). "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import traceback
 from functools import wraps
+from typing import Any, Callable
 
 import click
 
@@ -16,6 +17,8 @@ from ..errors import ParityError, Terminated, UnetrtError
 DEFAULT_ARCH = "milesial"
 #: Exit status after SIGTERM, as a shell reports a process killed by it (128 + 15).
 SIGTERM_EXIT = 143
+#: Exit status after Ctrl-C (SIGINT), as a shell reports it (128 + 2).
+SIGINT_EXIT = 130
 
 
 def make_console(stderr: bool = True) -> Console:
@@ -33,7 +36,8 @@ def make_console(stderr: bool = True) -> Console:
 def handle_errors(fn):
     """Add ``--debug`` (also ``UNETRT_DEBUG=1``) to a command and turn :class:`UnetrtError` into one clean
     error line and exit code 1 (a parity failure prints its table first). With ``--debug`` the traceback
-    is printed first; other exceptions always keep theirs. SIGTERM during an export exits 143 with one line."""
+    is printed first; other exceptions always keep theirs. SIGTERM during an export exits 143 and Ctrl-C
+    exits 130, each with one line."""
     @wraps(fn)
     def wrapper(*args, debug=False, **kwargs):
         try:
@@ -43,6 +47,11 @@ def handle_errors(fn):
                 traceback.print_exc()
             click.echo(f"Error: {exc} | nothing was written (staging files removed)", err=True)
             raise SystemExit(SIGTERM_EXIT) from exc
+        except KeyboardInterrupt as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo("Error: interrupted (Ctrl-C) | nothing half-written is left behind", err=True)
+            raise SystemExit(SIGINT_EXIT) from exc
         except UnetrtError as exc:
             if debug:
                 traceback.print_exc()
@@ -157,8 +166,40 @@ def model_options(f):
     return apply_options(f, options)
 
 
-def fp16_options(f):
-    """--fp16 and its accuracy controls."""
+def option_group(options: list, build: Callable[..., Any], name: str):
+    """A decorator adding ``options`` to a command and passing their values to it as one argument:
+    ``name=build(**values)`` (e.g. an option dataclass) instead of one argument per option.
+
+    ``build`` runs when the command is invoked (it may import heavy modules: ``--help`` stays light)."""
+    def probe():
+        pass
+    params = [p.name for p in apply_options(probe, options).__click_params__]
+
+    def decorate(f):
+        @wraps(f)
+        def wrapper(*args, **kwargs):
+            kwargs[name] = build(**{p: kwargs.pop(p) for p in params})
+            return f(*args, **kwargs)
+        return apply_options(wrapper, options)
+    return decorate
+
+
+def verify_group(f):
+    """--no-verify and --atol, passed to the command as ``verify_options`` (:class:`VerifyOptions`)."""
+    options = [
+        click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs eager parity sweep."),
+        click.option("--atol", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+                     help="FP32 parity bar: max abs error <= ATOL * max(1, |ref|max)."),
+    ]
+    def build(no_verify, atol):
+        from ..exporter.config import VerifyOptions
+
+        return VerifyOptions(enabled=not no_verify, atol_factor=atol)
+    return option_group(options, build, "verify_options")(f)
+
+
+def fp16_group(f):
+    """--fp16 and its accuracy controls, passed as ``fp16_options`` (:class:`Fp16Options`)."""
     options = [
         click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (FP16 weights/activations, FP32 I/O) "
                      "and build the engine from it."),
@@ -167,15 +208,23 @@ def fp16_options(f):
                      help="FP16 bar: max abs <= FP16_ATOL * max(1, |ref|max) vs eager FP32."),
         click.option("--fp16-argmax", type=click.FloatRange(0, 1), default=0.995, show_default=True,
                      help="FP16 bar: minimum argmax (mask) agreement with eager FP32."),
-        click.option("--calib-images", type=click.Path(file_okay=False), default=None,
-                     help="Folder of images/.npy inputs (preprocessed like unet-predict; *_mask files skipped) "
-                          "driving which nodes stay FP32 and the INT8 calibration."),
     ]
-    return apply_options(f, options)
+
+    def build(fp16, fp16_io, fp16_atol, fp16_argmax):
+        from ..exporter.config import Fp16Options
+
+        return Fp16Options(enabled=fp16 or fp16_io, io=fp16_io, atol=fp16_atol, min_argmax=fp16_argmax)
+    return option_group(options, build, "fp16_options")(f)
 
 
-def int8_options(f):
-    """--int8, its calibration and its accuracy bars."""
+CALIB_IMAGES = click.option(
+    "--calib-images", type=click.Path(file_okay=False), default=None,
+    help="Folder of images/.npy inputs (preprocessed like unet-predict; *_mask files skipped) driving which "
+         "nodes stay FP32 and the INT8 calibration.")
+
+
+def int8_group(f):
+    """--int8, its calibration and its accuracy bars, passed as ``int8_options`` (:class:`Int8Options`)."""
     options = [
         click.option("--int8", is_flag=True, help="Also write model_int8.onnx (TensorRT Q/DQ: symmetric int8, "
                      "per-channel weights, float biases) and, with an engine, model_int8.engine."),
@@ -195,11 +244,17 @@ def int8_options(f):
                      help="Most nodes the INT8 search may keep in float (default: no limit); 0 = fail unless "
                           "the plain quantization meets the bars."),
     ]
-    return apply_options(f, options)
+
+    def build(int8, int8_cpu, calib_count, calib_method, int8_argmax, int8_dice, int8_max_float):
+        from ..exporter.config import Int8Options
+
+        return Int8Options(enabled=int8 or int8_cpu, cpu=int8_cpu, calib_count=calib_count, calib_method=calib_method,
+                           min_argmax=int8_argmax, min_dice=int8_dice, max_float=int8_max_float)
+    return option_group(options, build, "int8_options")(f)
 
 
-def engine_options(f):
-    """TensorRT engine-build options (trtexec-style)."""
+def engine_group(f):
+    """TensorRT engine-build options (trtexec-style), passed as ``engine_options`` (:class:`EngineOptions`)."""
     shape = Shape((4, 5))
     options = [
         click.option("--engine/--no-engine", default=None,
@@ -223,7 +278,17 @@ def engine_options(f):
         click.option("--detailed-profiling/--no-detailed-profiling", default=True, show_default=True,
                      help="Build with profiling_verbosity=DETAILED so `unetrt inspect` shows layer detail."),
     ]
-    return apply_options(f, options)
+
+    def build(engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level, timing_cache,
+              compute_capability, version_compatible, tf32, detailed_profiling):
+        from ..exporter.config import EngineOptions
+
+        return EngineOptions(build=engine, flavour=trt, profiles=build_profiles(min_shape, opt_shape, max_shape),
+                             workspace_bytes=workspace * 2**20 if workspace else None,
+                             optimization_level=builder_opt_level, timing_cache=timing_cache,
+                             compute_capabilities=list(compute_capability) or None,
+                             version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling)
+    return option_group(options, build, "engine_options")(f)
 
 
 def build_profiles(mins, opts, maxs):
@@ -274,3 +339,87 @@ def backends_help(prefix: str) -> str:
     from ..runtime import backends as registry
 
     return f"{prefix} Registered: " + "; ".join(f"{b.name} ({b.description})" for b in registry.backends()) + "."
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("-") and len(token) > 1
+
+
+class GreedyOption(click.Option):
+    """A ``multiple`` option that also takes the values after it, up to the next option, when its
+    command is a :class:`GreedyCommand`: ``-i a.png b.png`` reads like argparse's ``nargs='+'``
+    (milesial's predict.py) and ``-i a.png -i b.png`` still works."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("multiple", True)
+        super().__init__(*args, **kwargs)
+
+
+def regroup_greedy(args: list[str], flags: set[str]) -> list[str]:
+    """``-i a b -o x`` -> ``-i a -i b -o x`` for the ``flags`` of greedy options (``--input=a b`` and
+    ``-ia b`` too); everything from ``--`` on is left as it is."""
+    out: list[str] = []
+    greedy: str | None = None   # the greedy flag whose values are being read
+    needs_value = False         # right after the flag: its first value follows as usual
+    for k, token in enumerate(args):
+        if token == "--":
+            return out + args[k:]
+        out_token = [token]
+        if _is_option(token):
+            if token.startswith("--"):
+                name, attached = token.split("=", 1)[0], "=" in token
+            else:
+                name, attached = token[:2], len(token) > 2
+            greedy = name if name in flags else None
+            needs_value = greedy is not None and not attached
+        elif greedy is not None and not needs_value:
+            out_token = [greedy, token]
+        else:
+            needs_value = False
+        out.extend(out_token)
+    return out
+
+
+class GreedyCommand(click.Command):
+    """A command whose :class:`GreedyOption` options take several values after one flag: argv is regrouped
+    (``-i a b`` -> ``-i a -i b``) before click parses it, so click's parser runs unmodified."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        flags = {opt for p in self.params if isinstance(p, GreedyOption) for opt in p.opts}
+        return super().parse_args(ctx, regroup_greedy(list(args), flags))
+
+
+class Device(click.ParamType):
+    """Where a command runs: ``auto`` (a CUDA GPU when one is usable, else the CPU), ``cpu`` or ``cuda``.
+
+    ``gpu`` is accepted as another name for ``cuda``."""
+
+    name = "auto|cpu|cuda"
+    choices = ("auto", "cpu", "cuda")
+    aliases = {"gpu": "cuda"}
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        text = self.aliases.get(text, text)
+        if text not in self.choices:
+            self.fail(f"unknown device {value!r} | expected auto, cpu or cuda (gpu = cuda) | pass --device cpu "
+                      f"to stay off the GPU", param, ctx)
+        return text
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(self.choices) + "]"
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in self.choices if c.startswith(incomplete)]
+
+
+DEVICE = Device()
+#: The one help text of ``--device`` in every command.
+DEVICE_HELP = "Where to run: auto (a CUDA GPU when one is usable, else the CPU), cpu or cuda (gpu = cuda)."
+
+
+def device_option(default: str = "auto", help: str = DEVICE_HELP):
+    """``--device`` with the vocabulary every command shares (:class:`Device`)."""
+    return click.option("--device", type=DEVICE, default=default, show_default=True, help=help)

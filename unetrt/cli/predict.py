@@ -15,45 +15,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .options import BackendName, LiveHelpOption, backends_help, handle_errors, make_console
+from .options import (BackendName, GreedyCommand, GreedyOption, LiveHelpOption, backends_help, device_option,
+                      handle_errors, make_console)
 from ..errors import OutputError, UnetrtError
 from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
 
 IMAGE_SUFFIXES = (*FILE_IMAGE_SUFFIXES, ".gif")
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-
-
-def _is_option(token: str) -> bool:
-    return token.startswith("-") and len(token) > 1
-
-
-class GreedyOption(click.Option):
-    """A ``multiple`` option that also takes the values after it, up to the next option.
-
-    ``-i a.png b.png`` then reads like argparse's ``nargs='+'`` (milesial's predict.py), and
-    ``-i a.png -i b.png`` still works. click has no ``nargs='+'`` for options, so this wraps the
-    parser's per-option ``process`` to pull the following non-option tokens too.
-    """
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("multiple", True)
-        super().__init__(*args, **kwargs)
-
-    def add_to_parser(self, parser, ctx) -> None:
-        super().add_to_parser(parser, ctx)
-        table = {**getattr(parser, "_short_opt", {}), **getattr(parser, "_long_opt", {})}
-        for name in self.opts:
-            opt = table.get(name)
-            if opt is None:
-                continue
-            original = opt.process
-
-            def process(value, state, _original=original):
-                _original(value, state)
-                while state.rargs and not _is_option(state.rargs[0]):
-                    _original(state.rargs.pop(0), state)
-
-            opt.process = process
 
 
 def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
@@ -227,7 +195,7 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
     return rows
 
 
-@click.command("predict")
+@click.command("predict", cls=GreedyCommand)
 @handle_errors
 @click.option("-m", "--model", "model_path", default=None, type=click.Path(),
               help="Export directory, .onnx, .engine/.plan, or a milesial/state-dict .pth checkpoint (MODEL.pth, "
@@ -247,8 +215,7 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
 @click.option("--backend", type=BackendName(), default="auto", show_default=True, cls=LiveHelpOption,
               help_fn=lambda: backends_help("auto (an engine on a GPU, else ONNX Runtime), a family (torch, ort, "
                                             "trt) or a backend name."))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where to run: auto picks CUDA when PyTorch sees a GPU.")
+@device_option()
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Artifact precision (default: FP16 on a GPU, FP32 on a CPU, whichever the export has).")
 @click.option("--arch", default=None, help="Zoo variant of a bare .pth checkpoint (default milesial).")

@@ -1,6 +1,6 @@
-"""PyTorch → ONNX (→ FP16 → TensorRT) export. Public API: the config, the chain and its options."""
+"""PyTorch → ONNX (→ FP16/INT8 → TensorRT) export. Public API: the config and its option groups, the chain."""
 
-from .pipeline import ExportConfig, ExportResult, export
-from .steps import EngineOptions
+from .config import EngineOptions, ExportConfig, Fp16Options, Int8Options, VerifyOptions
+from .pipeline import ExportResult, export
 
-__all__ = ["ExportConfig", "ExportResult", "EngineOptions", "export"]
+__all__ = ["ExportConfig", "ExportResult", "EngineOptions", "Fp16Options", "Int8Options", "VerifyOptions", "export"]

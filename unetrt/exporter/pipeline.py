@@ -24,70 +24,21 @@ from ..fileio import sha256_file
 from ..models import output_hw
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
-from . import onnx_io
-from . import int8_stage, preflight, steps
-from .calib import load_calibration_files
-from .outputs import OutputLock, Staging, check_output_dir, terminate_as_interrupt
-from .simplify import simplify as run_onnxsim
+from . import onnx_io, preflight, steps
+from .config import DEFAULT_OPSET, ExportConfig
 from .failures import explain
+from .fp16 import stage as fp16_stage
+from .int8 import stage as int8_stage
+from .int8.calib import load_calibration_files
 from .probe import probe
+from .simplify import simplify as run_onnxsim
+from .staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
 
-DEFAULT_OPSET = 18
 ONNX_NAME = names.ONNX
 NO_TRT_NOTE = ("no TensorRT engine: neither tensorrt nor tensorrt_rtx imports; pip install 'unetrt[rtx]' "
                "(builds on any machine) or 'unetrt[gpu]' (TensorRT for data-centre GPUs)")
-
-
-@dataclass
-class ExportConfig:
-    """Everything ``unet-export`` needs. ``arch`` or ``factory`` names the model.
-
-    Attributes:
-        align: ``None`` = auto (derived from the spec and torch.export's shape guards); an int
-            forces that alignment (1 = exact at every size or fail).
-        static_shape: ``(batch, H, W)`` to export a static graph; ``None`` = dynamic N, H, W.
-        atol_factor: FP32 parity bar: max abs <= atol_factor * max(1, |ref|max).
-        fp16: Also write ``model_fp16.onnx`` (FP16 weights and activations, FP32 I/O unless
-            ``fp16_io``) and verify it against eager FP32 (``fp16_atol``, ``fp16_min_argmax``).
-        calib_images: Folder of images / .npy arrays driving the FP16 search and INT8 calibration
-            (default: sweep sizes).
-        int8: Also write ``model_int8.onnx`` (TensorRT Q/DQ: symmetric int8, per-channel weights, float
-            biases), calibrated on ``calib_count`` inputs (``calib_method``), kept within the INT8
-            bars (``int8_min_argmax``, ``int8_min_dice``) by keeping at most ``int8_max_float`` nodes
-            (``None``: any number) in float; ``int8_cpu`` also writes ``model_int8_cpu.onnx``
-            (uint8 asymmetric, ONNX Runtime CPU's fastest form). With an engine, ``model_int8.engine``.
-        engine: ``None`` = build a TensorRT engine when a flavour imports; True = must build;
-            False = never.
-    """
-
-    arch: str | None = None
-    factory: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-    output_dir: str = "export"
-    opset: int = DEFAULT_OPSET
-    static_shape: tuple[int, int, int] | None = None
-    align: int | None = None
-    simplify: bool = True
-    verify: bool = True
-    force: bool = False
-    atol_factor: float = 1e-4
-    fp16: bool = False
-    fp16_io: bool = False
-    fp16_atol: float = 1e-2
-    fp16_min_argmax: float = 0.995
-    calib_images: str | None = None
-    int8: bool = False
-    int8_cpu: bool = False
-    calib_count: int = 16
-    calib_method: str = "minmax"
-    int8_min_argmax: float = 0.99
-    int8_min_dice: float = 0.98
-    int8_max_float: int | None = None
-    engine: bool | None = None
-    engine_options: steps.EngineOptions = field(default_factory=steps.EngineOptions)
 
 
 @dataclass
@@ -188,11 +139,11 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
         checked = preflight.check(config, spec, in_ch)
-        int8_options = int8_stage.options(config) if config.int8 or config.int8_cpu else None
-        calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.calib_count)) \
-            if (config.fp16 or int8_options) and config.calib_images else None
-        calib = [a for _, a in calib_files[:8]] if calib_files and config.fp16 else None
-        engine_mode = steps.engine_flavour(config.engine, config.engine_options.flavour)
+        int8_plan = int8_stage.options(config.int8_options) if config.int8_options.wanted else None
+        calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.int8_options.calib_count)) \
+            if (config.fp16_options.enabled or int8_plan) and config.calib_images else None
+        calib = [a for _, a in calib_files[:8]] if calib_files and config.fp16_options.enabled else None
+        engine_mode = steps.engine_flavour(config.engine_options.build, config.engine_options.flavour)
         steps.check_timing_cache(config.engine_options.timing_cache if engine_mode else None)
     step("tracing with torch.export")
     with clock("trace"):
@@ -222,10 +173,10 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
         onnx_path = staging.path / ONNX_NAME
         onnx_io.save_onnx(proto, onnx_path)
         rows: list[dict] = []
-        if config.verify:
+        if config.verify_options.enabled:
             step("verifying parity (onnxruntime CPU vs eager)")
             with clock("verify"):
-                rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.atol_factor))
+                rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.verify_options.atol_factor))
                 check(rows, "ONNX (onnxruntime CPU) vs eager")
         out.examples = [SizeExample(input=r["input_shape"][2:], output=r["output_shape"][2:])
                         for r in rows[:3] if r.get("output_shape")]
@@ -242,8 +193,8 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
                                      pads_removed=pads_removed,
                                      simplify=simplify_report.to_dict() if simplify_report else None)
         _later_stages(config, model, manifest, staging.path, in_ch, sizes, calib, engine_mode, profiles, clock, step)
-        if int8_options is not None:
-            _int8_stages(config, model, manifest, staging.path, in_ch, sizes, calib_files, int8_options,
+        if int8_plan is not None:
+            _int8_stages(config, model, manifest, staging.path, in_ch, sizes, calib_files, int8_plan,
                          engine_mode, profiles, clock, step)
         step("writing manifest")
         produced = written + [p for p in sorted(staging.path.iterdir()) if p not in written]
@@ -260,20 +211,21 @@ def _later_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fo
                   calib, engine_mode, profiles, clock: _Clock, step: Progress) -> None:
     """FP16 ONNX and the TensorRT engine, when asked for, into the staging folder."""
     onnx_path, fp16_path = folder / ONNX_NAME, None
-    if config.fp16:
+    fp16 = config.fp16_options
+    if fp16.enabled:
         step("converting to FP16")
         with clock("fp16"):
-            manifest.fp16 = steps.fp16_stage(
-                model, onnx_path, folder, in_ch, sizes, keep_io_types=not config.fp16_io,
-                atol_factor=config.fp16_atol, min_argmax=config.fp16_min_argmax, calib=calib, progress=step)
-        fp16_path = folder / steps.FP16_ONNX_NAME
+            manifest.fp16 = fp16_stage.fp16_stage(
+                model, onnx_path, folder, in_ch, sizes, keep_io_types=not fp16.io,
+                atol_factor=fp16.atol, min_argmax=fp16.min_argmax, calib=calib, progress=step)
+        fp16_path = folder / fp16_stage.FP16_ONNX_NAME
     if engine_mode:
         with clock("engine"):
-            precision = "fp16" if config.fp16 else "fp32"
+            precision = "fp16" if fp16.enabled else "fp32"
             step(f"building {precision} engine")
             manifest.engines.append(steps.engine_stage(onnx_path, fp16_path, folder, precision, engine_mode,
                                                            config.engine_options, profiles, step))
-    elif config.engine is None:
+    elif config.engine_options.build is None:
         manifest.export.notes.append(NO_TRT_NOTE)
 
 
@@ -291,7 +243,7 @@ def _int8_stages(config: ExportConfig, model: nn.Module, manifest: Manifest, fol
     if engine_mode:
         with clock("engine_int8"):
             manifest.engines.append(int8_stage.int8_engine_stage(
-                folder / names.ONNX_INT8, folder, engine_mode, config.engine_options, profiles, config.fp16, step))
+                folder / names.ONNX_INT8, folder, engine_mode, config.engine_options, profiles, config.fp16_options.enabled, step))
 
 
 @dataclass
@@ -394,7 +346,7 @@ def _describe(config: ExportConfig, model: nn.Module, in_ch: int, traced: _Trace
     dynamic = config.static_shape is None
     volume = traced.spatial_dims == 3
     inp = InputSection(
-        name=onnx_io.INPUT_NAME, channels=in_ch, dtype="float16" if config.fp16_io else "float32",
+        name=onnx_io.INPUT_NAME, channels=in_ch, dtype="float16" if config.fp16_options.io else "float32",
         layout="NCDHW" if volume else "NCHW", alignment=traced.alignment, min_size=traced.min_size,
         dynamic=DynamicAxes(batch=dynamic, height=dynamic, width=dynamic, depth=dynamic if volume else None),
         static_shape=None if dynamic else [config.static_shape[0], in_ch, *config.static_shape[1:]],
@@ -409,8 +361,9 @@ def _describe(config: ExportConfig, model: nn.Module, in_ch: int, traced: _Trace
 
 
 def _verification(config: ExportConfig, rows: list[dict]) -> Verification:
-    return Verification(backend="onnxruntime-cpu", reference="eager fp32", performed=config.verify,
-                        tolerance={"max_abs": f"{config.atol_factor:g} * max(1, |ref|max)"},
+    opts = config.verify_options
+    return Verification(backend="onnxruntime-cpu", reference="eager fp32", performed=opts.enabled,
+                        tolerance={"max_abs": f"{opts.atol_factor:g} * max(1, |ref|max)"},
                         passed=all(r["passed"] for r in rows) if rows else None, sizes=rows)
 
 

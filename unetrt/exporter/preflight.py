@@ -82,7 +82,7 @@ def _check_profiles(config, spec, in_ch: int) -> None:
     profiles = config.engine_options.profiles
     if not profiles:
         return
-    if config.engine is False:
+    if config.engine_options.build is False:
         raise ProfileError("--min/--opt/--max-shape given with --no-engine", "profiles only for an engine build",
                            "drop the shapes or the --no-engine")
     static = None
@@ -97,7 +97,7 @@ def _check_paths(config) -> None:
     if config.calib_images and not Path(config.calib_images).is_dir():
         raise UnetrtError(f"--calib-images {config.calib_images} is not a directory",
                           "a folder of images or .npy files", "check the path")
-    uses_calib = config.fp16 or getattr(config, "int8", False) or getattr(config, "int8_cpu", False)
+    uses_calib = config.fp16_options.enabled or config.int8_options.wanted
     if config.calib_images and not uses_calib:
         raise UnetrtError("--calib-images given without --fp16 or INT8", "calibration inputs for the FP16 search "
                           "or INT8 quantization", "add --fp16 (or an INT8 option) or drop --calib-images")
@@ -108,7 +108,7 @@ def check(config: Any, spec: Any, in_channels: int) -> Preflight:
     """Validate alignment, static shape, engine profiles and paths of an export configuration.
 
     Args:
-        config: The :class:`~unetrt.exporter.pipeline.ExportConfig`.
+        config: The :class:`~unetrt.exporter.config.ExportConfig`.
         spec: The zoo variant's :class:`~unetrt.models.registry.ModelSpec` (``None`` for ``--model``).
         in_channels: The built model's input channels.
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from unetrt.artifacts.profiles import ShapeProfile
-from unetrt.artifacts.trt import import_tensorrt, parse_version as _version, process_logger
-from unetrt.errors import EngineBuildError, ProfileError
-from unetrt.exporter import trt_support as support
-from unetrt.fileio import atomic_write_bytes, sha256_file
+from ..artifacts.profiles import ShapeProfile
+from ..artifacts.trt import import_tensorrt, parse_version as _version, process_logger
+from ..errors import EngineBuildError, ProfileError
+from . import trt_support as support
+from ..fileio import atomic_write_bytes, sha256_file
 
 if TYPE_CHECKING:
     import tensorrt
@@ -164,8 +164,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     monitor = support.make_monitor(trt, progress, logger)
     config.progress_monitor = monitor
     start = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
+    with support.signals_stop_build(monitor):
+        plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
+    support.raise_signal(monitor)
     if monitor.interrupted or logger.interrupted:
         raise KeyboardInterrupt
     if monitor.error is not None:

@@ -3,13 +3,17 @@ errors, network I/O and atomic file writes. Nothing here compares TensorRT versi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..artifacts.dtypes import trt_dtype_name
 from ..artifacts.trt import probe_gpu_cc
+from ..errors import Terminated
 
 if TYPE_CHECKING:
     import tensorrt
@@ -38,7 +42,8 @@ def parser_errors(parser: "tensorrt.OnnxParser", onnx_path: str) -> str:
 
 def make_monitor(trt, progress: Callable | None, logger):
     """A trt.IProgressMonitor that forwards to ``progress(phase, step, total)`` and aborts the build when
-    it returns False (``aborted``), raises (``error``) or on Ctrl-C (``interrupted``, also from ``logger``).
+    it returns False (``aborted``), raises (``error``), on Ctrl-C (``interrupted``, also from ``logger``)
+    or when :func:`signals_stop_build` recorded SIGINT/SIGTERM (``signal``).
     """
 
     class _Monitor(trt.IProgressMonitor):
@@ -47,10 +52,11 @@ def make_monitor(trt, progress: Callable | None, logger):
             self.totals: dict[str, int] = {}
             self.aborted = self.interrupted = False
             self.error: Exception | None = None
+            self.signal: int | None = None
 
         def _stop(self) -> bool:
             self.interrupted = self.interrupted or logger.interrupted
-            return self.aborted or self.interrupted or self.error is not None
+            return self.aborted or self.interrupted or self.error is not None or self.signal is not None
 
         def phase_start(self, phase_name, parent_phase, num_steps):
             try:
@@ -75,6 +81,35 @@ def make_monitor(trt, progress: Callable | None, logger):
                 self.interrupted = True
 
     return _Monitor()
+
+
+@contextlib.contextmanager
+def signals_stop_build(monitor) -> Iterator[None]:
+    """While TensorRT builds, SIGINT and SIGTERM only record themselves in ``monitor.signal``: the monitor
+    then returns False at the builder's next step, which aborts the build cleanly (an exception raised in
+    a TensorRT callback would be swallowed by its C++ frames). Afterwards :func:`raise_signal` turns the
+    recorded signal into Ctrl-C or :class:`~unetrt.errors.Terminated`. Main thread only; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def record(signum, frame):
+        monitor.signal = signum
+
+    previous = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def raise_signal(monitor) -> None:
+    """Re-raise a signal :func:`signals_stop_build` recorded: SIGINT as KeyboardInterrupt, SIGTERM as Terminated."""
+    if monitor.signal == signal.SIGINT:
+        raise KeyboardInterrupt
+    if monitor.signal is not None:
+        raise Terminated(f"terminated by signal {monitor.signal} during the engine build")
 
 
 def load_timing_cache(config: "tensorrt.IBuilderConfig", path: str) -> tuple[object | None, str | None]:

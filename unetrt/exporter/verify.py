@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from rich import box
+from rich.console import Console
+from rich.table import Table
 from torch import nn
 
 from ..errors import ParityError
@@ -159,20 +163,33 @@ def verify(model: nn.Module, onnx_path: str, in_channels: int, sizes: Sequence[S
     return rows
 
 
-def format_table(rows: Sequence[dict]) -> str:
-    """Plain-text parity table (for errors and logs; the CLI renders a rich one)."""
-    lines = [f"{'input':>18} {'output':>18} {'max_abs':>10} {'mean_abs':>10} {'rel_range':>10} {'argmax':>8}  ok"]
+def parity_table(rows: Sequence[dict], title: str | None = None) -> Table:
+    """The sweep's parity rows as a rich table (a ``reason`` column when a failed row has one)."""
+    reasons = any(not r["passed"] and r.get("reason") for r in rows)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("input", "output", "max_abs", "mean_abs", "rel_range", "argmax", "ok"):
+        table.add_column(col, justify="right")
+    if reasons:
+        table.add_column("reason", justify="left")
     for r in rows:
-        shape = "x".join(map(str, r["input_shape"]))
-        out = "x".join(map(str, r["output_shape"])) if r.get("output_shape") else "-"
+        cells = ["x".join(map(str, r["input_shape"])),
+                 "x".join(map(str, r["output_shape"])) if r.get("output_shape") else "-"]
         if "max_abs" in r:
-            lines.append(f"{shape:>18} {out:>18} {r['max_abs']:>10.3g} {r['mean_abs']:>10.3g} "
-                         f"{r['rel_to_range']:>10.3g} {r['argmax_agreement']:>8.2%}  {'yes' if r['passed'] else 'NO'}")
+            cells += [f"{r['max_abs']:.3g}", f"{r['mean_abs']:.3g}", f"{r['rel_to_range']:.3g}",
+                      f"{r['argmax_agreement']:.2%}", "yes" if r["passed"] else "NO"]
         else:
-            lines.append(f"{shape:>18} {out:>18} {'-':>10} {'-':>10} {'-':>10} {'-':>8}  NO")
-        if not r["passed"] and r.get("reason"):
-            lines.append(f"{'':>18} {r['reason']}")
-    return "\n".join(lines)
+            cells += ["-", "-", "-", "-", "NO"]
+        if reasons:
+            cells.append("" if r["passed"] else r.get("reason", ""))
+        table.add_row(*cells)
+    return table
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The parity table as plain text (for errors and logs): no colours, never wrapped."""
+    console = Console(file=io.StringIO(), width=4096, color_system=None, soft_wrap=True)
+    console.print(parity_table(rows), crop=False)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines() if line.strip())
 
 
 def check(rows: Sequence[dict], what: str) -> None:

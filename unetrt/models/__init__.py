@@ -10,7 +10,7 @@ from .checkpoint import apply_checkpoint, load_checkpoint, load_state_dict_into
 from .from_source import build_model, zoo_spec
 from .geometry import output_hw, output_shape
 from .registry import ModelSpec, create_model, get_spec, list_models, register_model
-from .user import load_user_model
+from .user_factory import load_user_model
 
 __all__ = [
     "ModelSpec", "create_model", "get_spec", "list_models", "register_model",

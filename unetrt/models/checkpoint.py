@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import CheckpointError
-from .match import describe_best_match
+from .checkpoint_match import describe_best_match
 
 #: Keys under which training scripts commonly nest the weights, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net")

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from unetrt.errors import QuantizationError
+from ...errors import QuantizationError
 
 __all__ = ["check_qdq"]
 

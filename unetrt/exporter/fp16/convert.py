@@ -27,10 +27,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from unetrt.errors import ExportError, MissingDependencyError, ParityError
-from unetrt.exporter import fp16_search as search
-from unetrt.parity import Tolerance
-from ..fileio import atomic_write_bytes
+from ...errors import ExportError, MissingDependencyError, ParityError
+from . import search
+from ...parity import Tolerance
+from ...fileio import atomic_write_bytes
 
 __all__ = ["Fp16Result", "convert_fp16"]
 

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import onnx
 
-from unetrt.errors import ExportError, MissingDependencyError, QuantizationError
+from ...errors import ExportError, MissingDependencyError, QuantizationError
 
 
 def _pick_quantizer(which: str, method: str):

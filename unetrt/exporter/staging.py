@@ -4,7 +4,7 @@ Artifacts are produced in a staging directory beside the target and moved in onl
 whole export succeeded; a failure removes the staging directory and leaves the target as it was.
 SIGTERM (what ``timeout``, ``docker stop`` and Kubernetes send) is handled like Ctrl-C while an
 export runs (:func:`terminate_as_interrupt`), and one export at a time writes into a target
-(:class:`OutputLock`, a lock file beside it).
+(:class:`OutputLock`, a :mod:`filelock` lock file beside it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
+
+import filelock
 
 from ..artifacts.names import LOCK
 from ..errors import OutputError, Terminated
@@ -48,10 +50,16 @@ def lock_path(target: Path) -> Path:
     return target.parent / f".{target.name}{LOCK}"
 
 
-class OutputLock:
-    """An exclusive ``flock`` on a file beside ``target``; it holds the owner's pid.
+class _StaleLockFile(Exception):
+    """The lock was won on a file its previous holder had just unlinked: try the new file."""
 
-    The kernel drops the lock when its process dies, so a killed export never blocks the next.
+
+class OutputLock:
+    """An exclusive lock (:class:`filelock.FileLock`) on a file beside ``target`` that holds the owner's pid.
+
+    The kernel drops the lock when its process dies, so a killed export never blocks the next. The
+    file is removed on release while still locked; an export that won the lock on such an unlinked
+    file notices (its inode is no longer the path's) and locks the new one instead.
 
     Raises:
         OutputError: another process holds the lock (its pid is in the message), or the parent is
@@ -61,47 +69,51 @@ class OutputLock:
     def __init__(self, target: Path):
         self.target = Path(target)
         self.path = lock_path(self.target)
-        self._fd: int | None = None
+        self._lock = filelock.FileLock(self.path, timeout=0, mode=default_mode(), thread_local=False,
+                                       on_acquired=self._claim)
+
+    def _claim(self, fd: int) -> None:
+        try:
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise _StaleLockFile
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
     def __enter__(self) -> "OutputLock":
-        import fcntl
-
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create {self.path.parent}: {exc.strerror}", "a writable location",
                               "check permissions or choose another -o/--output") from exc
-        while True:
+        for _ in range(8):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, default_mode())
+                self._lock.acquire()
+                return self
+            except _StaleLockFile:
+                continue
+            except filelock.Timeout:
+                raise OutputError(f"output directory {self.target} is being written by another export "
+                                  f"(pid {self._holder()})", "one export at a time per output directory",
+                                  "wait for it to finish, or choose another -o/--output") from None
             except OSError as exc:
                 raise OutputError(f"cannot create the lock file {self.path}: {exc.strerror}", "a writable location",
                                   "check permissions or choose another -o/--output") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-                os.close(fd)
-                raise OutputError(f"output directory {self.target} is being written by another export (pid {holder})",
-                                  "one export at a time per output directory",
-                                  "wait for it to finish, or choose another -o/--output") from None
-            try:  # the previous holder may have unlinked the file between our open and flock
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
+        raise OutputError(f"output directory {self.target} is being locked and released by other exports",
+                          "one export at a time per output directory", "retry in a moment")
+
+    def _holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="ascii", errors="replace").strip() or "unknown"
+        except OSError:
+            return "unknown"
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
+        if self._lock.is_locked:
             self.path.unlink(missing_ok=True)  # unlink while still locked: a waiter re-checks the inode
-            os.close(self._fd)
-            self._fd = None
+            self._lock.release()
 
 
 def check_output_dir(directory: str | os.PathLike, force: bool) -> Path:

@@ -21,10 +21,10 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from onnx_ir.passes.common import NameFixPass
 from onnx_ir.passes.common.naming import SimpleNameGenerator
 
-from unetrt import parity
-from unetrt.errors import ExportError, ParityError
-from unetrt.parity import Tolerance
-from unetrt.exporter.node_search import fewest_kept
+from ... import parity
+from ...errors import ExportError, ParityError
+from ...parity import Tolerance
+from ..node_search import fewest_kept
 
 _F32, _F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
@@ -70,7 +70,7 @@ def name_nodes(graph: onnx.GraphProto) -> None:
 
 def run_ort(model: onnx.ModelProto, feed: dict, *, optimize: bool = True) -> dict[str, np.ndarray]:
     """Run ``model`` on ONNX Runtime's CPU provider and return ``{output name: array}``."""
-    from ..artifacts.ort import make_session
+    from ...artifacts.ort import make_session
 
     # optimize=False keeps explicit rounding Casts exactly as written
     session = make_session(model.SerializeToString(), level="all" if optimize else "disable")

@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.images import load_image, preprocess
-from ..errors import CalibrationError, InputError
-from ..fileio import IMAGE_SUFFIXES
-from ..models.geometry import round_up
+from ...data.images import load_image, preprocess
+from ...errors import CalibrationError, InputError
+from ...fileio import IMAGE_SUFFIXES
+from ...models.geometry import round_up
 
 __all__ = ["load_calibration", "load_calibration_files", "image_input", "admissible", "common_crop",
            "fit_static", "random_inputs"]

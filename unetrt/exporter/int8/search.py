@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
-from unetrt import parity
-from unetrt.errors import ExportError, ParityError
-from unetrt.exporter.fp16_search import run_ort
-from unetrt.parity import INT8_MIN_ARGMAX, INT8_MIN_DICE, Tolerance
-from unetrt.exporter.node_search import fewest_kept
+from ... import parity
+from ...errors import ExportError, ParityError
+from ..fp16.search import run_ort
+from ...parity import INT8_MIN_ARGMAX, INT8_MIN_DICE, Tolerance
+from ..node_search import fewest_kept
 
 __all__ = ["Int8Bars", "Evaluation", "measure", "quantized_nodes", "Search", "table"]
 

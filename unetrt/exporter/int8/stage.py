@@ -13,14 +13,15 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from ..artifacts import names
-from ..artifacts.manifest import EngineEntry, Int8Section
-from ..errors import CalibrationError, ExportError
-from ..fileio import sha256_file
+from ...artifacts import names
+from ...artifacts.manifest import EngineEntry, Int8Section
+from ...errors import CalibrationError, ExportError
+from ...fileio import sha256_file
 from .calib import admissible, common_crop, fit_static, random_inputs
-from .int8_search import Int8Bars, measure
-from .onnx_io import INPUT_NAME
-from .verify import SweepSize, eager_outputs
+from .search import Int8Bars, measure
+from ..config import Int8Options
+from ..onnx_io import INPUT_NAME
+from ..verify import SweepSize, eager_outputs
 
 INT8_ONNX_NAME = names.ONNX_INT8
 INT8_CPU_ONNX_NAME = names.ONNX_INT8_CPU
@@ -30,8 +31,8 @@ RANDOM_CALIB_WARNING = ("INT8 calibrated on random uniform [0, 1) inputs (no --c
 
 
 @dataclass
-class Int8Options:
-    """INT8 options as the pipeline receives them (see :class:`unetrt.exporter.pipeline.ExportConfig`)."""
+class Int8Plan:
+    """Validated INT8 options, as the INT8 stage takes them."""
 
     count: int = 16
     method: str = "minmax"
@@ -41,26 +42,26 @@ class Int8Options:
     quantizer: str = "auto"
 
 
-def options(config) -> Int8Options:
-    """The INT8 options of an :class:`~unetrt.exporter.pipeline.ExportConfig`, validated before any work.
+def options(opts: Int8Options) -> Int8Plan:
+    """The stage's plan for the :class:`~unetrt.exporter.config.Int8Options`, validated before any work.
 
     Raises:
         CalibrationError: ``calib_count < 1``.
         ExportError: An unknown calibration method, bars outside [0, 1], a negative float budget.
     """
-    from .int8 import METHODS
+    from .quantize import METHODS
 
-    if config.calib_count < 1:
-        raise CalibrationError(f"--calib-count {config.calib_count}", "at least 1 calibration input",
+    if opts.calib_count < 1:
+        raise CalibrationError(f"--calib-count {opts.calib_count}", "at least 1 calibration input",
                                "pass --calib-count 1 or more (default 16)")
-    if config.calib_method not in METHODS:
-        raise ExportError(f"unknown --calib-method {config.calib_method!r}", f"one of {', '.join(METHODS)}",
+    if opts.calib_method not in METHODS:
+        raise ExportError(f"unknown --calib-method {opts.calib_method!r}", f"one of {', '.join(METHODS)}",
                           "pick one of those")
-    if config.int8_max_float is not None and config.int8_max_float < 0:
-        raise ExportError(f"--int8-max-float {config.int8_max_float}", "0 or more nodes", "fix the limit")
-    bars = Int8Bars(min_argmax_agreement=config.int8_min_argmax, min_mean_dice=config.int8_min_dice)
-    return Int8Options(count=config.calib_count, method=config.calib_method, bars=bars,
-                       max_float=config.int8_max_float, cpu=config.int8_cpu)
+    if opts.max_float is not None and opts.max_float < 0:
+        raise ExportError(f"--int8-max-float {opts.max_float}", "0 or more nodes", "fix the limit")
+    bars = Int8Bars(min_argmax_agreement=opts.min_argmax, min_mean_dice=opts.min_dice)
+    return Int8Plan(count=opts.calib_count, method=opts.calib_method, bars=bars, max_float=opts.max_float,
+                    cpu=opts.cpu)
 
 
 def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_size: int | None, count: int,
@@ -95,10 +96,10 @@ def _feeds(files, sizes: Sequence[SweepSize], in_ch: int, alignment: int, min_si
 
 def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, sizes: Sequence[SweepSize], *,
                alignment: int, min_size: int | None, calib_files: list[tuple[str, np.ndarray]] | None,
-               options: Int8Options, progress: Callable[[str], None],
+               options: Int8Plan, progress: Callable[[str], None],
                static: Sequence[int] | None = None) -> Int8Section:
     """Write ``model_int8.onnx`` (and ``model_int8_cpu.onnx``), check it, and return the manifest section."""
-    from .int8 import needs_one_shape, quantize_int8
+    from .quantize import needs_one_shape, quantize_int8
 
     one_shape = needs_one_shape(options.method, options.quantizer)
     calib, evals, labels, info = _feeds(calib_files, sizes, in_ch, alignment, min_size, options.count, one_shape,
@@ -126,8 +127,8 @@ def int8_stage(model: nn.Module, onnx_path: Path, out_dir: Path, in_ch: int, siz
 
 def sweep(model: nn.Module, path: Path, in_ch: int, sizes: Sequence[SweepSize], bars: Int8Bars) -> list[dict]:
     """Run the INT8 graph at every verification size and measure it against eager FP32 (rows like ``verify``)."""
-    from ..artifacts.ort import make_session
-    from ..errors import ParityError
+    from ...artifacts.ort import make_session
+    from ...errors import ParityError
 
     session = make_session(path)
     rows = []
@@ -153,7 +154,7 @@ def int8_engine_stage(onnx_int8: Path, out_dir: Path, mode: tuple[str, str, bool
     Strongly typed builds (TensorRT >= 10.12, 11, RTX) run the quantized layers in INT8 and the rest in
     the ONNX's own types (FP32); weakly typed ones set ``BuilderFlag.INT8`` and, with ``fp16``, ``FP16``.
     """
-    from .trt_builder import build_engine
+    from ..trt_builder import build_engine
 
     flavour, version, strongly_typed = mode
 
@@ -172,7 +173,7 @@ def int8_engine_stage(onnx_int8: Path, out_dir: Path, mode: tuple[str, str, bool
             how += f"; no FP16 fallback on {flavour} {version} (precision comes from the ONNX)"
     else:
         how = "BuilderFlag.INT8 on the Q/DQ ONNX" + (" + BuilderFlag.FP16 for non-quantized layers" if fp16 else "")
-    from .steps import _jsonable
+    from ..steps import _jsonable
 
     info.update(path=INT8_ENGINE_NAME, onnx=onnx_int8.name, int8_mode=how)
     info["options"] = _jsonable(info.get("options") or {})

@@ -9,7 +9,7 @@ zero points). The optional ONNX Runtime CPU form (``model_int8_cpu.onnx``) is ui
 activations with int32 biases, which ONNX Runtime's x86 kernels run fastest; TensorRT cannot parse it.
 
 Around the quantizer this module adds: calibration ranges computed once and reused by the accuracy
-search (:mod:`unetrt.exporter.int8_search`), the Q/DQ structure check (:mod:`unetrt.exporter.int8_qdq`),
+search (:mod:`unetrt.exporter.int8.search`), the Q/DQ structure check (:mod:`unetrt.exporter.int8.qdq`),
 atomic self-contained writes and ``metadata_props`` (``precision=int8``).
 """
 
@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
-from unetrt.errors import ExportError, ParityError, QuantizationError
-from unetrt.exporter import int8_search as search
-from unetrt.exporter.int8_qdq import _int8_weights, check_qdq
-from unetrt.exporter.int8_quantizers import _ort_quantize, _pick_quantizer
-from unetrt.exporter.int8_search import Int8Bars
-from ..fileio import atomic_write_bytes
+from ...errors import ExportError, ParityError, QuantizationError
+from . import search
+from .qdq import _int8_weights, check_qdq
+from .quantizers import _ort_quantize, _pick_quantizer
+from .search import Int8Bars
+from ...fileio import atomic_write_bytes
 
 __all__ = ["Int8Result", "Int8Bars", "quantize_int8", "check_qdq", "needs_one_shape", "METHODS", "TRT_FORM",
            "CPU_FORM"]
@@ -208,12 +208,12 @@ def _cpu_form(source, calibration, method, excluded, tmp, input_name, cpu_path, 
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
-    from .fp16_search import name_nodes
+    from ..fp16.search import name_nodes
 
     name_nodes(model.graph)
 
 
 def _set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
-    from .fp16 import _set_metadata as set_meta
+    from ..fp16.convert import _set_metadata as set_meta
 
     set_meta(model, key, value)

@@ -11,7 +11,7 @@ from typing import Any
 
 from .checkpoint import load_state_dict_into
 from .registry import ModelSpec, create_model, get_spec
-from .user import load_user_model
+from .user_factory import load_user_model
 
 __all__ = ["build_model", "zoo_spec"]
 

@@ -227,3 +227,52 @@ def test_make_test_prints_time_and_fast_subset():
     text = (ROOT / "Makefile").read_text()
     recipe = text[text.index("\ntest:"):].split("\n\n")[0]
     assert "date +%s" in recipe and '-m \\"not slow\\"' in recipe
+
+
+@pytest.mark.parametrize("opset", ["99", "17"])
+def test_unsupported_opset_is_one_line_before_tracing(tmp_path, no_trace, opset):
+    from unetrt.exporter.onnx_io import max_opset
+
+    res = CliRunner().invoke(main, ["export", "--width", "4", "-o", str(tmp_path / "m"), "--opset", opset])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    if opset == "17":  # click's own range check
+        assert "17 is not in the range x>=18" in res.output
+        return
+    assert res.output.strip().splitlines()[-1] == (
+        f"Error: --opset 99 is outside what the installed torch ONNX exporter writes | expected an opset from 18 "
+        f"to {max_opset()} | use --opset 18 (the default) to {max_opset()}")
+    assert not (tmp_path / "m").exists()
+
+
+def test_manifest_opset_is_the_files(tmp_path):
+    import onnx
+
+    from unetrt.exporter.onnx_io import file_opset
+
+    out = tmp_path / "m"
+    m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(out), verify=False, engine=False,
+                            opset=19)).manifest
+    written = file_opset(onnx.load(str(out / "model.onnx"), load_external_data=False))
+    assert written == 19 and m.onnx.opset == m.export.opset == written
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"timing_cache": "t.cache", "flavour": "tensorrt-rtx"}, "a timing cache was requested on tensorrt-rtx"),
+    ({"compute_capabilities": ["SM86"], "flavour": "tensorrt"},
+     "compute-capability targets \\['SM86'\\] were given to tensorrt"),
+])
+def test_flavour_refusals_come_before_tracing(tmp_path, no_trace, monkeypatch, options, match):
+    from unetrt.errors import EngineBuildError
+    from unetrt.exporter import steps
+
+    flavour = options["flavour"]
+    versions = {"tensorrt-rtx": "1.7.1.116", "tensorrt": "10.13.0.35"}
+    # which flavour imports is machine state: resolve it to the one under test (its real option rules apply)
+    monkeypatch.setattr(steps, "engine_flavour", lambda requested, f: (flavour, versions[flavour], True))
+    opts = dict(options)
+    if "timing_cache" in opts:
+        opts["timing_cache"] = str(tmp_path / opts["timing_cache"])
+    with pytest.raises(EngineBuildError, match=match):
+        export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "m"), engine=True,
+                            engine_options=EngineOptions(**opts)))
+    assert not (tmp_path / "m").exists()

@@ -91,3 +91,52 @@ def test_engine_whose_sha256_does_not_match_the_manifest(copy):
     res = _inspect(engine)
     assert res.exit_code == 1 and "model.engine: sha256 does not match the manifest" in res.output
     assert _inspect(copy).exit_code == 1
+
+
+def _plan_header(recorded: int, tag: bytes = b"vtrt") -> bytes:
+    """The 24-byte header of a serialised plan: tag, three 32-bit fields, the 64-bit plan size (TensorRT-RTX)."""
+    import struct
+
+    return tag + struct.pack("<IIIQ", 0, 2, 0, recorded)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"garbage, not a plan" * 20, "standalone.engine is not a TensorRT plan (it starts with b'garb'"),
+    (b"vtrt\0\0", "standalone.engine is truncated: 6 bytes, shorter than a plan header (24 bytes)"),
+    (_plan_header(4096) + b"\0" * 1000, "standalone.engine is truncated or damaged: its header records 4,096 bytes, "
+                                        "the file has 1,024"),
+])
+def test_garbage_or_truncated_standalone_engine_fails_in_one_line(tmp_path, content, words):
+    engine = tmp_path / "standalone.engine"
+    engine.write_bytes(content)
+    res = CliRunner().invoke(main, ["inspect", str(engine)])
+    assert res.exit_code == 1, res.output
+    assert words in res.output
+    error = [line for line in res.output.splitlines() if line.startswith("error")]
+    assert len(error) <= 1 and "Traceback" not in res.output
+
+
+def test_whole_plan_header_passes(tmp_path):
+    engine = tmp_path / "whole.engine"
+    engine.write_bytes(_plan_header(1024) + b"\0" * 1000)
+    from unetrt.artifacts.trt import plan_problem
+
+    assert plan_problem(engine) is None
+
+
+@pytest.mark.slow
+def test_real_tensorrt_rtx_plan_intact_then_truncated(tmp_path):
+    """A plan TensorRT-RTX really built passes; the same plan cut short fails with the truncation line."""
+    pytest.importorskip("tensorrt_rtx")
+    out = tmp_path / "m"
+    export(ExportConfig(arch="milesial", model_kwargs={"width": 4}, output_dir=str(out), verify=False, engine=True))
+    plan = (out / "model.engine").read_bytes()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.engine").write_bytes(plan)
+    res = _inspect(alone / "model.engine")
+    assert res.exit_code == 0, res.output
+    (alone / "model.engine").write_bytes(plan[: len(plan) // 2])
+    res = _inspect(alone / "model.engine")
+    assert res.exit_code == 1 and f"its header records {len(plan):,} bytes, the file has {len(plan) // 2:,}" \
+        in res.output

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import ArtifactError, UnetrtError
 from .manifest import Manifest
 from .names import MANIFEST as MANIFEST_NAME
+from .trt import plan_problem
 from ..fileio import sha256_file
 
 #: File types inspect knows, by suffix.
@@ -110,9 +111,12 @@ def _describe_file(p: Path, manifest: dict | None, out: dict[str, Any], problems
         elif manifest and manifest.get("fp16") and p.name == manifest["fp16"].get("path"):
             out["fp16"] = {k: manifest["fp16"].get(k) for k in ("converter", "keep_io_types", "kept_fp32")}
         return
-    if out["bytes"] == 0:
-        problems.append(f"{p.name} is empty")
     out["engine"] = next((e for e in (manifest or {}).get("engines", []) if e.get("path") == p.name), None)
+    broken = f"{p.name} is empty" if out["bytes"] == 0 else plan_problem(p)
+    if broken is not None:  # not handed to TensorRT: a garbage or truncated plan is reported from its header
+        problems.append(broken)
+        out["layers"] = {"available": False, "reason": "not a whole plan"}
+        return
     out["layers"] = _engine_layers(p, out["engine"])
 
 

@@ -16,7 +16,8 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import EngineBuildError, MissingDependencyError
 
-__all__ = ["FLAVOURS", "import_tensorrt", "inspect_engine", "parse_version", "probe_gpu_cc", "process_logger"]
+__all__ = ["FLAVOURS", "import_tensorrt", "inspect_engine", "parse_version", "probe_gpu_cc", "process_logger",
+           "plan_problem"]
 
 log = logging.getLogger("unetrt.tensorrt")
 
@@ -35,6 +36,36 @@ def parse_version(text: str) -> tuple[int, int]:
     except InvalidVersion:
         return (0, 0)
     return (release + (0, 0))[0], (release + (0, 0))[1]
+
+
+#: The tag a serialised plan starts with: TensorRT's and TensorRT-RTX's.
+PLAN_TAGS = {b"ftrt": "tensorrt", b"vtrt": "tensorrt-rtx"}
+_HEADER = 24  # tag, three 32-bit fields, 64-bit plan size (TensorRT-RTX records the whole plan's size there)
+
+
+def plan_problem(path: Any) -> str | None:
+    """Why the file at ``path`` is not a whole serialised plan, read from its header alone (no GPU, no
+    TensorRT); ``None`` when the header looks right.
+
+    Checks the tag (``ftrt``: TensorRT, ``vtrt``: TensorRT-RTX) and, for TensorRT-RTX plans, that the
+    file is as long as the size the header records (a truncated copy is shorter).
+    """
+    import struct
+    from pathlib import Path
+
+    file = Path(path)
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(_HEADER)
+    if head[:4] not in PLAN_TAGS:
+        return (f"{file.name} is not a TensorRT plan (it starts with {head[:4]!r}, a plan with b'ftrt' "
+                f"(TensorRT) or b'vtrt' (TensorRT-RTX))")
+    if len(head) < _HEADER:
+        return f"{file.name} is truncated: {size} bytes, shorter than a plan header ({_HEADER} bytes)"
+    recorded = struct.unpack_from("<Q", head, 16)[0]
+    if PLAN_TAGS[head[:4]] == "tensorrt-rtx" and recorded != size:
+        return f"{file.name} is truncated or damaged: its header records {recorded:,} bytes, the file has {size:,}"
+    return None
 
 
 def import_tensorrt(flavour: str = "auto") -> tuple[Any, str, str]:

@@ -82,6 +82,22 @@ def _floordiv(self, other):
     return op.Div(op.Sub(self, op.Mod(self, other)), other)
 
 
+#: The lowest opset the exporter writes (torch's ONNX exporter starts at 18).
+MIN_OPSET = 18
+
+
+def max_opset() -> int:
+    """The highest opset both the installed torch ONNX exporter and the onnx package support."""
+    from torch.onnx import _constants  # torch states its exporter's range only here
+
+    return min(int(getattr(_constants, "ONNX_MAX_OPSET", MIN_OPSET)), onnx.defs.onnx_opset_version())
+
+
+def file_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset a model was written with (0 when it names none)."""
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def from_exported_program(program, sample: torch.Tensor, opset: int,
                           names: list[str] | None = None) -> onnx.ModelProto:
     """Convert a ``torch.export`` ExportedProgram with torch's ONNX exporter (``names``: output names)."""

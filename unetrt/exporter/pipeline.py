@@ -160,6 +160,9 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
         onnx_io.strip_noop_pads(proto)  # once, after onnxsim: the no-op Pads it left
         pads_removed = pads_before - onnx_io.op_counts(proto).get("Pad", 0)
     inp, out, info = _describe(config, model, in_ch, traced, same)
+    info.opset = onnx_io.file_opset(proto)
+    if info.opset != config.opset:
+        info.notes.append(f"--opset {config.opset} was requested; {traced.exporter} wrote opset {info.opset}")
     info.notes.extend(checked.notes)
     static = inp.static_shape
     dims = traced.spatial_dims
@@ -188,7 +191,7 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
         onnx_io.set_metadata(proto, manifest.onnx_metadata())
         onnx_io.set_metadata(proto, {"unetrt.verification": _verification_summary(rows)})
         written = onnx_io.save_onnx(proto, onnx_path)
-        manifest.onnx = OnnxArtifact(path=ONNX_NAME, sha256=sha256_file(onnx_path), opset=config.opset,
+        manifest.onnx = OnnxArtifact(path=ONNX_NAME, sha256=sha256_file(onnx_path), opset=onnx_io.file_opset(proto),
                                      nodes=len(proto.graph.node), op_counts=onnx_io.op_counts(proto),
                                      pads_removed=pads_removed,
                                      simplify=simplify_report.to_dict() if simplify_report else None)

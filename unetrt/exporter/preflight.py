@@ -93,6 +93,31 @@ def _check_profiles(config, spec, in_ch: int) -> None:
     check_profiles(profiles, in_ch, alignment, spec.min_size if spec else None, static)
 
 
+def _check_opset(config) -> None:
+    from .onnx_io import MIN_OPSET, max_opset
+
+    top = max_opset()
+    if not MIN_OPSET <= config.opset <= top:
+        raise UnetrtError(f"--opset {config.opset} is outside what the installed torch ONNX exporter writes",
+                          f"an opset from {MIN_OPSET} to {top}", f"use --opset {MIN_OPSET} (the default) to {top}")
+
+
+def _check_engine_options(config) -> None:
+    """--timing-cache / --compute-capability / --version-compatible refusals, before any tracing."""
+    from .steps import engine_flavour
+    from .trt_builder import check_flavour_options
+
+    opts = config.engine_options
+    asked = opts.timing_cache or opts.compute_capabilities or opts.version_compatible
+    if not asked or opts.build is False:
+        return
+    mode = engine_flavour(opts.build, opts.flavour)
+    if mode is not None:
+        check_flavour_options(mode[0], mode[1], timing_cache=opts.timing_cache,
+                              compute_capabilities=opts.compute_capabilities,
+                              version_compatible=opts.version_compatible)
+
+
 def _check_paths(config) -> None:
     if config.calib_images and not Path(config.calib_images).is_dir():
         raise UnetrtError(f"--calib-images {config.calib_images} is not a directory",
@@ -120,9 +145,11 @@ def check(config: Any, spec: Any, in_channels: int) -> Preflight:
         ProfileError: a profile of the wrong rank, channels, order or size.
         UnetrtError: a missing calibration folder or unwritable timing cache.
     """
+    _check_opset(config)
     notes = _check_align(config, spec)
     _check_static(config, spec, in_channels)
     _check_profiles(config, spec, in_channels)
     _check_paths(config)
+    _check_engine_options(config)
     return Preflight(in_channels, notes)
 

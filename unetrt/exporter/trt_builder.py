@@ -192,6 +192,18 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                       build_gpu=gpu, tf32=use_tf32)
 
 
+def check_flavour_options(flavour: str, version: str, *, timing_cache: str | None = None,
+                          compute_capabilities: Sequence[str] | None = None, version_compatible: bool = False) -> None:
+    """Refuse, before any export work, build options ``flavour`` cannot honour (what :func:`build_engine`
+    would refuse after tracing and conversion).
+
+    Raises:
+        EngineBuildError: e.g. a timing cache on TensorRT-RTX or compute-capability targets on TensorRT.
+    """
+    _check_options(_capabilities(flavour, version), flavour, "fp32", timing_cache, compute_capabilities,
+                   version_compatible, None, None)
+
+
 def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:
     """The error for a ``build_serialized_network`` that returned None."""
     if aborted:

@@ -39,10 +39,11 @@ demo: $(VENV)/.installed-base
 	$(VENV)/bin/unet-predict -m export/milesial $(addprefix -i ,$(DEMO_SAMPLES)) \
 		-o export/milesial-predictions/ --overlay --force
 
-# Prints how long the suite took and how to run the fast subset (tests not marked slow).
+# Prints how long the suite took and the command for the fast subset (the tests not marked slow; a few
+# minutes), which tests/test_make_test.py checks runs `pytest -m "not slow"` when pasted into a shell.
 test: $(VENV)/.installed-dev
 	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc). Fast subset: make test PYTEST_ARGS='-m \"not slow\"'"; \
+	echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc). Fast subset (not marked slow): make test PYTEST_ARGS='-m \"not slow\"'"; \
 	exit $$rc
 
 # mypy over the TensorRT-facing modules against tensorrt-stubs (TensorRT 10.13); also run by the test suite.

@@ -1,7 +1,8 @@
-"""Print the README's field-by-field manifest reference, generated from the shipped JSON Schema.
+"""Print the field-by-field manifest reference of docs/manifest.md, generated from the shipped JSON Schema.
 
     python scripts/manifest_docs.py            # markdown on stdout
-The test suite checks that README.md contains exactly this text.
+The test suite checks that docs/manifest.md contains exactly this text (between its
+manifest-reference markers).
 """
 
 from __future__ import annotations

@@ -26,7 +26,19 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
     for item in items:
         if "gpu" in item.keywords:
-            item.add_marker(skip)
+            item.add_marker(_registry_skip(item) or skip)
+
+
+def _registry_skip(item):
+    """A gpu test of one registered backend (``@pytest.mark.backend(name)``) skips with the registry's reason."""
+    marker = item.get_closest_marker("backend")
+    if marker is None:
+        return None
+    from unetrt.runtime import backends as registry
+
+    name = marker.args[0]
+    reason = registry.get(name).reason_unavailable(cuda=False)
+    return pytest.mark.skip(reason=f"{name}: {reason}") if reason else None
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -34,6 +34,7 @@ def _mypy(*paths: str) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_tensorrt_modules_pass_mypy_and_misuse_is_caught(tmp_path):
     """One mypy run: our modules report nothing; a deliberate misuse beside them reports exactly its errors."""
     modules = _modules()

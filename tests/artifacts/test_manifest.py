@@ -188,16 +188,16 @@ def test_readers_agree_on_a_bad_manifest(contract_export, tmp_path):
         assert needle in result.output and "Traceback" not in result.output
 
 
-def test_readme_reference_matches_the_schema():
+def test_docs_reference_matches_the_schema():
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text()
-    block = readme.split("<!-- manifest-reference:start -->\n", 1)[1].split("<!-- manifest-reference:end -->", 1)[0]
+    page = (root / "docs" / "manifest.md").read_text()
+    block = page.split("<!-- manifest-reference:start -->\n", 1)[1].split("<!-- manifest-reference:end -->", 1)[0]
     generated = subprocess.run([sys.executable, str(root / "scripts" / "manifest_docs.py")], capture_output=True,
                                text=True, check=True).stdout
-    assert block == generated, "README's manifest reference is stale: paste `python scripts/manifest_docs.py`"
+    assert block == generated, "docs/manifest.md's reference is stale: paste `python scripts/manifest_docs.py`"
     for field in ("alignment", "min_size", "schema_version", "weights", "profiles"):
         assert f"| `{field}` |" in block
 

@@ -86,6 +86,7 @@ def test_unreadable_image_is_one_input_error(tmp_path):
         load_images(tmp_path)
 
 
+@pytest.mark.slow
 def test_artifact_cache_reuses_pins_weights_and_rebuilds_on_change(tmp_path):
     source = ModelSource("milesial", None, {"width": 2})
     shapes = [(1, 3, 32, 32)]

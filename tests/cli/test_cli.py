@@ -25,6 +25,7 @@ def _last_line(result):
     return result.output.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_export_json_summary(runner, tmp_path):
     out = tmp_path / "m"
     res = runner.invoke(main, ["export", "--arch", "milesial", "--width", "4", "-o", str(out), "--json"])
@@ -101,6 +102,7 @@ def test_missing_and_pickled_checkpoints(runner, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_parity_failure_shows_table_and_fails(runner, tmp_path):
     res = runner.invoke(export_cmd, ["--width", "4", "--atol", "1e-15", "-o", str(tmp_path / "o")])
     assert res.exit_code == 1
@@ -108,6 +110,7 @@ def test_parity_failure_shows_table_and_fails(runner, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_non_empty_output_and_force(runner, tmp_path):
     (tmp_path / "x.txt").write_text("1")
     res = runner.invoke(export_cmd, ["--width", "4", "--no-verify", "-o", str(tmp_path)])
@@ -145,6 +148,7 @@ def test_models_json(runner):
         p.numel() for p in __import__("unetrt").create_model("milesial").parameters())
 
 
+@pytest.mark.slow
 def test_console_script_runs(tmp_path):
     exe = Path(sys.executable).with_name("unet-export")
     res = subprocess.run([str(exe), "--width", "4", "--no-verify", "-o", str(tmp_path / "o"), "--json"],
@@ -161,6 +165,7 @@ def test_output_under_a_file_is_refused(runner, tmp_path):
     assert res.exit_code == 1 and "not writable" in res.output
 
 
+@pytest.mark.slow
 def test_inspect_reports_manifest_facts(runner, tmp_path):
     out = tmp_path / "m"
     assert runner.invoke(main, ["export", "--width", "4", "-o", str(out), "--fp16", "--no-verify"]).exit_code == 0

@@ -37,6 +37,7 @@ def no_trace(monkeypatch):
     monkeypatch.setattr(pipeline, "_trace_step", traced)
 
 
+@pytest.mark.slow
 def test_artifacts_and_staging_follow_the_umask(tmp_path, umask022):
     from unetrt.fileio import atomic_write_bytes
 
@@ -155,6 +156,7 @@ def test_align_accepts_only_what_the_model_admits(tmp_path, no_trace):
     assert "259x259 (+2.4% pixels)" in alignment_cost(7)
 
 
+@pytest.mark.slow
 def test_summary_names_random_weights_alignment_cost_and_progress(tmp_path):
     out = tmp_path / "m"
     res = CliRunner().invoke(main, ["export", "--width", "4", "--align", "16", "--no-verify", "--no-engine",

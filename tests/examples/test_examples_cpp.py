@@ -97,6 +97,7 @@ def _compile(args: list[str]) -> subprocess.CompletedProcess:
 
 # --- (a) real headers, real library --------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["10.16", "11.1"])
 def test_compiles_against_real_tensorrt_headers(version):
     headers, cuda = _trt_headers(version), _cuda_include()
@@ -104,6 +105,7 @@ def test_compiles_against_real_tensorrt_headers(version):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.slow
 def test_links_against_tensorrt_rtx_and_runs(tmp_path):
     """Link check against the RTX wheel's library (11.1 headers: the same runtime API names); the binary starts.
 
@@ -437,6 +439,7 @@ def test_cmake_finds_an_sdk_layout(tmp_path):
     assert code == 0, output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["10.16", "11.1"])
 def test_cmake_configure_and_build_with_real_headers(tmp_path, version):
     """An SDK layout made of NVIDIA's real headers and the RTX wheel's library: configure, build with -Werror."""

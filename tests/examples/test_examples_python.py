@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "python" / "segment.py"
 SAMPLES = demo_samples()
 MASK_VALUES = [0, 127, 255]
+pytestmark = pytest.mark.slow  # every test runs the example in a subprocess on a fresh export of the demo model
 
 
 def _export_command() -> list[str]:

@@ -26,6 +26,7 @@ def _dims(vi):
     return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", list_models())
 def test_every_variant_exports_exactly(arch, tmp_path):
     """FP32 ONNX verified over the sweep, FP16 ONNX verified, and (with TensorRT) an FP16 engine."""
@@ -90,6 +91,7 @@ def test_profiles_outside_the_variant_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @trt
 @pytest.mark.trt
 def test_rtx_refuses_timing_cache_before_building(tmp_path):
@@ -114,6 +116,7 @@ def test_unwritable_timing_cache_fails_before_build(tmp_path):
     check_timing_cache(str(tmp_path / "new.cache"))  # a new file in a writable folder is fine
 
 
+@pytest.mark.slow
 def test_missing_flavour_names_the_extra(tmp_path, monkeypatch):
     import builtins
 
@@ -142,6 +145,7 @@ def test_default_profile_follows_the_variant():
     assert p.min == p.opt == p.max == (2, 3, 64, 96)
 
 
+@pytest.mark.slow
 def test_fp16_io_and_calibration_images(tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()

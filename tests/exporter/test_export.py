@@ -23,6 +23,7 @@ def _names(path):
     return sorted(p.name for p in path.iterdir())
 
 
+@pytest.mark.slow
 def test_milesial_onnx_matches_eager_at_unseen_odd_sizes(tmp_path):
     torch.manual_seed(3)
     model = create_model("milesial", width=4)
@@ -37,6 +38,7 @@ def test_milesial_onnx_matches_eager_at_unseen_odd_sizes(tmp_path):
         np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_aligned_milesial_has_no_pad_and_tells_the_runtime(tmp_path):
     m = export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path), align=16)).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
@@ -85,6 +87,7 @@ def make_session_from(model):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.slow
 def test_no_simplify_still_strips_noop_pads_once(tmp_path, monkeypatch):
     import unetrt.exporter.onnx_io as onnx_io
 
@@ -99,6 +102,7 @@ def test_no_simplify_still_strips_noop_pads_once(tmp_path, monkeypatch):
     assert calls == [1, 1] and m["onnx"]["pads_removed"] == 4 and m["onnx"]["simplify"]["applied"]
 
 
+@pytest.mark.slow
 def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
     m = export(ExportConfig(factory="tests.fixtures.thirdparty:branchy", model_kwargs={"width": 2},
                             output_dir=str(tmp_path))).manifest.to_dict()
@@ -111,6 +115,7 @@ def test_branchy_third_party_model_exports_aligned_never_wrong(tmp_path):
     assert not (tmp_path / "a1").exists()
 
 
+@pytest.mark.slow
 def test_torchscript_fallback_is_guarded_by_a_wider_sweep(tmp_path):
     m = export(ExportConfig(factory="tests.fixtures.thirdparty:item_scaled", output_dir=str(tmp_path))).manifest.to_dict()
     assert m["export"]["exporter"] == "torchscript"
@@ -125,6 +130,7 @@ def test_negative_pad_differences_are_exact():
     assert {s.height % 4 for s in sizes} >= {0, 1, 2, 3}
 
 
+@pytest.mark.slow
 def test_static_export_fixes_every_dim(tmp_path):
     m = export(ExportConfig(arch="prelu", model_kwargs=TINY, output_dir=str(tmp_path), static_shape=(2, 32, 48))).manifest.to_dict()
     proto = onnx.load(str(tmp_path / "model.onnx"))
@@ -147,6 +153,7 @@ def test_align_incompatible_with_variant(tmp_path):
         export(ExportConfig(arch="plain", model_kwargs=TINY, output_dir=str(tmp_path / "o"), align=8))
 
 
+@pytest.mark.slow
 def test_parity_failure_writes_nothing(tmp_path):
     out = tmp_path / "o"
     with pytest.raises(ParityError) as err:
@@ -157,6 +164,7 @@ def test_parity_failure_writes_nothing(tmp_path):
     assert not any(p.name.startswith(".o.staging") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_non_empty_output_needs_force(tmp_path):
     (tmp_path / "keep.txt").write_text("user data")
     with pytest.raises(OutputError, match="not empty.*--force"):
@@ -173,6 +181,7 @@ def test_output_is_a_file(tmp_path):
         export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(f)))
 
 
+@pytest.mark.slow
 def test_milesial_checkpoint_with_mask_values(tmp_path):
     model = create_model("milesial", width=4, num_classes=3)
     torch.manual_seed(0)

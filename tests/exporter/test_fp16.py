@@ -112,6 +112,7 @@ def test_node_names_unique_and_metadata(fp16_unet):
     onnx.checker.check_model(model, full_check=True)
 
 
+@pytest.mark.slow
 def test_resize_kept_fp32_by_converter_defaults(unet_bilinear, tmp_path):
     path, _ = unet_bilinear
     result = convert_fp16(path, tmp_path / "bil.onnx", feeds=FEEDS, converter=OCC)

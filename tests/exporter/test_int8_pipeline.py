@@ -31,6 +31,7 @@ def demo(tmp_path_factory):
     return out, result.manifest
 
 
+@pytest.mark.slow
 def test_demo_int8_meets_the_bars_on_its_samples(demo):
     out, m = demo
     int8 = m.int8
@@ -51,6 +52,7 @@ def test_demo_int8_meets_the_bars_on_its_samples(demo):
     assert {a.path for a in reread.artifacts} >= {"model.onnx", "model_int8.onnx", "model_int8_cpu.onnx"}
 
 
+@pytest.mark.slow
 def test_demo_int8_summary_and_rendering(demo, capsys):
     import json
 
@@ -65,6 +67,7 @@ def test_demo_int8_summary_and_rendering(demo, capsys):
     assert "int8 model_int8.onnx" in text and "mean Dice" in text and "model_int8_cpu.onnx for ONNX Runtime CPU" in text
 
 
+@pytest.mark.slow
 @pytest.mark.trt
 @pytest.mark.skipif(not HAS_TRT, reason="neither tensorrt nor tensorrt_rtx is installed")
 def test_demo_int8_engine_built(demo):
@@ -77,6 +80,7 @@ def test_demo_int8_engine_built(demo):
     assert entry.io[0]["shape"] == [-1, 3, -1, -1] and entry.io[0]["dtype"] == "float32"
 
 
+@pytest.mark.slow
 def test_load_picks_the_int8_form_for_the_cpu(demo):
     from unetrt.runtime import load
     from unetrt.runtime.predict import predict
@@ -94,6 +98,7 @@ def test_load_picks_the_int8_form_for_the_cpu(demo):
         assert np.mean(masks[backend] == masks["ort"]) >= 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["ort-int8", "ort-int8-cpu"])
 def test_int8_runners_keep_the_runner_contract(demo, backend):
     """FP32 I/O with dynamic N/H/W, outputs by name, bad inputs refused like every runner."""
@@ -112,6 +117,7 @@ def test_int8_runners_keep_the_runner_contract(demo, backend):
             runner.infer({"input": x[:, :2]})
 
 
+@pytest.mark.slow
 @pytest.mark.trt
 @pytest.mark.skipif(not HAS_TRT, reason="neither tensorrt nor tensorrt_rtx is installed")
 def test_int8_engine_holds_int8_weights(tmp_path):
@@ -178,6 +184,7 @@ def test_cli_int8_accuracy_failure_prints_table(tmp_path):
     assert "needs 1 nodes (limit 0) in float:" in " ".join(result.output.split()) and not out.exists()
 
 
+@pytest.mark.slow
 def test_static_export_calibrates_at_its_shape(tmp_path):
     """A static graph takes one shape: the sample images are cropped/padded to it and batched."""
     m = export(ExportConfig(arch="milesial", model_kwargs={"width": 4, "num_classes": 3},

@@ -28,6 +28,7 @@ def exported(request, tmp_path_factory):
     return model, make_session(str(out / "o" / "model.onnx"))
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 3), h=st.integers(32, 90), w=st.integers(32, 90))
 def test_any_size_matches_eager(exported, n, h, w):

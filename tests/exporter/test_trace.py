@@ -40,6 +40,7 @@ def test_sample_avoids_specialisation(align, min_size):
     assert h % align == 0 and w % align == 0
 
 
+@pytest.mark.slow
 def test_milesial_is_fully_dynamic_with_min_16():
     t = trace(create_model("milesial", width=4), 3)
     assert (t.alignment, t.min_size) == (1, 16)

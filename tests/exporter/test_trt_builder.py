@@ -120,6 +120,7 @@ def test_weakly_typed_fp16_sets_flag_or_raises_without_fast_fp16():
 
 # --- builds (TensorRT or TensorRT-RTX) -------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.trt
 @requires_trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

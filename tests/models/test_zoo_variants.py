@@ -108,6 +108,7 @@ def export_dynamic(model: torch.nn.Module, name: str, x: torch.Tensor):
         return export(model, (x,), dynamic_shapes=shapes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PUBLIC_NAMES)
 def test_torch_export_dynamic_shapes(name):
     spec = get_spec(name)

@@ -47,6 +47,7 @@ def _milesial_reference(path, scale):
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_masks_match_milesial_predict(demo_export, tmp_path, scale):
     sample = demo_samples()[1]  # 97x143, odd and non-square

@@ -1,77 +1,124 @@
-"""One contract, every backend: the same cases for eager PyTorch, ONNX Runtime (FP32, FP16) and the GPU
-backends (skipped without CUDA)."""
+"""One contract, every backend: the same cases for every name in the backend registry (eager PyTorch, ONNX
+Runtime FP32 / FP16 / INT8, TensorRT), plus eager on CUDA and TensorRT with CUDA graphs. A backend that
+cannot run here is skipped with the registry's own reason (``Backend.reason_unavailable``)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 
 import numpy as np
 import pytest
 import torch
 
+from unetrt.bench.parity import parity_row
 from unetrt.errors import InputError, MissingDependencyError, RunnerError
-from unetrt.parity import FP16_TOLERANCE, FP32_TOLERANCE, compare
-from unetrt.runtime import OrtRunner, TorchRunner, TrtRunner
+from unetrt.runtime import backends as registry
+from unetrt.runtime import OrtRunner, load
 
 ALIGN, CLASSES, IN_CHANNELS = 16, 2, 3  # as exported by conftest.export_dir
 
 gpu = pytest.mark.gpu
-BACKENDS = [
-    pytest.param("torch-cpu", id="torch-cpu"),
-    pytest.param("ort-cpu", id="ort-cpu"),
-    pytest.param("ort-cpu-fp16", id="ort-cpu-fp16"),
-    pytest.param("torch-cuda", id="torch-cuda", marks=gpu),
-    pytest.param("torch-cuda-fp16", id="torch-cuda-fp16", marks=gpu),
-    pytest.param("ort-cuda", id="ort-cuda", marks=gpu),
-    pytest.param("ort-tensorrt", id="ort-tensorrt", marks=gpu),
-    pytest.param("trt", id="trt", marks=[gpu, pytest.mark.trt]),
-    pytest.param("trt-graph", id="trt-graph", marks=[gpu, pytest.mark.trt]),
-]
+#: Cases beyond the registry's names: (id, registered backend, extra runner/load arguments).
+VARIANTS = [("eager-cuda", "eager", {"device": "cuda"}), ("trt-graph", "trt", {"cuda_graph": True})]
 
 
-def _engine(export_dir, tmp_path_factory):
-    """Build a TensorRT engine for the GPU cases (needs TensorRT and a GPU)."""
-    from unetrt.errors import MissingDependencyError
+def _marks(backend: registry.Backend, extra: dict) -> list:
+    marks = [gpu] if backend.gpu_only or extra.get("device") == "cuda" or extra.get("cuda_graph") else []
+    # tests/conftest.py skips a gpu case of a registered backend with the registry's reason
+    return marks + [pytest.mark.backend(backend.name)] + ([pytest.mark.trt] if backend.kind == "engine" else [])
+
+
+def _cases() -> list:
+    cases = [pytest.param(b.name, id=b.name, marks=_marks(b, {})) for b in registry.backends()]
+    return cases + [pytest.param(case, id=case, marks=_marks(registry.get(name), extra))
+                    for case, name, extra in VARIANTS]
+
+
+BACKENDS = _cases()
+
+
+def _backend(kind: str) -> tuple[registry.Backend, dict]:
+    for case, name, extra in VARIANTS:
+        if kind == case:
+            return registry.get(name), dict(extra)
+    return registry.get(kind), {}
+
+
+def _engine(export_dir, tmp_path_factory, precision: str):
+    """Build a TensorRT engine of ``precision`` for the GPU cases (needs TensorRT and a GPU)."""
     from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 
-    path = tmp_path_factory.getbasetemp() / "runtime_model.engine"
+    source = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}[precision]
+    path = tmp_path_factory.getbasetemp() / f"runtime_model_{precision}.engine"
     if not path.exists():
         profile = ShapeProfile((1, IN_CHANNELS, 16, 16), (2, IN_CHANNELS, 32, 48), (4, IN_CHANNELS, 128, 128))
         try:
-            build_engine(export_dir / "model.onnx", path, profiles=[{"input": profile}])
+            build_engine(export_dir / source, path, precision=precision, profiles=[{"input": profile}])
         except MissingDependencyError as exc:
             pytest.skip(str(exc))
     return path
 
 
+@pytest.fixture(scope="module")
+def contract_dir(export_dir, tmp_path_factory):
+    """``export_dir`` plus both INT8 forms (``model_int8.onnx``, ``model_int8_cpu.onnx``) in its manifest.
+
+    Calibrated on uniform [0, 1) inputs like the contract's samples; the bars are the standard INT8
+    ones, so the files are what ``unet-export --int8 --int8-cpu`` would accept.
+    """
+    from unetrt.artifacts.manifest import Manifest
+    from unetrt.exporter.int8 import quantize_int8
+    from unetrt.fileio import sha256_file
+    from unetrt.models import create_model
+
+    out = tmp_path_factory.mktemp("contract") / "export"
+    shutil.copytree(export_dir, out)
+    manifest = Manifest.read(out)
+    model = create_model("milesial", width=4)
+    model.load_state_dict(torch.load(manifest.model.checkpoint.path, weights_only=True))
+    rng = np.random.default_rng(5)
+    calibration = [rng.random((1, IN_CHANNELS, 32, 48), dtype=np.float32) for _ in range(4)]
+    with torch.no_grad():
+        refs = [model.eval()(torch.from_numpy(x)).numpy() for x in calibration]
+    quantize_int8(out / "model.onnx", out / "model_int8.onnx", calibration=calibration, eval_feeds=calibration,
+                  references=refs, labels=[f"random_{i}" for i in range(4)],
+                  cpu_path=out / "model_int8_cpu.onnx", quantizer="onnxruntime")
+    data = json.loads((out / "manifest.json").read_text())
+    files = {name: sha256_file(out / name) for name in ("model_int8.onnx", "model_int8_cpu.onnx")}
+    data["artifacts"] += [{"path": n, "sha256": s, "bytes": (out / n).stat().st_size} for n, s in files.items()]
+    data["int8"] = {"path": "model_int8.onnx", "sha256": files["model_int8.onnx"],
+                    "cpu": {"path": "model_int8_cpu.onnx", "sha256": files["model_int8_cpu.onnx"]}}
+    Manifest.with_defaults(data).write(out)
+    return out
+
+
 @pytest.fixture
-def make_runner(request, export_dir, tmp_path_factory):
-    """``make_runner()`` -> a new, inactive runner of the parametrised kind."""
+def make_runner(request, contract_dir, tmp_path_factory):
+    """``make_runner()`` -> a new, inactive runner of the parametrised case.
+
+    Files come from the export through :func:`load` with the backend's registered name; engines (not in
+    the export, which has none) are built here and opened through the registry entry.
+    """
     from unetrt.artifacts.manifest import Manifest
 
-    kind = request.node.callspec.params["kind"]
-    manifest = Manifest.read(export_dir)
-    ckpt = manifest.model.checkpoint.path
+    backend, extra = _backend(request.node.callspec.params["kind"])
+    reason = backend.reason_unavailable()
+    if reason is not None:
+        pytest.skip(f"{backend.name}: {reason}")
+    if extra.get("device") == "cuda" and not torch.cuda.is_available():
+        pytest.skip(f"{backend.name} on CUDA: needs a CUDA GPU (none visible)")
+    if backend.name == "ort-trt":
+        extra["trt_options"] = _ort_trt_options(tmp_path_factory)
 
     def make():
-        try:
-            return build()
-        except MissingDependencyError as exc:  # e.g. onnxruntime without the CUDA/TensorRT providers
-            if kind in ("torch-cpu", "ort-cpu", "ort-cpu-fp16"):
-                raise
-            pytest.skip(str(exc))
-
-    def build():
-        if kind.startswith("torch"):
-            device = "cuda" if "cuda" in kind else "cpu"
-            return TorchRunner(ckpt, device=device, precision="fp16" if kind.endswith("fp16") else "fp32",
-                               manifest=manifest)
-        if kind.startswith("ort"):
-            providers = kind.split("-")[1]
-            name = "model_fp16.onnx" if kind.endswith("fp16") else "model.onnx"
-            return OrtRunner(export_dir / name, providers=providers, manifest=manifest,
-                             trt_options=_ort_trt_options(tmp_path_factory) if providers == "tensorrt" else None)
-        return TrtRunner(_engine(export_dir, tmp_path_factory), cuda_graph=kind == "trt-graph", manifest=manifest)
+        if backend.kind == "engine":
+            manifest = Manifest.read(contract_dir)
+            return backend.open(_engine(contract_dir, tmp_path_factory, backend.precision), manifest=manifest,
+                                **extra)
+        device = extra.pop("device", "cuda" if backend.gpu_only else "cpu")
+        return load(contract_dir, backend=backend.name, device=device, **extra)
 
     return make
 
@@ -93,15 +140,19 @@ def _no_tf32():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def _tolerance(kind):
-    return FP16_TOLERANCE if "fp16" in kind else FP32_TOLERANCE
+def test_every_registered_backend_is_a_case():
+    ids = {p.id for p in BACKENDS}
+    assert set(registry.names()) <= ids
+    for name in ("trt-fp16", "trt-int8", "ort-cuda-fp16", "ort-int8", "ort-int8-cpu"):
+        assert name in ids
 
 
 def _same(kind, got, expected):
     """Bit-identical for deterministic backends; within tolerance where a TensorRT build may pick other tactics."""
-    if kind == "ort-tensorrt":
-        parity = compare(expected, got, _tolerance(kind))
-        assert parity, parity.reason
+    backend, _ = _backend(kind)
+    if backend.name == "ort-trt":
+        row = parity_row(expected, got, backend.precision)
+        assert row["parity_passed"], row["parity_reason"]
     else:
         np.testing.assert_array_equal(got, expected)
 
@@ -129,8 +180,8 @@ def test_parity_with_eager(kind, make_runner, eager_model, sample):
         ref = eager_model(torch.from_numpy(sample)).numpy()
     with make_runner() as runner:
         got = runner.infer({"input": sample})["logits"]
-    parity = compare(ref, got, _tolerance(kind))
-    assert parity, parity.reason
+    row = parity_row(ref, got, _backend(kind)[0].precision)  # the bench's bars for the backend's precision
+    assert row["parity_passed"], row["parity_reason"]
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -158,7 +209,7 @@ def test_refuses_bad_inputs(kind, make_runner, feed, words):
 
 def _range_words(kind) -> dict[str, str]:
     """TensorRT runners describe the engine profile's range (min 16 = the export's minimum, max 128)."""
-    return {"BELOW_MIN_RANGE": "H, W in [16, 128]" if kind.startswith("trt") else "H, W >= 16"}
+    return {"BELOW_MIN_RANGE": "H, W in [16, 128]" if _backend(kind)[0].kind == "engine" else "H, W >= 16"}
 
 
 def test_trt_range_words_match_the_profile_description():

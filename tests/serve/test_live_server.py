@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from unetrt.errors import ServeError
 
-pytestmark = pytest.mark.serve
+pytestmark = [pytest.mark.serve, pytest.mark.slow]  # each module starts a tritonserver
 
 def read_png(path) -> np.ndarray:
     from PIL import Image

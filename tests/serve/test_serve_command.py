@@ -37,6 +37,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise AssertionError("unetrt serve not ready in time")
 
 
+@pytest.mark.slow
 def test_serve_concurrent_load_and_sigterm(aligned_export):
     from unetrt.serve.client import TritonClient
     from unetrt.serve.loadtest import run_load, triton_infer

@@ -32,6 +32,7 @@ def _eager(kwargs, x):
         return model(torch.from_numpy(x)).numpy()
 
 
+@pytest.mark.slow
 def test_monai_unet_2d_auto_alignment_is_probed_and_exact(tmp_path):
     result = export(ExportConfig(factory=FACTORY, model_kwargs=UNET_2D, output_dir=str(tmp_path), engine=False))
     section = result.manifest.input
@@ -56,6 +57,7 @@ def test_forced_alignment_the_model_cannot_take_is_one_line(tmp_path):
     assert "--align auto" in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_RTX, reason="needs tensorrt_rtx (pip install 'unetrt[rtx]')")
 def test_monai_unet_3d_exports_fp16_and_an_engine_with_5d_profiles(tmp_path):
     result = export(ExportConfig(factory=FACTORY, model_kwargs=UNET_3D, output_dir=str(tmp_path), fp16=True,
@@ -83,6 +85,7 @@ def test_monai_unet_3d_exports_fp16_and_an_engine_with_5d_profiles(tmp_path):
             runner.infer({"input": np.zeros((1, 1, 8, 8), np.float32)})
 
 
+@pytest.mark.slow
 def test_3d_model_given_a_2d_profile_is_refused_before_building(tmp_path):
     from unetrt.artifacts.profiles import ShapeProfile
 

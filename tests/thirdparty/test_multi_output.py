@@ -22,6 +22,7 @@ def test_output_names():
     assert output_names({"seg": t, "aux maps": (t, t)}) == ["seg", "aux_maps_0", "aux_maps_1"]
 
 
+@pytest.mark.slow
 def test_dict_outputs_are_exported_verified_and_returned_by_every_runner(tmp_path):
     result = export(ExportConfig(factory="tests.fixtures.thirdparty:dict_heads", model_kwargs={"in_channels": 1},
                                  output_dir=str(tmp_path), engine=False))
@@ -46,6 +47,7 @@ def test_dict_outputs_are_exported_verified_and_returned_by_every_runner(tmp_pat
     np.testing.assert_array_equal(ref["boundary"], direct["boundary"].numpy())
 
 
+@pytest.mark.slow
 def test_deep_supervision_tuple_gets_numbered_names_and_its_own_dims(tmp_path):
     result = export(ExportConfig(factory="tests.fixtures.thirdparty:deep_supervision",
                                  model_kwargs={"in_channels": 1}, output_dir=str(tmp_path), engine=False))

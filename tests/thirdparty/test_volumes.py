@@ -44,6 +44,7 @@ def export_3d(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_predict_volume_pads_to_the_alignment_and_tiles_large_volumes(export_3d):
     from unetrt.runtime import load
 

@@ -142,7 +142,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         cpu = None
         if cpu_path is not None:  # checked (and written) first: a failing CPU form leaves no file behind
             cpu = _cpu_form(source, calibration, method, sorted(kept | set(exclude)), tmp, input_name, cpu_path,
-                            feeds, refs, labels, bars, name)
+                            feeds, refs, labels, bars, name, say)
         atomic_write_bytes(out_path, model.SerializeToString())
     say(f"int8: wrote {os.fspath(out_path)} ({len(candidates) - len(kept)} of {len(candidates)} nodes INT8)")
     by_name = {n.name: n.op_type for n in source.graph.node}
@@ -191,16 +191,35 @@ def _reason(node: str, failures: dict, final: search.Evaluation) -> str:
             f"{entry['input']} -> float: argmax {w['argmax_agreement']:.4f}, dice {w['mean_dice']:.4f}")
 
 
-def _cpu_form(source, calibration, method, excluded, tmp, input_name, cpu_path, feeds, refs, labels, bars, name):
-    """Write the uint8-asymmetric ONNX Runtime CPU form and measure it (must meet the bars)."""
-    model = _ort_quantize(source, calibration, method, excluded, False, tmp, input_name)
-    evaluation = search.evaluate(model, feeds, refs, list(labels), bars)
+def _cpu_form(source, calibration, method, excluded, tmp, input_name, cpu_path, feeds, refs, labels, bars, name,
+              say=lambda _msg: None):
+    """Write the uint8-asymmetric ONNX Runtime CPU form and measure it (must meet the bars).
+
+    It starts from the TensorRT form's float nodes; when that fails the bars (uint8 activations and
+    ONNX Runtime's own kernels round differently), the same search finds the fewest further nodes to keep
+    in float, so the form does not depend on one ONNX Runtime version's rounding."""
+    base = frozenset(excluded)
+
+    def cpu_quantize(extra: frozenset) -> onnx.ModelProto:
+        return _ort_quantize(source, calibration, method, sorted(base | extra), False, tmp, input_name)
+
+    state = search.Search(cpu_quantize, feeds, refs, list(labels), bars, lambda msg: say(f"{msg} (CPU form)"))
+    default = cpu_quantize(frozenset())
+    try:
+        extra, _failures, _first = state.run(search.quantized_nodes(default), default)
+    except ParityError as err:
+        raise ParityError(f"the ONNX Runtime CPU INT8 form (uint8) is below the bars: {err.what}",
+                          "the CPU form to meet the INT8 bars like the TensorRT form",
+                          "drop --int8-cpu (the TensorRT form passed) or calibrate on more images") from None
+    model = state.default if not extra else cpu_quantize(extra)
+    evaluation = state.evaluate(extra, model)
     if not evaluation.passed:
         raise ParityError(search.describe(evaluation.worst, "the ONNX Runtime CPU INT8 form (uint8) is below the "
                                           "bars"), "the CPU form to meet the INT8 bars like the TensorRT form",
                           "drop --int8-cpu (the TensorRT form passed) or calibrate on more images",
                           search.table(evaluation.entries, "INT8 CPU form vs eager FP32"))
     structure = check_qdq(model, source, tensorrt=False)
+    structure["kept_float_beyond_tensorrt_form"] = sorted(extra)  # nodes only the CPU form keeps in float
     for key, value in [("precision", "int8"), ("int8_form", "onnxruntime-cpu"), ("int8_quantizer", name)]:
         _set_metadata(model, key, value)
     atomic_write_bytes(cpu_path, model.SerializeToString())

@@ -16,11 +16,11 @@ $(VENV)/bin/python:
 
 # Stamp files make the second run fast: reinstall only when the metadata changes.
 $(VENV)/.installed-base: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
-	$(PIP) install -c constraints.txt -e '.[rtx]'
+	$(PIP) install -c constraints.txt -e '.[cpu,rtx]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt scripts/trt_stubs.py
-	$(PIP) install -c constraints.txt -e '.[dev,rtx]'
+	$(PIP) install -c constraints.txt -e '.[cpu,dev,rtx]'
 	$(PIP) install --no-deps 'nvidia-pytriton>=0.7'  # its tritonserver binary only (its numpy<2 pin skipped)
 	$(PY) scripts/trt_stubs.py $(VENV)/typestubs
 	@touch $@ $(VENV)/.installed-base

@@ -38,7 +38,7 @@ __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRe
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
-_TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxconverter-common",
+_TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "onnxsim", "onnxconverter-common",
           "numpy", "tensorrt", "tensorrt-rtx")
 
 

@@ -21,7 +21,7 @@ def import_onnxruntime() -> Any:
         import onnxruntime
     except ImportError as exc:
         raise MissingDependencyError(f"onnxruntime cannot be imported ({exc})", "onnxruntime or onnxruntime-gpu",
-                                     "pip install onnxruntime (or 'unetrt[gpu]' for CUDA)") from None
+                                     "pip install 'unetrt[cpu]' (CPU onnxruntime) or 'unetrt[gpu]' (onnxruntime-gpu), not both") from None
     return onnxruntime
 
 

@@ -26,10 +26,10 @@ def _ort_missing(provider: str | None = None) -> str | None:
     try:
         import onnxruntime
     except ImportError:
-        return "onnxruntime is not installed (pip install onnxruntime)"
+        return "onnxruntime is not installed (pip install 'unetrt[cpu]' or 'unetrt[gpu]')"
     if provider and provider not in onnxruntime.get_available_providers():
-        return (f"this onnxruntime build has no {provider} (pip install 'unetrt[gpu]': onnxruntime-gpu replaces "
-                f"onnxruntime)")
+        return (f"this onnxruntime build has no {provider} (pip uninstall onnxruntime, then pip install "
+                f"'unetrt[gpu]')")
     return None
 
 

@@ -131,8 +131,8 @@ class OrtRunner(Runner):
         if missing:
             raise MissingDependencyError(f"ONNX Runtime provider(s) {', '.join(missing)} not available",
                                          f"one of the installed ones: {', '.join(available)}",
-                                         "pip install 'unetrt[gpu]' (onnxruntime-gpu replaces onnxruntime) "
-                                         "on a CUDA machine, or use providers='cpu'")
+                                         "on a CUDA machine pip uninstall onnxruntime, then pip install "
+                                         "'unetrt[gpu]'; or use providers='cpu'")
         self.threads, self.level = threads, graph_optimization_level
         self.tf32, self.user_stream = bool(tf32), bool(user_stream)
         self._options = (trt_options, cuda_options)

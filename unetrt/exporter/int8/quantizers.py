@@ -39,8 +39,9 @@ def _pick_quantizer(which: str, method: str):
             if which == "modelopt":
                 raise ExportError("ModelOpt has no percentile calibration", "--calib-method minmax or entropy",
                                   "pick one of those, or the onnxruntime quantizer")
-    import onnxruntime
+    from ...artifacts.ort import import_onnxruntime
 
+    onnxruntime = import_onnxruntime()
     return _ort_quantize, f"onnxruntime {onnxruntime.__version__} (quantize_static, QDQ)"
 
 

@@ -276,13 +276,15 @@ def test_tensorrt_ep_options_keep_unprefixed_names(tmp_path):
 
     opts = _provider_options("TensorrtExecutionProvider",
                              {"fp16_enable": True, "trt_max_workspace_size": 1 << 30, "device_id": 1,
-                              "user_compute_stream": "123", "has_user_compute_stream": True,
-                              "engine_cache_path": str(tmp_path / "c")}, None)
+                              "user_compute_stream": "123", "engine_cache_path": str(tmp_path / "c")}, None)
     assert opts == {"trt_fp16_enable": True, "trt_max_workspace_size": 1 << 30, "device_id": 1,
-                    "user_compute_stream": "123", "has_user_compute_stream": True,
-                    "trt_engine_cache_path": str(tmp_path / "c"), "trt_engine_cache_enable": True}
+                    "user_compute_stream": "123", "trt_engine_cache_path": str(tmp_path / "c"), "trt_engine_cache_enable": True}
     assert _provider_options("TensorrtExecutionProvider", None, None, stream=77) == \
-        {"has_user_compute_stream": True, "user_compute_stream": "77"}
+        {"user_compute_stream": "77"}
+    for key in ("has_user_compute_stream", "trt_has_user_compute_stream"):
+        with pytest.raises(RunnerError, match=r"is not an ONNX Runtime TensorRT EP option \| expected "
+                                              r"user_compute_stream alone"):
+            _provider_options("TensorrtExecutionProvider", {key: True}, None)
 
 
 def test_cuda_ep_tf32_is_explicit():

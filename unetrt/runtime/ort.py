@@ -54,7 +54,11 @@ def resolve_providers(providers: str | Sequence[str]) -> list[str]:
 
 
 #: TensorRT EP options that carry no ``trt_`` prefix in ONNX Runtime (prefixing them makes unknown options).
-TRT_EP_UNPREFIXED = frozenset({"device_id", "user_compute_stream", "has_user_compute_stream"})
+#: ``has_user_compute_stream`` is a CUDA EP key only: the TensorRT EP's Python parser throws "Invalid TensorRT
+#: EP option" on it (``user_compute_stream`` alone sets the flag there). Checked against the keys of the real
+#: onnxruntime-gpu wheel in tests/runtime/test_ort_ep_options.py.
+TRT_EP_UNPREFIXED = frozenset({"device_id", "user_compute_stream"})
+_TRT_EP_REFUSED = {"has_user_compute_stream": "user_compute_stream alone (it sets the flag)"}
 GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 
 
@@ -62,6 +66,10 @@ def _provider_options(name: str, trt_options: Mapping[str, Any] | None, cuda_opt
                       tf32: bool = False, stream: int | None = None) -> dict[str, Any]:
     """ORT provider options: ``trt_`` added only where ORT spells it, TF32 explicit, a user stream if given."""
     if name == "TensorrtExecutionProvider":
+        for key in trt_options or {}:
+            if key.removeprefix("trt_") in _TRT_EP_REFUSED:
+                raise RunnerError(f"{key!r} is not an ONNX Runtime TensorRT EP option",
+                                  _TRT_EP_REFUSED[key.removeprefix("trt_")], f"drop {key!r} from trt_options")
         opts = {(k if k.startswith("trt_") or k in TRT_EP_UNPREFIXED else f"trt_{k}"): v
                 for k, v in (trt_options or {}).items()}
         if "trt_engine_cache_path" in opts:
@@ -70,7 +78,6 @@ def _provider_options(name: str, trt_options: Mapping[str, Any] | None, cuda_opt
         if "trt_timing_cache_path" in opts:
             opts.setdefault("trt_timing_cache_enable", True)
         if stream is not None:
-            opts.setdefault("has_user_compute_stream", True)
             opts.setdefault("user_compute_stream", str(stream))
         return opts
     if name == "CUDAExecutionProvider":

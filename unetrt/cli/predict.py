@@ -18,75 +18,17 @@ import numpy as np
 from .options import (BackendName, GreedyCommand, GreedyOption, LiveHelpOption, backends_help, device_option,
                       handle_errors, make_console)
 from ..errors import OutputError, UnetrtError
-from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
+from ..runtime.dataset import IMAGE_SUFFIXES, check_outputs, expand_inputs, is_folder_target, output_paths
 
-IMAGE_SUFFIXES = (*FILE_IMAGE_SUFFIXES, ".gif")
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
-def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
-    """Files as given; folders expanded to their images. Returns (path, from_folder)."""
-    out = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.stem.endswith(("_OUT", "_OVERLAY", "_VIZ")))
-            if not files:
-                warn(f"warning: no images in folder {p}")
-            out.extend((f, True) for f in files)
-        elif p.is_file():
-            out.append((p, False))
-        else:
-            raise UnetrtError(f"input {item} does not exist", "image files or folders", "check the path")
-    if not out:
-        raise UnetrtError("no input images", "at least one image file or a folder with images", "pass -i PATH")
-    return out
-
-
-def _is_folder(output: str) -> bool:
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
-
-
-def _output_paths(files: list[tuple[Path, bool]], outputs: tuple[str, ...]) -> list[Path]:
-    """milesial's naming (``<name>_OUT.png`` beside the input) unless -o says otherwise.
-
-    One -o that ends with ``/`` or is an existing folder holds every ``<name>_OUT.png``; otherwise
-    one -o per input (each may itself be a folder).
-    """
-    if not outputs:
-        targets = [f.with_name(f.stem + "_OUT.png") for f, _ in files]
-    elif len(outputs) == 1 and _is_folder(outputs[0]):
-        targets = [Path(outputs[0]) / (f.stem + "_OUT.png") for f, _ in files]
-    elif len(outputs) == len(files):
-        targets = [Path(o) / (f.stem + "_OUT.png") if _is_folder(o) else Path(o) for o, (f, _) in zip(outputs, files)]
-    else:
-        raise UnetrtError(f"{len(outputs)} output path(s) for {len(files)} input image(s)",
-                          "one -o per input image, or one folder (ending in /)", "fix -o")
-    seen: dict[Path, Path] = {}
-    for target, (src, _) in zip(targets, files):
-        if target.resolve() in seen:
-            raise UnetrtError(f"{seen[target.resolve()]} and {src} would both be written to {target}",
-                              "one output file per input", "pass one -o per input")
-        seen[target.resolve()] = src
-    return targets
-
-
-def _check_writable(targets: list[Path], force: bool) -> None:
-    """Refuse existing outputs (without --force), folders in the way and unwritable locations up front."""
-    existing = [str(t) for t in targets if t.exists()]
-    dirs = [t for t in targets if t.is_dir()]
-    if dirs:
-        raise OutputError(f"output {dirs[0]} is a directory", "an image file path, or a folder ending in /",
-                          f"write -o {dirs[0]}/ to put the masks inside it")
-    if existing and not force:
-        raise OutputError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1
-                          else ""), "new output paths", "pass --force to overwrite, or choose -o")
-    for parent in sorted({t.parent for t in targets}):
-        probe = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
-        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-            raise OutputError(f"output directory {parent} is not writable", "a folder you can write to",
-                              "check its permissions or choose another -o")
+def _model_files(model_path: str | None) -> list[Path]:
+    """The model file, or every file of an export directory (never overwritten by a mask)."""
+    if not model_path:
+        return []
+    p = Path(model_path)
+    return sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
 
 
 def _save(array: np.ndarray, path: Path) -> None:
@@ -251,10 +193,11 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save,
                          force, as_json, con)
         return
-    files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
-    targets = _output_paths(files, outputs)
+    sources = expand_inputs(inputs, warn=lambda msg: con.print(f"[yellow]{msg}[/]"))
+    files = [(s.path, s.listed) for s in sources]
+    targets = output_paths(sources, outputs)
     if not no_save:
-        _check_writable(targets, force)
+        check_outputs(targets, [s.path for s in sources] + _model_files(model_path), force=force)
     kw = {}
     if triton_url is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         kw = {"arch": arch or "milesial",

@@ -1,0 +1,86 @@
+"""unet-predict never destroys data: device nodes, FIFOs, sockets and input images are never replaced."""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from unetrt.cli import main
+from unetrt.errors import OutputError
+from unetrt.exporter import ExportConfig, export
+from unetrt.fileio import atomic_write_bytes
+
+
+@pytest.fixture(scope="module")
+def three_class_export(tmp_path_factory):
+    """A random-init 3-class milesial export: its manifest has no mask_values (as every --model export)."""
+    out = tmp_path_factory.mktemp("safety") / "export"
+    export(ExportConfig(arch="milesial", model_kwargs={"num_classes": 3, "width": 4}, output_dir=str(out),
+                        verify=False, engine=False))
+    return out
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _predict(*args):
+    return CliRunner().invoke(main, ["predict", *map(str, args)])
+
+
+def test_fifo_and_socket_outputs_are_refused_even_with_force(three_class_export, image, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    res = _predict("-m", three_class_export, "-i", image, "-o", fifo, "--force")
+    assert res.exit_code == 1 and f"output {fifo} is a FIFO" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+    sock_path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        res = _predict("-m", three_class_export, "-i", image, "-o", sock_path, "--force")
+    assert res.exit_code == 1 and "is a socket" in res.output, res.output
+
+
+def test_atomic_writes_never_replace_a_special_file(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="is a FIFO"):
+        atomic_write_bytes(fifo, b"data")
+    assert not os.path.isfile(fifo)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]                  # no temporary file left behind
+
+
+def test_char_device_is_recognised():
+    from unetrt.fileio import special_file_kind
+
+    assert special_file_kind("/dev/null") == "a character device"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_output_equal_to_an_input_is_refused(three_class_export, image, tmp_path, monkeypatch, force):
+    before = image.read_bytes()
+    flag = ["--force"] if force else []
+    res = _predict("-m", three_class_export, "-i", image, "-o", image, *flag)
+    assert res.exit_code == 1 and f"is the input {image}" in res.output, res.output
+    link = tmp_path / "link.png"
+    link.symlink_to(image)
+    res = _predict("-m", three_class_export, "-i", image, "-o", link, *flag)
+    assert res.exit_code == 1 and "is the input" in res.output, res.output
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("sub")
+    res = _predict("-m", three_class_export, "-i", image, "-o", "sub/../a.png", *flag)
+    assert res.exit_code == 1 and "is the input" in res.output, res.output
+    hard = tmp_path / "hard.png"
+    os.link(image, hard)
+    res = _predict("-m", three_class_export, "-i", hard, "-o", image, *flag)
+    assert res.exit_code == 1 and "is the input" in res.output, res.output
+    assert image.read_bytes() == before
+    res = _predict("-m", three_class_export, "-i", image, "-o", three_class_export / "model.onnx", *flag)
+    assert res.exit_code == 1 and "is the input" in res.output, res.output

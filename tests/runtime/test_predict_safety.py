@@ -84,3 +84,38 @@ def test_output_equal_to_an_input_is_refused(three_class_export, image, tmp_path
     assert image.read_bytes() == before
     res = _predict("-m", three_class_export, "-i", image, "-o", three_class_export / "model.onnx", *flag)
     assert res.exit_code == 1 and "is the input" in res.output, res.output
+
+
+# --- issue 19.3: a multi-class model without mask_values keeps every class ---------------------------------
+
+def test_three_class_mask_without_mask_values_keeps_every_class(three_class_export, tmp_path):
+    from unetrt.runtime import load
+    from unetrt.runtime.transforms import load_image, preprocess
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(path)
+    out = tmp_path / "x_mask.png"
+    res = _predict("-m", three_class_export, "-i", path, "-o", out)
+    assert res.exit_code == 0, res.output
+    with load(three_class_export, backend="ort") as runner:
+        logits = runner.infer({"input": preprocess(load_image(path, 3))})["logits"]
+    expected = logits[0].argmax(axis=0)
+    img = Image.open(out)
+    assert img.mode == "P"                                           # index PNG, palette for viewing
+    got = np.asarray(img)
+    assert got.shape == (64, 80) and np.array_equal(got, expected)
+    counts = np.bincount(got.ravel(), minlength=3)
+    assert counts[2] == int((expected == 2).sum())
+    palette = img.getpalette()[:9]
+    assert len(set(map(tuple, np.reshape(palette, (3, 3)).tolist()))) == 3  # three distinct class colours
+
+
+def test_mask_values_keep_milesials_mask_to_image():
+    from unetrt.runtime.masks import mask_image
+
+    mask = np.array([[0, 1], [2, 1]])
+    assert np.asarray(mask_image(mask, [0, 127, 255])).tolist() == [[0, 127], [255, 127]]
+    binary = mask_image(np.array([[0, 1]]), None, classes=2)
+    assert binary.mode == "1" and np.asarray(binary).tolist() == [[False, True]]
+    assert mask_image(np.array([[0, 1]]), None, classes=3).mode == "P"   # the model's classes, not the content

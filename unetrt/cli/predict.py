@@ -93,7 +93,8 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
     """Read, segment and save every image; returns the --json rows."""
     from ..runtime.predict import overlay as blend
     from ..runtime.predict import predict, predict_batch
-    from ..runtime.transforms import load_image, mask_to_image
+    from ..runtime.masks import save_mask
+    from ..runtime.transforms import load_image
 
     name, constraint = next(iter(runner.input_constraints.items()))
     channels = constraint.shape[1] if len(constraint.shape) == 4 else None
@@ -119,7 +120,7 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
                              **kw)]
         for (path, target, img), pred in zip(group, preds):
             if not opts["no_save"]:
-                _save(mask_to_image(pred.mask, mask_values), target)
+                save_mask(pred.mask, target, mask_values, classes=pred.logits_shape[1])
                 if opts["overlay"]:
                     _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png"))
             if opts["viz"]:

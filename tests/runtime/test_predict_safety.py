@@ -23,6 +23,14 @@ def three_class_export(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def export_3d(tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain3d")
+    export(ExportConfig(factory="tests.fixtures.thirdparty:plain3d", model_kwargs={"width": 2}, output_dir=str(out),
+                        verify=False, engine=False))
+    return out
+
+
 @pytest.fixture
 def image(tmp_path):
     path = tmp_path / "a.png"
@@ -119,3 +127,60 @@ def test_mask_values_keep_milesials_mask_to_image():
     binary = mask_image(np.array([[0, 1]]), None, classes=2)
     assert binary.mode == "1" and np.asarray(binary).tolist() == [[False, True]]
     assert mask_image(np.array([[0, 1]]), None, classes=3).mode == "P"   # the model's classes, not the content
+
+
+# --- issues 19.10, 19.11, 19.13: volumes into folders, empty volumes, lossy suffixes, long paths, fallbacks ---
+
+def test_volume_into_new_folder_and_empty_volume(export_3d, tmp_path):
+    vol = tmp_path / "v.npy"
+    np.save(vol, np.random.default_rng(0).random((6, 8, 10), dtype=np.float32))
+    res = _predict("-m", export_3d, "--backend", "ort", "-i", vol, "-o", f"{tmp_path / 'newdir'}/")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "newdir").is_dir() and (tmp_path / "newdir" / "v_OUT.npy").is_file()
+    assert np.load(tmp_path / "newdir" / "v_OUT.npy").shape == (6, 8, 10)
+    empty = tmp_path / "e.npy"
+    empty.write_bytes(b"")
+    res = _predict("-m", export_3d, "-i", empty, "-o", tmp_path / "e_out.npy")
+    assert res.exit_code == 1 and "Aborted" not in res.output
+    assert f"cannot read volume {empty}: the file is empty" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".webp", ".txt"])
+def test_lossy_or_unknown_mask_suffix_is_refused(three_class_export, image, tmp_path, suffix):
+    out = tmp_path / f"mask{suffix}"
+    res = _predict("-m", three_class_export, "-i", image, "-o", out)
+    assert res.exit_code == 1 and "is not a lossless mask format" in res.output and "use -o mask.png" in res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix,fmt", [(".tif", "TIFF"), (".bmp", "BMP"), (".png", "PNG")])
+def test_mask_written_in_the_format_its_suffix_names(three_class_export, image, tmp_path, suffix, fmt):
+    out = tmp_path / f"mask{suffix}"
+    res = _predict("-m", three_class_export, "-i", image, "-o", out)
+    assert res.exit_code == 0, res.output
+    assert Image.open(out).format == fmt
+    ref = tmp_path / "ref.png"
+    assert _predict("-m", three_class_export, "-i", image, "-o", ref).exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(ref)))
+
+
+def test_paths_over_255_characters_are_one_line(three_class_export, image, tmp_path):
+    long_in = tmp_path / ("x" * 300 + ".png")
+    for args in (["-i", long_in], ["-i", image, "-o", tmp_path / ("y" * 300 + ".png")],
+                 ["-i", tmp_path / ("z" * 300 + ".npy")]):
+        res = _predict("-m", three_class_export, *args)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+        assert "File name too long" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_missing_fp32_onnx_switch_to_fp16_is_said(export_dir, image, tmp_path):
+    import shutil
+
+    copy = tmp_path / "exp"
+    shutil.copytree(export_dir, copy)
+    (copy / "model.onnx").unlink()
+    res = CliRunner().invoke(main, ["predict", "-m", str(copy), "-i", str(image),
+                                                    "-o", str(tmp_path / "m.png")])
+    assert res.exit_code == 0, res.output
+    assert "model.onnx listed in the manifest is missing; running model_fp16.onnx (ort-fp16) instead" in res.stderr

@@ -23,6 +23,15 @@ from ..runtime.dataset import IMAGE_SUFFIXES, check_outputs, expand_inputs, is_f
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
+def _warn_fallback(runner, con) -> None:
+    """Say on stderr when a listed artifact is missing and another one runs instead (e.g. FP16 for a deleted
+    model.onnx): the masks then come from a different precision than the user may expect."""
+    missing = dict.fromkeys(n.split(": ", 1)[-1] for n in runner.notes if n.startswith("skipped ") and "missing" in n)
+    chosen = next((n[len("chose "):] for n in runner.notes if n.startswith("chose ")), None)
+    for note in missing:
+        con.print(f"warning: {note}; running {chosen or runner.name} instead", markup=False, highlight=False)
+
+
 def _model_files(model_path: str | None) -> list[Path]:
     """The model file, or every file of an export directory (never overwritten by a mask)."""
     if not model_path:
@@ -210,6 +219,7 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         runner = TritonRunner(triton_url, triton_model)
     else:
         runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
+        _warn_fallback(runner, con)
     with runner, Reporter(con, steps=False) as report:
         opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
                 "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path or "")}
@@ -230,35 +240,47 @@ def _volume_target(path: Path, outputs: tuple[str, ...], i: int, n: int) -> Path
     suffix = path.name[len(name):]
     if not outputs:
         return path.with_name(name + "_OUT" + suffix)
-    if len(outputs) == n:
-        return Path(outputs[i])
-    if len(outputs) == 1 and (Path(outputs[0]).is_dir() or outputs[0].endswith("/")):
+    if len(outputs) == 1 and is_folder_target(outputs[0]):
         return Path(outputs[0]) / (name + "_OUT" + suffix)
+    if len(outputs) == n:
+        return Path(outputs[i]) / (name + "_OUT" + suffix) if is_folder_target(outputs[i]) else Path(outputs[i])
     raise UnetrtError(f"{len(outputs)} output path(s) for {n} input volume(s)",
-                      "one -o per input volume, or one existing folder", "fix -o")
+                      "one -o per input volume, or one folder (ending in /)", "fix -o")
+
+
+def _read_volume(path: Path):
+    """:func:`read_volume` with every unreadable file (empty, truncated, not an array) as one line."""
+    from ..errors import InputError
+    from ..runtime.volume import read_volume
+
+    try:
+        return read_volume(path)
+    except (EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, UnetrtError):
+            raise
+        why = "the file is empty" if path.stat().st_size == 0 else str(exc) or type(exc).__name__
+        raise InputError(f"cannot read volume {path}: {why}", "a .npy array (numpy.save) or a NIfTI file",
+                         "check the file, or write it again") from None
 
 
 def _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save, force,
                      as_json, con) -> None:
     """Volumes (.npy, NIfTI with nibabel): one label volume each, sliding windows when larger than the engine."""
     from ..runtime import load
-    from ..runtime.volume import predict_volume, read_volume, write_volume
+    from ..runtime.volume import predict_volume, write_volume
 
     if not all(_is_volume(i) for i in inputs):
         raise UnetrtError("images and volumes mixed in -i", "only image files or only volumes (.npy, .nii, .nii.gz)",
                           "run unet-predict once per kind")
     paths = [Path(i) for i in inputs]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UnetrtError(f"input {missing[0]} does not exist", "volume files", "check the path")
+    expand_inputs([str(p) for p in paths])  # one line for a missing file or a name over 255 characters
     targets = [_volume_target(p, outputs, i, len(paths)) for i, p in enumerate(paths)]
-    if not no_save and not force and any(t.exists() for t in targets):
-        raise UnetrtError(f"output {next(t for t in targets if t.exists())} exists", "new output paths",
-                          "pass --force to overwrite, or choose -o")
+    if not no_save:
+        check_outputs(targets, paths + _model_files(model_path), force=force, formats=False)
     rows = []
     with load(model_path, backend=backend, device=device, precision=precision) as runner:
         for path, target in zip(paths, targets):
-            volume, affine = read_volume(path)
+            volume, affine = _read_volume(path)
             pred = predict_volume(runner, volume, tile=tile, mask_threshold=mask_threshold)
             if not no_save:
                 write_volume(pred.mask, target, affine)

@@ -184,7 +184,7 @@ def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
 
 
 def check_outputs(targets: Sequence[Path], inputs: Sequence[Path], *, force: bool = False,
-                  skip_existing: bool = False, extra: Sequence[Path] = ()) -> None:
+                  skip_existing: bool = False, extra: Sequence[Path] = (), formats: bool = True) -> None:
     """Refuse, before any image is read, outputs that would lose data or cannot be written.
 
     Args:
@@ -193,6 +193,7 @@ def check_outputs(targets: Sequence[Path], inputs: Sequence[Path], *, force: boo
         force: Replace existing regular files.
         skip_existing: Existing masks will be skipped (not written), so they are not refused.
         extra: More paths that will be written (overlays), checked like ``targets``.
+        formats: Check that each target's suffix is a lossless mask format (off for volumes).
 
     Raises:
         OutputError: An output that is an input, not a regular file, exists (without ``force`` or
@@ -218,7 +219,7 @@ def check_outputs(targets: Sequence[Path], inputs: Sequence[Path], *, force: boo
             raise OutputError(f"output {t} is {kind}", "a regular file path, or a folder ending in /", fix)
         if inode is not None:
             existing.append(str(t))
-    for t in targets:
+    for t in targets if formats else ():
         mask_format(Path(t))
     if existing and not (force or skip_existing):
         raise OutputError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1

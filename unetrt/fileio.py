@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -47,11 +48,45 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~current_umask()
 
 
+_SPECIAL = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+            (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (``"a character device"``, ``"a FIFO"``, ...;
+    symlinks followed), else ``None``."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return next((what for test, what in _SPECIAL if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+
+
+def require_regular_target(path: str | os.PathLike) -> None:
+    """Refuse to replace anything but a regular file (a device node, FIFO, socket or directory).
+
+    Raises:
+        OutputError: ``path`` exists and is not a regular file.
+    """
+    kind = special_file_kind(path)
+    if kind is not None:
+        from .errors import OutputError
+
+        raise OutputError(f"output {path} is {kind}", "a regular file path (new or an existing file)",
+                          "choose another output path")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error
-    (KeyboardInterrupt included) it is removed and ``path`` is left as it was."""
+    (KeyboardInterrupt included) it is removed and ``path`` is left as it was.
+
+    Raises:
+        OutputError: ``path`` exists and is not a regular file (a device such as ``/dev/full``, a FIFO, a
+            socket, a directory): it is never replaced.
+    """
     target = Path(path).expanduser()
+    require_regular_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -60,6 +95,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.close(fd)
     try:
         yield Path(tmp)
+        require_regular_target(target)  # appeared while writing
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

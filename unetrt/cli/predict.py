@@ -18,75 +18,26 @@ import numpy as np
 from .options import (BackendName, GreedyCommand, GreedyOption, LiveHelpOption, backends_help, device_option,
                       handle_errors, make_console)
 from ..errors import OutputError, UnetrtError
-from ..fileio import IMAGE_SUFFIXES as FILE_IMAGE_SUFFIXES
+from ..runtime.dataset import IMAGE_SUFFIXES, check_outputs, expand_inputs, is_folder_target, output_paths
 
-IMAGE_SUFFIXES = (*FILE_IMAGE_SUFFIXES, ".gif")
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
-def _expand_inputs(inputs: tuple[str, ...], warn) -> list[tuple[Path, bool]]:
-    """Files as given; folders expanded to their images. Returns (path, from_folder)."""
-    out = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.stem.endswith(("_OUT", "_OVERLAY", "_VIZ")))
-            if not files:
-                warn(f"warning: no images in folder {p}")
-            out.extend((f, True) for f in files)
-        elif p.is_file():
-            out.append((p, False))
-        else:
-            raise UnetrtError(f"input {item} does not exist", "image files or folders", "check the path")
-    if not out:
-        raise UnetrtError("no input images", "at least one image file or a folder with images", "pass -i PATH")
-    return out
+def _warn_fallback(runner, con) -> None:
+    """Say on stderr when a listed artifact is missing and another one runs instead (e.g. FP16 for a deleted
+    model.onnx): the masks then come from a different precision than the user may expect."""
+    missing = dict.fromkeys(n.split(": ", 1)[-1] for n in runner.notes if n.startswith("skipped ") and "missing" in n)
+    chosen = next((n[len("chose "):] for n in runner.notes if n.startswith("chose ")), None)
+    for note in missing:
+        con.print(f"warning: {note}; running {chosen or runner.name} instead", markup=False, highlight=False)
 
 
-def _is_folder(output: str) -> bool:
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
-
-
-def _output_paths(files: list[tuple[Path, bool]], outputs: tuple[str, ...]) -> list[Path]:
-    """milesial's naming (``<name>_OUT.png`` beside the input) unless -o says otherwise.
-
-    One -o that ends with ``/`` or is an existing folder holds every ``<name>_OUT.png``; otherwise
-    one -o per input (each may itself be a folder).
-    """
-    if not outputs:
-        targets = [f.with_name(f.stem + "_OUT.png") for f, _ in files]
-    elif len(outputs) == 1 and _is_folder(outputs[0]):
-        targets = [Path(outputs[0]) / (f.stem + "_OUT.png") for f, _ in files]
-    elif len(outputs) == len(files):
-        targets = [Path(o) / (f.stem + "_OUT.png") if _is_folder(o) else Path(o) for o, (f, _) in zip(outputs, files)]
-    else:
-        raise UnetrtError(f"{len(outputs)} output path(s) for {len(files)} input image(s)",
-                          "one -o per input image, or one folder (ending in /)", "fix -o")
-    seen: dict[Path, Path] = {}
-    for target, (src, _) in zip(targets, files):
-        if target.resolve() in seen:
-            raise UnetrtError(f"{seen[target.resolve()]} and {src} would both be written to {target}",
-                              "one output file per input", "pass one -o per input")
-        seen[target.resolve()] = src
-    return targets
-
-
-def _check_writable(targets: list[Path], force: bool) -> None:
-    """Refuse existing outputs (without --force), folders in the way and unwritable locations up front."""
-    existing = [str(t) for t in targets if t.exists()]
-    dirs = [t for t in targets if t.is_dir()]
-    if dirs:
-        raise OutputError(f"output {dirs[0]} is a directory", "an image file path, or a folder ending in /",
-                          f"write -o {dirs[0]}/ to put the masks inside it")
-    if existing and not force:
-        raise OutputError(f"output {existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1
-                          else ""), "new output paths", "pass --force to overwrite, or choose -o")
-    for parent in sorted({t.parent for t in targets}):
-        probe = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
-        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-            raise OutputError(f"output directory {parent} is not writable", "a folder you can write to",
-                              "check its permissions or choose another -o")
+def _model_files(model_path: str | None) -> list[Path]:
+    """The model file, or every file of an export directory (never overwritten by a mask)."""
+    if not model_path:
+        return []
+    p = Path(model_path)
+    return sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
 
 
 def _save(array: np.ndarray, path: Path) -> None:
@@ -151,7 +102,8 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
     """Read, segment and save every image; returns the --json rows."""
     from ..runtime.predict import overlay as blend
     from ..runtime.predict import predict, predict_batch
-    from ..runtime.transforms import load_image, mask_to_image
+    from ..runtime.masks import save_mask
+    from ..runtime.transforms import load_image
 
     name, constraint = next(iter(runner.input_constraints.items()))
     channels = constraint.shape[1] if len(constraint.shape) == 4 else None
@@ -177,7 +129,7 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
                              **kw)]
         for (path, target, img), pred in zip(group, preds):
             if not opts["no_save"]:
-                _save(mask_to_image(pred.mask, mask_values), target)
+                save_mask(pred.mask, target, mask_values, classes=pred.logits_shape[1])
                 if opts["overlay"]:
                     _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png"))
             if opts["viz"]:
@@ -251,10 +203,11 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save,
                          force, as_json, con)
         return
-    files = _expand_inputs(inputs, lambda msg: con.print(f"[yellow]{msg}[/]"))
-    targets = _output_paths(files, outputs)
+    sources = expand_inputs(inputs, warn=lambda msg: con.print(f"[yellow]{msg}[/]"))
+    files = [(s.path, s.listed) for s in sources]
+    targets = output_paths(sources, outputs)
     if not no_save:
-        _check_writable(targets, force)
+        check_outputs(targets, [s.path for s in sources] + _model_files(model_path), force=force)
     kw = {}
     if triton_url is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         kw = {"arch": arch or "milesial",
@@ -266,6 +219,7 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         runner = TritonRunner(triton_url, triton_model)
     else:
         runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
+        _warn_fallback(runner, con)
     with runner, Reporter(con, steps=False) as report:
         opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
                 "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path or "")}
@@ -286,35 +240,47 @@ def _volume_target(path: Path, outputs: tuple[str, ...], i: int, n: int) -> Path
     suffix = path.name[len(name):]
     if not outputs:
         return path.with_name(name + "_OUT" + suffix)
-    if len(outputs) == n:
-        return Path(outputs[i])
-    if len(outputs) == 1 and (Path(outputs[0]).is_dir() or outputs[0].endswith("/")):
+    if len(outputs) == 1 and is_folder_target(outputs[0]):
         return Path(outputs[0]) / (name + "_OUT" + suffix)
+    if len(outputs) == n:
+        return Path(outputs[i]) / (name + "_OUT" + suffix) if is_folder_target(outputs[i]) else Path(outputs[i])
     raise UnetrtError(f"{len(outputs)} output path(s) for {n} input volume(s)",
-                      "one -o per input volume, or one existing folder", "fix -o")
+                      "one -o per input volume, or one folder (ending in /)", "fix -o")
+
+
+def _read_volume(path: Path):
+    """:func:`read_volume` with every unreadable file (empty, truncated, not an array) as one line."""
+    from ..errors import InputError
+    from ..runtime.volume import read_volume
+
+    try:
+        return read_volume(path)
+    except (EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, UnetrtError):
+            raise
+        why = "the file is empty" if path.stat().st_size == 0 else str(exc) or type(exc).__name__
+        raise InputError(f"cannot read volume {path}: {why}", "a .npy array (numpy.save) or a NIfTI file",
+                         "check the file, or write it again") from None
 
 
 def _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save, force,
                      as_json, con) -> None:
     """Volumes (.npy, NIfTI with nibabel): one label volume each, sliding windows when larger than the engine."""
     from ..runtime import load
-    from ..runtime.volume import predict_volume, read_volume, write_volume
+    from ..runtime.volume import predict_volume, write_volume
 
     if not all(_is_volume(i) for i in inputs):
         raise UnetrtError("images and volumes mixed in -i", "only image files or only volumes (.npy, .nii, .nii.gz)",
                           "run unet-predict once per kind")
     paths = [Path(i) for i in inputs]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UnetrtError(f"input {missing[0]} does not exist", "volume files", "check the path")
+    expand_inputs([str(p) for p in paths])  # one line for a missing file or a name over 255 characters
     targets = [_volume_target(p, outputs, i, len(paths)) for i, p in enumerate(paths)]
-    if not no_save and not force and any(t.exists() for t in targets):
-        raise UnetrtError(f"output {next(t for t in targets if t.exists())} exists", "new output paths",
-                          "pass --force to overwrite, or choose -o")
+    if not no_save:
+        check_outputs(targets, paths + _model_files(model_path), force=force, formats=False)
     rows = []
     with load(model_path, backend=backend, device=device, precision=precision) as runner:
         for path, target in zip(paths, targets):
-            volume, affine = read_volume(path)
+            volume, affine = _read_volume(path)
             pred = predict_volume(runner, volume, tile=tile, mask_threshold=mask_threshold)
             if not no_save:
                 write_volume(pred.mask, target, affine)

@@ -79,20 +79,14 @@ def postprocess(logits: Any, full_size: tuple[int, int], mask_threshold: float =
     """Logits ``1xKxhxw`` (or ``Kxhxw``) -> ``HxW`` int64 class mask, like milesial's ``predict_img``.
 
     The logits are resized to ``full_size = (H, W)`` bilinearly (``align_corners=False``); K > 1
-    takes the argmax, K == 1 thresholds the sigmoid at ``mask_threshold``.
+    takes the argmax, K == 1 thresholds the sigmoid at ``mask_threshold``. Computed in numpy (see
+    :func:`unetrt.runtime.masks.logits_to_mask`); torch tensors are accepted and moved to the host.
     """
-    import torch
-    import torch.nn.functional as F
+    from .masks import logits_to_mask
 
-    t = torch.as_tensor(np.asarray(logits) if not hasattr(logits, "detach") else logits.detach().cpu())
-    if t.ndim == 3:
-        t = t[None]
-    if t.ndim != 4 or t.shape[0] != 1:
-        raise InputError(f"logits of shape {tuple(t.shape)}", "1xKxhxw or Kxhxw", "post-process one image at a time")
-    h, w = int(full_size[0]), int(full_size[1])
-    t = F.interpolate(t.float(), (h, w), mode="bilinear")
-    mask = t.argmax(dim=1) if t.shape[1] > 1 else torch.sigmoid(t) > mask_threshold
-    return mask[0].long().reshape(h, w).numpy()
+    if hasattr(logits, "detach"):
+        logits = logits.detach().cpu().numpy()
+    return logits_to_mask(logits, full_size, mask_threshold)
 
 
 def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch
 
 from unetrt.errors import ModelLoadError
 from unetrt.models import load_user_model
+from unetrt.models.build_info import build_config
 
 FACTORIES = textwrap.dedent('''
     import torch
@@ -72,7 +73,8 @@ def _error(spec, kwargs=None) -> str:
 def test_module_factory(user_module):
     model = load_user_model(f"{user_module}:build", {"num_classes": 5})
     assert type(model).__name__ == "TinyNet" and not model.training
-    assert model.config == {"factory": f"{user_module}:build", "num_classes": 5}
+    assert build_config(model) == {"factory": f"{user_module}:build", "num_classes": 5}
+    assert not hasattr(model, "config")  # nothing is written on the user's model
     x = torch.randn(2, 3, 9, 11)
     assert model(x).shape == (2, 5, 9, 11)
     torch.testing.assert_close(model(x), model(x))  # eval mode: dropout is off
@@ -81,7 +83,7 @@ def test_module_factory(user_module):
 def test_class_and_dotted_attribute(user_module):
     assert load_user_model(f"{user_module}:TinyNet", {"in_channels": 1}).conv.in_channels == 1
     assert load_user_model(f"{user_module}:Builders.create").conv.out_channels == 2
-    assert load_user_model(f"{user_module}:build", None).config == {"factory": f"{user_module}:build"}
+    assert build_config(load_user_model(f"{user_module}:build", None)) == {"factory": f"{user_module}:build"}
 
 
 def test_file_path_factory(tmp_path):
@@ -89,7 +91,7 @@ def test_file_path_factory(tmp_path):
     path.write_text(FACTORIES)
     spec = f"{path}:build"
     model = load_user_model(spec, {"in_channels": 4})
-    assert model.conv.in_channels == 4 and model.config["factory"] == spec
+    assert model.conv.in_channels == 4 and build_config(model)["factory"] == spec
     assert str(tmp_path) not in sys.path  # the folder is only importable while loading
 
 

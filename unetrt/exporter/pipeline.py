@@ -22,6 +22,7 @@ from ..artifacts.source import ModelSource
 from ..errors import AlignmentError
 from ..fileio import sha256_file
 from ..models import output_hw
+from ..models.build_info import build_config
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io, preflight, steps
@@ -73,7 +74,7 @@ def build_model(config: ExportConfig) -> tuple[nn.Module, ModelSection, list | N
     from ..models import build_model as build_source, zoo_spec
 
     model, meta = build_source(source)
-    kwargs = {k: v for k, v in getattr(model, "config", {}).items() if k not in ("arch", "factory")}
+    kwargs = {k: v for k, v in build_config(model).items() if k not in ("arch", "factory")}
     checkpoint = None
     if config.checkpoint:
         checkpoint = CheckpointRef(path=str(Path(config.checkpoint).resolve()), sha256=sha256_file(config.checkpoint))

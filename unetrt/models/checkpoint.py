@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import CheckpointError
+from .build_info import build_config
 from .checkpoint_match import describe_best_match
 
 #: Keys under which training scripts commonly nest the weights, tried in this order.
@@ -164,7 +165,7 @@ def apply_checkpoint(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
             full.setdefault(key, own[key])
         model.load_state_dict(full, strict=True)
         return
-    config = dict(getattr(model, "config", {}) or {})
+    config = build_config(model)
     arch = config.pop("arch", None) or config.get("factory") or type(model).__name__
     parts = []
     if missing:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelConfigError
+from .build_info import build_config
 
 
 def round_up(x: int, multiple: int) -> int:
@@ -75,23 +76,23 @@ def _first_conv(model: nn.Module) -> nn.Module:
         if isinstance(m, _CONVS):
             return m
     raise ModelConfigError(f"cannot tell the input channels of {type(model).__name__}: it has no convolution",
-                           "model.config['in_channels'] or a Conv2d/Conv3d layer",
-                           "set model.config = {'in_channels': C} in the factory, or pass in_channels")
+                           "an in_channels factory keyword or a Conv2d/Conv3d layer",
+                           "give the factory an in_channels keyword and pass --model-kwargs '{\"in_channels\": C}'")
 
 
 def input_channels(model: nn.Module) -> int:
-    """Input channels: ``model.config['in_channels']`` or the first convolution's."""
-    ch = getattr(model, "config", {}).get("in_channels")
+    """Input channels: the build's ``in_channels`` (:func:`build_config`) or the first convolution's."""
+    ch = build_config(model).get("in_channels")
     return int(ch) if ch else _first_conv(model).in_channels
 
 
 def spatial_dims(model: nn.Module) -> int:
     """Spatial rank of the input: 3 for a volumetric (Conv3d) model, else 2.
 
-    ``model.config['spatial_dims']`` wins (MONAI's factories take that keyword); otherwise the
+    The build's ``spatial_dims`` (:func:`build_config`) wins (MONAI's factories take that keyword); otherwise the
     first convolution decides.
     """
-    dims = getattr(model, "config", {}).get("spatial_dims")
+    dims = build_config(model).get("spatial_dims")
     if dims in (2, 3):
         return int(dims)
     try:

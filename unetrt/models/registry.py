@@ -18,6 +18,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import ModelConfigError, RegistrationError, UnknownModelError
+from .build_info import record_build
 
 _REGISTRY: dict[str, tuple["ModelSpec", Callable[..., nn.Module]]] = {}
 
@@ -120,5 +121,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if unknown:
         raise _unexpected(spec, unknown)
     model = fn(**merged)
-    model.config = {"arch": name, **merged}
+    model.config = {"arch": name, **merged}  # a zoo class: the attribute is ours to set
+    record_build(model, model.config)
     return model.eval()

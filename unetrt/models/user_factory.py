@@ -2,10 +2,11 @@
 
 The factory is resolved with :func:`pkgutil.resolve_name` (a file path is first imported under a
 private module name), called with the given keyword arguments, and must return an ``nn.Module``.
-The result gets ``config = {"factory": spec, **kwargs}`` and is put in eval mode, so it goes
-through the exporter exactly like a zoo variant. Whatever the user's code raises on import or
-call, ``SystemExit`` included, becomes one :class:`~unetrt.errors.ModelLoadError` line;
-``KeyboardInterrupt`` still interrupts.
+The result is put in eval mode and its build (``{"factory": spec, **kwargs}``) is recorded beside it
+(:func:`unetrt.models.build_info.build_config`; no attribute of the model is written), so it goes
+through the exporter exactly like a zoo variant. Whatever the user's code raises on import or call,
+``SystemExit`` included, becomes one :class:`~unetrt.errors.ModelLoadError` line; ``KeyboardInterrupt``
+still interrupts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelLoadError
+from .build_info import record_build
 
 _FORM = "pkg.module:factory or path/to/file.py:factory"
 
@@ -110,7 +112,7 @@ def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Modul
         kwargs: Keyword arguments for the factory.
 
     Returns:
-        The model, in eval mode, with ``config = {"factory": spec, **kwargs}``.
+        The model, in eval mode; ``build_config(model)`` is ``{"factory": spec, **kwargs}``.
 
     Raises:
         ModelLoadError: malformed spec, import failure, missing attribute, the factory
@@ -142,5 +144,5 @@ def load_user_model(spec: str, kwargs: dict[str, Any] | None = None) -> nn.Modul
         raise ModelLoadError(f"user model factory {spec!r} returned a {type(model).__name__}, "
                              "not an nn.Module",
                              "an nn.Module instance", "return the model object from the factory")
-    model.config = {"factory": spec, **kwargs}
+    record_build(model, {"factory": spec, **kwargs})
     return model.eval()

@@ -23,7 +23,7 @@ from .build_info import build_config
 from .checkpoint_match import describe_best_match
 
 #: Keys under which training scripts commonly nest the weights, tried in this order.
-NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net")
+NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network_weights")
 #: Prefixes added by wrappers (DataParallel / DistributedDataParallel, torch.compile).
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _SAVE_HINT = "save the weights instead: torch.save(model.state_dict(), path)"

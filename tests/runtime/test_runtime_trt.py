@@ -297,6 +297,39 @@ def test_version_compatible_plan_needs_host_code(tmp_path, monkeypatch, on_cpu):
         TrtRunner(tmp_path / "model.engine", manifest=bare).activate()
 
 
+def test_plan_loads_only_on_the_exact_version(tmp_path, monkeypatch, on_cpu):
+    """The stand-in applies TensorRT's rule (every version field), the same one engine choice applies."""
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    entry = manifest.engines[0]
+    for installed, loads in [("10.16.0.1", True), ("10.16.0.2", False), ("10.17.0.1", False), ("10.16.0.1.0", True)]:
+        mods["10"].__version__ = installed
+        assert (engine_unusable_reason(entry, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": installed})
+                is None) is loads
+        if loads:
+            with TrtRunner(tmp_path / "model.engine", manifest=manifest):
+                pass
+        else:
+            with pytest.raises(RunnerError, match=f"expecting library version {installed} got 10.16.0.1"):
+                TrtRunner(tmp_path / "model.engine", manifest=manifest).activate()
+
+
+def test_loader_falls_back_to_onnx_on_another_tensorrt_patch(plan_dir, monkeypatch):
+    from unetrt.runtime import engine_choice, loader
+    from unetrt.runtime.backends import Backend
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: {"tensorrt": "10.16.0.2"})
+    monkeypatch.setattr(Backend, "fits", lambda self, device, **kw: None)
+    (plan_dir / "model.onnx").write_bytes(b"onnx")
+    manifest = make_manifest(engines=[{**TRT_ENTRY, "sha256": "1" * 64, "precision": "fp32"}])
+    backend, path, notes = loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)
+    assert (backend.kind, path.name) == ("onnx", "model.onnx")
+    assert any("built by tensorrt 10.16.0.1, installed 10.16.0.2 (a plan loads on the exact version that built "
+               "it)" in n for n in notes), notes
+
+
 def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu):
     mods = install(monkeypatch, "rtx")
     manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
@@ -344,11 +377,16 @@ def plan_dir(tmp_path):
     (RTX_ENTRY, (10, 0), BOTH, ["this GPU is SM100"]),
     (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["tensorrt-rtx is not installed (it built this plan)"]),
     (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.6.0.5"}, ["built by tensorrt-rtx 1.7.1.116, installed 1.6.0.5",
-                                                      "same major.minor"]),
+                                                      "the exact version that built it"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.7.1.117"}, ["installed 1.7.1.117", "exact version"]),
     (RTX_ENTRY, None, BOTH, ["no CUDA GPU visible"]),
     (TRT_ENTRY, (8, 6), BOTH, None),
     (TRT_ENTRY, (8, 9), BOTH, ["built for SM86, this GPU is SM89", "GPU model it was built on"]),
     (TRT_ENTRY, (8, 6), {"tensorrt": "10.17.0.2"}, ["installed 10.17.0.2"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.16.0.2"}, ["built by tensorrt 10.16.0.1, installed 10.16.0.2",
+                                                    "the exact version that built it"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.16.0.1.0"}, None),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.16.0.2"}, None),
     (TRT_ENTRY, (8, 6), {"tensorrt": "11.1.0.3"}, ["installed 11.1.0.3"]),
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.17.0.2"}, None),
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "11.1.0.3"},

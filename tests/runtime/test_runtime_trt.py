@@ -120,9 +120,12 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
     from unetrt.errors import MissingDependencyError
     from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 
+    from tests.runtime.conftest import gpu_flavour_or_skip
+
     engine = tmp_path / "model.engine"
+    flavour = gpu_flavour_or_skip()
     try:
-        build_engine(export_dir / "model.onnx", engine,
+        build_engine(export_dir / "model.onnx", engine, flavour=flavour,
                      profiles=[{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))}])
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
@@ -141,7 +144,7 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
 
 # --- stand-ins of TensorRT 10.x / 11.x / TensorRT-RTX (tests/fakes): what a GPU run would do ----------
 
-from tests.fakes.trt_standins import identity_onnx, install  # noqa: E402
+from tests.fakes.trt_standins import identity_onnx, install, make_module  # noqa: E402
 from unetrt.exporter import trt_builder  # noqa: E402
 from unetrt.exporter.trt_builder import ShapeProfile, build_engine  # noqa: E402
 
@@ -527,3 +530,44 @@ def test_every_tensorrt_object_uses_the_process_logger():
     users = [p for p in root.rglob("*.py") if re.search(r"\.(Runtime|Builder)\(", p.read_text())]
     for path in users:
         assert "process_logger(" in path.read_text(), path
+
+
+@pytest.mark.parametrize("cc, installed, flavour, words", [
+    ((9, 0), {"tensorrt-rtx": "1.7.1.116"}, None, ["tensorrt-rtx 1.7.1.116 has no SM90 target",
+                                                    "standard TensorRT is not installed", "unetrt[gpu]"]),
+    ((9, 0), BOTH, "tensorrt", []),
+    ((8, 6), {"tensorrt-rtx": "1.7.1.116"}, "tensorrt-rtx", []),
+    ((7, 5), {"tensorrt-rtx": "1.7.1.116"}, "tensorrt-rtx", []),
+    (None, BOTH, None, ["no CUDA GPU visible"]),
+    ((8, 6), {}, None, ["no TensorRT flavour installed"]),
+])
+def test_flavour_for_gpu(cc, installed, flavour, words):
+    """GPU tests build with the flavour that can target the GPU, or skip saying why (not "auto" -> an RTX
+    plan on SM90 -> RunnerError)."""
+    from unetrt.runtime.engine_choice import flavour_for_gpu, rtx_targets
+
+    sms = rtx_targets(make_module("tensorrt-rtx", "1.7.1.116"))
+    got, why = flavour_for_gpu(cc, installed, sms)
+    assert got == flavour
+    for word in words:
+        assert word in why, why
+
+
+def test_rtx_targets_of_the_real_bindings():
+    rtx = pytest.importorskip("tensorrt_rtx")
+    from unetrt.runtime.engine_choice import rtx_targets
+
+    assert rtx_targets(rtx) == ["SM75", "SM80", "SM86", "SM89", "SM120", "SM121"]
+
+
+def test_gpu_tests_skip_when_the_flavour_cannot_target_the_gpu(monkeypatch):
+    from tests.runtime.conftest import gpu_flavour_or_skip
+    from unetrt.runtime import engine_choice
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: {"tensorrt-rtx": "1.7.1.116"})
+    monkeypatch.setattr(engine_choice, "rtx_targets", lambda module=None: ["SM75", "SM80", "SM86", "SM89"])
+    with pytest.raises(pytest.skip.Exception, match="tensorrt-rtx 1.7.1.116 has no SM90 target"):
+        gpu_flavour_or_skip()
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    assert gpu_flavour_or_skip() == "tensorrt"

@@ -11,8 +11,9 @@ real bindings reject:
   ``IExecutionContext.is_stream_capturable`` only on TensorRT-RTX; ``create_runtime_config`` from 10.11;
 * ``set_timing_cache`` returns False for a cache made on another device, and ``get_timing_cache`` is then
   None; ``set_input_shape``/``set_tensor_address`` return False for what TensorRT refuses;
-* a plan deserialises only on the flavour and version that built it (any version for version-compatible
-  plans, which need ``engine_host_code_allowed``); an RTX plan only on a GPU among its targets;
+* a plan deserialises only on the flavour and the exact version that built it (TensorRT compares every
+  field of the library version); a version-compatible standard TensorRT plan also on a later release of
+  the same major, with ``engine_host_code_allowed``; an RTX plan only on a GPU among its targets;
 * a second logger passed to a ``Builder``/``Runtime`` is counted in ``module.ignored_loggers``.
 
 Execution is real on CPU memory: ``execute_async_v3`` reads the input at its bound address and writes
@@ -448,8 +449,10 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
             if header["flavour"] != flavour:
                 log("ERROR", f"plan of {header['flavour']} given to {flavour}")
                 return None
-            if header["version"].split(".")[:2] != version.split(".")[:2] and not compatible:
-                log("ERROR", f"serialization version {header['version']} != {version}")
+            built, have = _release(header["version"]), _release(m.__version__)  # tests may change __version__
+            if built != have and not (compatible and not rtx and built[0] == have[0] and have > built):
+                log("ERROR", f"The engine plan file is not compatible with this version of TensorRT, expecting "
+                             f"library version {m.__version__} got {header['version']}, please rebuild.")
                 return None
             if compatible and not self.engine_host_code_allowed:
                 log("ERROR", "engine contains host executable code but engine_host_code_allowed is False")
@@ -465,6 +468,14 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     if rtx:
         m.IRuntimeCache = IRuntimeCache
     return m
+
+
+def _release(text: str) -> tuple[int, ...]:
+    """What TensorRT compares when it deserialises: every field of the library version."""
+    parts = [int(x) for x in text.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def _view(address: int, shape, dtype_name: str) -> np.ndarray:

@@ -79,3 +79,14 @@ def eager_model(export_dir) -> nn.Module:
 @pytest.fixture
 def sample() -> np.ndarray:
     return np.random.default_rng(3).random((2, IN_CHANNELS, 32, 48), dtype=np.float32)
+
+
+def gpu_flavour_or_skip() -> str:
+    """The TensorRT flavour that can build for this GPU, or a skip saying why (an RTX-only install on an
+    SM90 GPU cannot: TensorRT-RTX has no SM90 target)."""
+    from unetrt.runtime.engine_choice import flavour_here
+
+    flavour, why = flavour_here()
+    if flavour is None:
+        pytest.skip(why)
+    return flavour

@@ -54,8 +54,12 @@ def _engine(export_dir, tmp_path_factory, precision: str):
     path = tmp_path_factory.getbasetemp() / f"runtime_model_{precision}.engine"
     if not path.exists():
         profile = ShapeProfile((1, IN_CHANNELS, 16, 16), (2, IN_CHANNELS, 32, 48), (4, IN_CHANNELS, 128, 128))
+        from tests.runtime.conftest import gpu_flavour_or_skip
+
+        flavour = gpu_flavour_or_skip()
         try:
-            build_engine(export_dir / source, path, precision=precision, profiles=[{"input": profile}])
+            build_engine(export_dir / source, path, precision=precision, profiles=[{"input": profile}],
+                         flavour=flavour)
         except MissingDependencyError as exc:
             pytest.skip(str(exc))
     return path

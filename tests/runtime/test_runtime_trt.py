@@ -120,9 +120,12 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
     from unetrt.errors import MissingDependencyError
     from unetrt.exporter.trt_builder import ShapeProfile, build_engine
 
+    from tests.runtime.conftest import gpu_flavour_or_skip
+
     engine = tmp_path / "model.engine"
+    flavour = gpu_flavour_or_skip()
     try:
-        build_engine(export_dir / "model.onnx", engine,
+        build_engine(export_dir / "model.onnx", engine, flavour=flavour,
                      profiles=[{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))}])
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
@@ -141,7 +144,7 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
 
 # --- stand-ins of TensorRT 10.x / 11.x / TensorRT-RTX (tests/fakes): what a GPU run would do ----------
 
-from tests.fakes.trt_standins import identity_onnx, install  # noqa: E402
+from tests.fakes.trt_standins import identity_onnx, install, make_module  # noqa: E402
 from unetrt.exporter import trt_builder  # noqa: E402
 from unetrt.exporter.trt_builder import ShapeProfile, build_engine  # noqa: E402
 
@@ -297,6 +300,39 @@ def test_version_compatible_plan_needs_host_code(tmp_path, monkeypatch, on_cpu):
         TrtRunner(tmp_path / "model.engine", manifest=bare).activate()
 
 
+def test_plan_loads_only_on_the_exact_version(tmp_path, monkeypatch, on_cpu):
+    """The stand-in applies TensorRT's rule (every version field), the same one engine choice applies."""
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    entry = manifest.engines[0]
+    for installed, loads in [("10.16.0.1", True), ("10.16.0.2", False), ("10.17.0.1", False), ("10.16.0.1.0", True)]:
+        mods["10"].__version__ = installed
+        assert (engine_unusable_reason(entry, tmp_path, gpu_cc=(8, 6), installed={"tensorrt": installed})
+                is None) is loads
+        if loads:
+            with TrtRunner(tmp_path / "model.engine", manifest=manifest):
+                pass
+        else:
+            with pytest.raises(RunnerError, match=f"expecting library version {installed} got 10.16.0.1"):
+                TrtRunner(tmp_path / "model.engine", manifest=manifest).activate()
+
+
+def test_loader_falls_back_to_onnx_on_another_tensorrt_patch(plan_dir, monkeypatch):
+    from unetrt.runtime import engine_choice, loader
+    from unetrt.runtime.backends import Backend
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (8, 6))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: {"tensorrt": "10.16.0.2"})
+    monkeypatch.setattr(Backend, "fits", lambda self, device, **kw: None)
+    (plan_dir / "model.onnx").write_bytes(b"onnx")
+    manifest = make_manifest(engines=[{**TRT_ENTRY, "sha256": "1" * 64, "precision": "fp32"}])
+    backend, path, notes = loader.choose(manifest, plan_dir, "auto", "auto", cuda=True)
+    assert (backend.kind, path.name) == ("onnx", "model.onnx")
+    assert any("built by tensorrt 10.16.0.1, installed 10.16.0.2 (a plan loads on the exact version that built "
+               "it)" in n for n in notes), notes
+
+
 def test_device_step_binds_once_and_only_enqueues(tmp_path, monkeypatch, on_cpu):
     mods = install(monkeypatch, "rtx")
     manifest = _build(tmp_path, monkeypatch, "tensorrt-rtx")
@@ -344,11 +380,16 @@ def plan_dir(tmp_path):
     (RTX_ENTRY, (10, 0), BOTH, ["this GPU is SM100"]),
     (RTX_ENTRY, (8, 6), {"tensorrt": "10.16.0.1"}, ["tensorrt-rtx is not installed (it built this plan)"]),
     (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.6.0.5"}, ["built by tensorrt-rtx 1.7.1.116, installed 1.6.0.5",
-                                                      "same major.minor"]),
+                                                      "the exact version that built it"]),
+    (RTX_ENTRY, (8, 6), {"tensorrt-rtx": "1.7.1.117"}, ["installed 1.7.1.117", "exact version"]),
     (RTX_ENTRY, None, BOTH, ["no CUDA GPU visible"]),
     (TRT_ENTRY, (8, 6), BOTH, None),
     (TRT_ENTRY, (8, 9), BOTH, ["built for SM86, this GPU is SM89", "GPU model it was built on"]),
     (TRT_ENTRY, (8, 6), {"tensorrt": "10.17.0.2"}, ["installed 10.17.0.2"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.16.0.2"}, ["built by tensorrt 10.16.0.1, installed 10.16.0.2",
+                                                    "the exact version that built it"]),
+    (TRT_ENTRY, (8, 6), {"tensorrt": "10.16.0.1.0"}, None),
+    ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.16.0.2"}, None),
     (TRT_ENTRY, (8, 6), {"tensorrt": "11.1.0.3"}, ["installed 11.1.0.3"]),
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "10.17.0.2"}, None),
     ({**TRT_ENTRY, "options": {"version_compatible": True}}, (8, 6), {"tensorrt": "11.1.0.3"},
@@ -489,3 +530,44 @@ def test_every_tensorrt_object_uses_the_process_logger():
     users = [p for p in root.rglob("*.py") if re.search(r"\.(Runtime|Builder)\(", p.read_text())]
     for path in users:
         assert "process_logger(" in path.read_text(), path
+
+
+@pytest.mark.parametrize("cc, installed, flavour, words", [
+    ((9, 0), {"tensorrt-rtx": "1.7.1.116"}, None, ["tensorrt-rtx 1.7.1.116 has no SM90 target",
+                                                    "standard TensorRT is not installed", "unetrt[gpu]"]),
+    ((9, 0), BOTH, "tensorrt", []),
+    ((8, 6), {"tensorrt-rtx": "1.7.1.116"}, "tensorrt-rtx", []),
+    ((7, 5), {"tensorrt-rtx": "1.7.1.116"}, "tensorrt-rtx", []),
+    (None, BOTH, None, ["no CUDA GPU visible"]),
+    ((8, 6), {}, None, ["no TensorRT flavour installed"]),
+])
+def test_flavour_for_gpu(cc, installed, flavour, words):
+    """GPU tests build with the flavour that can target the GPU, or skip saying why (not "auto" -> an RTX
+    plan on SM90 -> RunnerError)."""
+    from unetrt.runtime.engine_choice import flavour_for_gpu, rtx_targets
+
+    sms = rtx_targets(make_module("tensorrt-rtx", "1.7.1.116"))
+    got, why = flavour_for_gpu(cc, installed, sms)
+    assert got == flavour
+    for word in words:
+        assert word in why, why
+
+
+def test_rtx_targets_of_the_real_bindings():
+    rtx = pytest.importorskip("tensorrt_rtx")
+    from unetrt.runtime.engine_choice import rtx_targets
+
+    assert rtx_targets(rtx) == ["SM75", "SM80", "SM86", "SM89", "SM120", "SM121"]
+
+
+def test_gpu_tests_skip_when_the_flavour_cannot_target_the_gpu(monkeypatch):
+    from tests.runtime.conftest import gpu_flavour_or_skip
+    from unetrt.runtime import engine_choice
+
+    monkeypatch.setattr(engine_choice, "probe_gpu_cc", lambda device=0: (9, 0))
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: {"tensorrt-rtx": "1.7.1.116"})
+    monkeypatch.setattr(engine_choice, "rtx_targets", lambda module=None: ["SM75", "SM80", "SM86", "SM89"])
+    with pytest.raises(pytest.skip.Exception, match="tensorrt-rtx 1.7.1.116 has no SM90 target"):
+        gpu_flavour_or_skip()
+    monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
+    assert gpu_flavour_or_skip() == "tensorrt"

@@ -3,7 +3,8 @@
 An engine is usable only if (1) its file exists, (2) its flavour (TensorRT or TensorRT-RTX) is
 installed, (3) its compute-capability targets include the current GPU's (TensorRT-RTX: the targets it
 was built for; standard TensorRT: the build GPU's capability, recorded at build time), and (4) the
-installed version can load it (:meth:`EngineEntry.version_mismatch`). :meth:`EngineEntry.unusable_reason`
+installed version can load it (the exact version that built it, or a later one of the same major for a
+version-compatible plan) (:meth:`EngineEntry.version_mismatch`). :meth:`EngineEntry.unusable_reason`
 decides from plain values (the GPU and the installed flavours are arguments), so it is tested with any
 GPU and any installed set; :mod:`unetrt.runtime.engine_choice` probes the machine.
 """
@@ -21,11 +22,25 @@ from pydantic.dataclasses import dataclass
 from . import names
 from .refs import ArtifactRef
 from .section_config import SECTION_CONFIG, ArtifactPath, Json
-from .trt import FLAVOURS, parse_version
+from .trt import FLAVOURS
 
-__all__ = ["EngineEntry", "sm_name", "parse_sm"]
+__all__ = ["EngineEntry", "sm_name", "parse_sm", "release"]
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def release(text: str) -> tuple[int, ...]:
+    """``"10.16.0.1"`` -> ``(10, 16, 0, 1)`` (trailing zeros dropped, so ``"10.16"`` == ``"10.16.0.0"``);
+    ``(0,)`` when it is no version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        parts = list(Version(str(text)).release)
+    except InvalidVersion:
+        return (0,)
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def sm_name(cc: tuple[int, int]) -> str:
@@ -52,7 +67,7 @@ class EngineEntry:
         path: File name in the export directory.
         sha256: Its sha256.
         flavour: ``tensorrt`` or ``tensorrt-rtx``.
-        version: The TensorRT version that built it (loading needs the same major.minor unless
+        version: The TensorRT version that built it (loading needs that exact version unless
             ``options.version_compatible``).
         precision: ``fp32``, ``fp16`` or ``int8``.
         profiles: Optimisation profiles, each ``{input name: {"min", "opt", "max"}}``.
@@ -123,16 +138,20 @@ class EngineEntry:
     def version_mismatch(self, installed: str) -> str | None:
         """Why the installed ``installed`` version of this plan's flavour cannot load it (``None``: it can).
 
-        The rule: the same major.minor; a version-compatible standard TensorRT plan also loads on a
-        later release of the same major. No recorded version: TensorRT itself checks on load.
+        TensorRT's rule: a plan deserialises only with the exact library version that built it (TensorRT
+        checks every field: 10.16.0.1 does not load 10.16.0.2's plans); a version-compatible standard
+        TensorRT plan (``BuilderFlag.VERSION_COMPATIBLE``) also loads on a later release of the same major.
+        TensorRT-RTX plans are not portable across RTX releases. No recorded version: TensorRT itself
+        checks on load.
         """
         if not self.version:
             return None
-        built, have = parse_version(self.version), parse_version(installed)
+        built, have = release(self.version), release(installed)
         compatible = bool(self.options.get("version_compatible")) and self.flavour == "tensorrt"
         if (built[0] == have[0] and have >= built) if compatible else built == have:
             return None
-        rule = "a later release of the same major (version-compatible plan)" if compatible else "the same major.minor"
+        rule = ("a later release of the same major (version-compatible plan)" if compatible
+                else "the exact version that built it")
         return f"built by {self.flavour} {self.version}, installed {installed} (a plan loads on {rule})"
 
     def unusable_reason(self, directory: str | Path, *, gpu_cc: tuple[int, int] | None,

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..artifacts.engine_entry import EngineEntry, sm_name
 from ..artifacts.trt import FLAVOURS, probe_gpu_cc
 
-__all__ = ["engine_unusable_reason", "unusable_here", "probe_gpu_cc", "installed_flavours", "sm_name"]
+__all__ = ["engine_unusable_reason", "unusable_here", "probe_gpu_cc", "installed_flavours", "sm_name",
+           "rtx_targets", "flavour_for_gpu", "flavour_here"]
 
 
 def engine_unusable_reason(entry: EngineEntry, directory: Path, *, gpu_cc: tuple[int, int] | None,
@@ -39,3 +40,42 @@ def installed_flavours() -> dict[str, str]:
         except UnetrtError:
             continue
     return out
+
+
+def rtx_targets(module=None) -> list[str]:
+    """The compute capabilities the installed TensorRT-RTX can build for (``["SM75", ...]``, from its
+    ``ComputeCapability`` enum; ``[]`` when it is not installed)."""
+    if module is None:
+        from ..artifacts.trt import import_tensorrt
+        from ..errors import UnetrtError
+
+        try:
+            module = import_tensorrt("tensorrt-rtx")[0]
+        except UnetrtError:
+            return []
+    members = getattr(getattr(module, "ComputeCapability", None), "__members__", {})
+    return [name for name in members if name.startswith("SM")]
+
+
+def flavour_for_gpu(gpu_cc: tuple[int, int] | None, installed: dict[str, str],
+                    rtx_sms: list[str] | None = None) -> tuple[str | None, str]:
+    """Which installed flavour can build and run a plan for GPU ``gpu_cc``: ``(flavour, "")`` or
+    ``(None, why)``. Standard TensorRT targets every GPU; TensorRT-RTX only those in ``rtx_sms``
+    (its ``ComputeCapability`` targets: no SM90/SM100)."""
+    if gpu_cc is None:
+        return None, "no CUDA GPU visible"
+    if "tensorrt" in installed:
+        return "tensorrt", ""
+    sm = sm_name(gpu_cc)
+    if "tensorrt-rtx" in installed:
+        sms = rtx_targets() if rtx_sms is None else rtx_sms
+        if sm in sms:
+            return "tensorrt-rtx", ""
+        return None, (f"tensorrt-rtx {installed['tensorrt-rtx']} has no {sm} target (its targets: {', '.join(sms)}) "
+                      f"and standard TensorRT is not installed (pip install 'unetrt[gpu]')")
+    return None, "no TensorRT flavour installed (pip install 'unetrt[gpu]' or 'unetrt[rtx]')"
+
+
+def flavour_here() -> tuple[str | None, str]:
+    """:func:`flavour_for_gpu` for this machine's GPU 0 and installed flavours."""
+    return flavour_for_gpu(probe_gpu_cc(), installed_flavours())

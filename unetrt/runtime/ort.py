@@ -60,6 +60,47 @@ def resolve_providers(providers: str | Sequence[str]) -> list[str]:
 TRT_EP_UNPREFIXED = frozenset({"device_id", "user_compute_stream"})
 _TRT_EP_REFUSED = {"has_user_compute_stream": "user_compute_stream alone (it sets the flag)"}
 GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+#: The TensorRT libraries onnxruntime-gpu 1.31's TensorRT EP links (ELF NEEDED of its provider library; the
+#: fixture tests/fixtures/ort_ep_options.json records them from the real wheel).
+TRT_EP_LIBRARIES = ("libnvinfer.so.10", "libnvonnxparser.so.10")
+
+
+def load_gpu_libraries(providers: Sequence[str]) -> list[str]:
+    """Put the pip-installed CUDA / cuDNN / cuBLAS / TensorRT libraries in the process before a CUDA or
+    TensorRT EP session is created; returns notes on what was done.
+
+    onnxruntime-gpu's provider libraries find ``libcudart.so.13``, ``libcublas.so.13``, ``libcudnn.so.9``
+    and ``libnvinfer.so.10`` only on the loader path, and pip puts them in ``site-packages/nvidia/`` and
+    ``tensorrt_libs/``, which are not on it: ``onnxruntime.preload_dlls()`` (ORT >= 1.21) loads the CUDA and
+    cuDNN ones; the TensorRT ones are loaded from ``tensorrt_libs`` (global symbols, as the EP needs).
+    """
+    import ctypes
+
+    wanted = [p for p in providers if p in GPU_PROVIDERS]
+    if not wanted:
+        return []
+    ort, notes = _ort(), []
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        notes.append(f"onnxruntime {getattr(ort, '__version__', '?')} has no preload_dlls (ORT >= 1.21): CUDA and "
+                     f"cuDNN must be on the loader path")
+    else:
+        preload(cuda=True, cudnn=True, msvc=False)
+    if "TensorrtExecutionProvider" in wanted:
+        try:
+            import tensorrt_libs  # the tensorrt-cu13 wheel's library folder
+        except ImportError:
+            notes.append(f"tensorrt_libs not installed: {', '.join(TRT_EP_LIBRARIES)} must be on the loader path "
+                         f"(pip install 'unetrt[gpu]')")
+            return notes
+        folder = Path(next(iter(tensorrt_libs.__path__)))
+        for name in TRT_EP_LIBRARIES:
+            path = folder / name
+            if not path.is_file():
+                notes.append(f"{name} not in {folder} (another TensorRT major there?): the TensorRT EP cannot load")
+                continue
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    return notes
 
 
 def _provider_options(name: str, trt_options: Mapping[str, Any] | None, cuda_options: Mapping[str, Any] | None,
@@ -155,6 +196,8 @@ class OrtRunner(Runner):
             self._stream = self._device.new_stream()
             handle = self._device.handle(self._stream)
             provider_opts = [_provider_options(p, *self._options, self.tf32, handle) for p in self.providers]
+        for note in load_gpu_libraries(self.providers):
+            self._note(note)
         try:
             session = make_session(self.path, list(zip(self.providers, provider_opts)), threads=self.threads,
                                    level=self.level, quiet=False)

@@ -8,16 +8,20 @@ milesial's own form works unchanged: ``-m MODEL.pth -i a.png b.png -o a_out.png 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .options import (BackendName, GreedyCommand, GreedyOption, LiveHelpOption, backends_help, device_option,
-                      handle_errors, make_console)
-from ..errors import OutputError, UnetrtError
+from .options import (SIGINT_EXIT, SIGTERM_EXIT, BackendName, GreedyCommand, GreedyOption, LiveHelpOption,
+                      backends_help, device_option, handle_errors, make_console)
+from ..errors import OutputError, Terminated, UnetrtError
 from ..runtime.dataset import IMAGE_SUFFIXES, check_outputs, expand_inputs, is_folder_target, output_paths
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -38,19 +42,6 @@ def _model_files(model_path: str | None) -> list[Path]:
         return []
     p = Path(model_path)
     return sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
-
-
-def _save(array: np.ndarray, path: Path) -> None:
-    """Write a PNG atomically (temp file + rename); OS errors become one line."""
-    from ..fileio import atomic_path
-    from ..runtime.transforms import to_pil_image
-
-    try:
-        with atomic_path(path) as tmp:
-            to_pil_image(array).save(tmp, format="PNG")
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "a writable output location",
-                          "check permissions and free space, or choose another -o") from exc
 
 
 def _viz(image: np.ndarray, mask: np.ndarray, path: Path | None) -> None:
@@ -98,53 +89,88 @@ def _mask_values(runner, model_path: str):
     return values
 
 
-def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
-    """Read, segment and save every image; returns the --json rows."""
-    from ..runtime.predict import overlay as blend
-    from ..runtime.predict import predict, predict_batch
-    from ..runtime.masks import save_mask
-    from ..runtime.transforms import load_image
+def _predict_all(runner, sources, targets, opts, con, report) -> tuple[list[dict], list[str]]:
+    """Stream every image through the pipeline (runtime/stream.py); returns the --json rows and the errors of
+    images named explicitly (fatal after the run; unreadable images found in folders are only skipped)."""
+    from ..runtime.stream import iter_predictions
 
-    name, constraint = next(iter(runner.input_constraints.items()))
-    channels = constraint.shape[1] if len(constraint.shape) == 4 else None
-    mask_values, rows, total, done = opts["mask_values"], [], len(files), 0
-    pending = []
-    for (path, in_folder), target in zip(files, targets):
-        try:
-            pending.append((path, target, load_image(path, channels)))
-        except UnetrtError as exc:
-            if not in_folder:
-                raise
-            con.print(f"[yellow]warning: skipped {path}: {exc.what}[/]")
-            total -= 1
-    while pending:
-        shape = pending[0][2].shape
-        group = [p for p in pending if p[2].shape == shape][:opts["batch"]]
-        pending = [p for p in pending if not any(p is g for g in group)]
-        kw = {"scale": opts["scale"], "mask_threshold": opts["mask_threshold"]}
-        if len(group) > 1:
-            preds = predict_batch(runner, [g[2] for g in group], **kw)
-        else:
-            preds = [predict(runner, group[0][2], tile=opts["tile"], progress=report.counter(f"{group[0][0].name} tiles"),
-                             **kw)]
-        for (path, target, img), pred in zip(group, preds):
-            if not opts["no_save"]:
-                save_mask(pred.mask, target, mask_values, classes=pred.logits_shape[1])
-                if opts["overlay"]:
-                    _save(blend(img, pred.mask), target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png"))
-            if opts["viz"]:
-                viz_path = None if opts["no_save"] else target.with_name(target.stem.removesuffix("_OUT") + "_VIZ.png")
-                _viz(img, pred.mask, viz_path)
-            counts = np.bincount(pred.mask.ravel(), minlength=2).tolist()
-            rows.append({"input": str(path), "output": None if opts["no_save"] else str(target),
-                         "size": list(img.shape[:2]), "mode": pred.mode, "class_pixels": counts,
-                         "timings_ms": {k: round(v, 3) for k, v in pred.timings_ms.items()}})
+    rows, fatal, total, done, t0 = [], [], len(sources), 0, time.perf_counter()
+    index = _open_index(opts["index"])
+    try:
+        for res in iter_predictions(runner, [s.path for s in sources], None if opts["no_save"] else targets,
+                                    batch=opts["batch"], scale=opts["scale"], mask_threshold=opts["mask_threshold"],
+                                    tile=opts["tile"], mask_values=opts["mask_values"], overlay=opts["overlay"],
+                                    skip_existing=opts["skip_existing"], keep_arrays=opts["viz"],
+                                    readers=opts["readers"], writers=opts["writers"]):
             done += 1
-            con.print(f"{path} → {'(not saved)' if opts['no_save'] else target}  [{pred.mode}, "
-                      f"{pred.timings_ms['infer']:.1f} ms]", markup=False, highlight=False)
+            if index is not None:
+                index.write(json.dumps(res.row()) + "\n")
+                index.flush()
+            if res.status == "error":
+                if sources[res.index].listed:
+                    con.print(f"warning: skipped {res.input}: {res.error}", markup=False, highlight=False, style="yellow")
+                else:
+                    fatal.append(res.error)
+                continue
+            if res.status == "skipped":
+                con.print(f"{res.input} → {res.output}  [exists, skipped]", markup=False, highlight=False)
+                continue
+            if opts["viz"]:
+                target = targets[res.index]
+                _viz(res.image, res.mask, None if opts["no_save"] else
+                     target.with_name(target.stem.removesuffix("_OUT") + "_VIZ.png"))
+            rows.append({k: v for k, v in res.row().items() if k not in ("status", "error")})
+            con.print(f"{res.input} → {res.output or '(not saved)'}  [{res.mode}, {res.timings_ms['infer']:.1f} ms]",
+                      markup=False, highlight=False)
             if report.live:
-                report("predicting", done, total)
-    return rows
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                report(f"predicting, {rate:.1f} images/s", done, total)
+    except KeyboardInterrupt as exc:
+        written = sum(1 for r in rows if r["output"])
+        con.print(f"Error: {'terminated' if isinstance(exc, Terminated) else 'interrupted (Ctrl-C)'} after {done} of "
+                  f"{total} images | {written} mask(s) written completely, none half-written | run the same command "
+                  f"with --skip-existing to finish", markup=False, highlight=False)
+        raise SystemExit(SIGTERM_EXIT if isinstance(exc, Terminated) else SIGINT_EXIT) from None
+    finally:
+        if index is not None:
+            index.close()
+    elapsed = time.perf_counter() - t0
+    if total > 1:
+        con.print(f"{len(rows)} image(s) in {elapsed:.2f} s ({len(rows) / max(elapsed, 1e-9):.1f} images/s)",
+                  markup=False, highlight=False)
+    return rows, fatal
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C (as :class:`Terminated`) while images are predicted (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _open_index(path: str | None):
+    """The results index (JSON Lines, one row per image), opened for appending so a resumed run adds to it."""
+    if path is None:
+        return None
+    from ..fileio import require_regular_target
+
+    require_regular_target(path)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write the index {path}: {exc.strerror or exc}", "a writable file path",
+                          "choose another --index") from None
 
 
 @click.command("predict", cls=GreedyCommand)
@@ -156,7 +182,8 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
               help="Run on a Triton server instead (http://HOST:PORT or grpc://HOST:PORT); needs unetrt[serve].")
 @click.option("--triton-model", default="unet", show_default=True, help="Model name on the Triton server.")
 @click.option("-i", "--input", "inputs", cls=GreedyOption, required=True, metavar="IMAGE...",
-              help="Image file(s) or folder(s): -i a.png b.png (milesial) or -i a.png -i b.png.")
+              help="Image file(s), folder(s), glob patterns ('data/**/*.png', quoted) or @list.txt (one path a line): "
+                   "-i a.png b.png (milesial) or -i a.png -i b.png.")
 @click.option("-o", "--output", "outputs", cls=GreedyOption, metavar="OUT...",
               help="Mask path per input (-o a_out.png b_out.png), or one folder ending in / (or existing) for "
                    "<name>_OUT.png inside. Default: <name>_OUT.png beside each input.")
@@ -175,8 +202,17 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
               help="Classes of a bare .pth (milesial's --classes; default 2).")
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Base width of a bare .pth (default 64).")
 @click.option("--bilinear", is_flag=True, default=None, help="Bilinear-upsampling milesial (bare .pth).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Images of equal size per inference call.")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Images of equal size per inference call (capped by an engine's maximum batch); the masks are "
+                   "the same as image by image.")
+@click.option("-r", "--recursive", is_flag=True, help="Read the images of sub-folders too (mirrored under an -o folder).")
+@click.option("--skip-existing", is_flag=True,
+              help="Skip inputs whose mask exists (resume an interrupted run; masks are written atomically).")
+@click.option("--index", "index_path", default=None, metavar="FILE.jsonl",
+              help="Append one JSON line per image (input, output, status, size, class_pixels, ms, error).")
+@click.option("--readers", type=click.IntRange(min=1), default=None, help="Image decoding threads (default 2).")
+@click.option("--writers", type=click.IntRange(min=1), default=None,
+              help="Post-processing and mask writing threads (default 2).")
 @click.option("--tile", type=click.IntRange(min=1), default=None,
               help="Tile size for sliding-window inference of images larger than it.")
 @click.option("--overlay", is_flag=True, help="Also write <name>_OVERLAY.png (mask blended over the image).")
@@ -187,7 +223,8 @@ def _predict_all(runner, files, targets, opts, con, report) -> list[dict]:
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
 def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
-                precision, arch, classes, width, bilinear, batch, tile, overlay, viz, no_save, force, as_json):
+                precision, arch, classes, width, bilinear, batch, recursive, skip_existing, index_path, readers, writers,
+                tile, overlay, viz, no_save, force, as_json):
     """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
     from .progress import Reporter
@@ -203,11 +240,14 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         _predict_volumes(inputs, outputs, model_path, backend, device, precision, mask_threshold, tile, no_save,
                          force, as_json, con)
         return
-    sources = expand_inputs(inputs, warn=lambda msg: con.print(f"[yellow]{msg}[/]"))
-    files = [(s.path, s.listed) for s in sources]
+    sources = expand_inputs(inputs, recursive=recursive, warn=lambda msg: con.print(f"[yellow]{msg}[/]"))
     targets = output_paths(sources, outputs)
+    protected = [s.path for s in sources] + _model_files(model_path)
     if not no_save:
-        check_outputs(targets, [s.path for s in sources] + _model_files(model_path), force=force)
+        extra = [t.with_name(t.stem.removesuffix("_OUT") + "_OVERLAY.png") for t in targets] if overlay else []
+        check_outputs(targets, protected, force=force, skip_existing=skip_existing, extra=extra)
+    if index_path is not None:
+        check_outputs([], protected, extra=[Path(index_path)], force=True)
     kw = {}
     if triton_url is None and Path(model_path).suffix.lower() in CHECKPOINT_SUFFIXES:
         kw = {"arch": arch or "milesial",
@@ -220,10 +260,14 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
     else:
         runner = load(model_path, backend=backend, device=device, precision=precision, **kw)
         _warn_fallback(runner, con)
-    with runner, Reporter(con, steps=False) as report:
-        opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
-                "viz": viz, "no_save": no_save, "mask_values": _mask_values(runner, model_path or "")}
-        rows = _predict_all(runner, files, targets, opts, con, report)
+    opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
+            "viz": viz, "no_save": no_save, "skip_existing": skip_existing, "index": index_path, "readers": readers,
+            "writers": writers}
+    with terminate_as_interrupt(), runner, Reporter(con, steps=False, enabled=len(sources) > 1) as report:
+        opts["mask_values"] = _mask_values(runner, model_path or "")
+        rows, fatal = _predict_all(runner, sources, targets, opts, con, report)
+    if fatal:
+        raise UnetrtError(fatal[0] + (f" (+{len(fatal) - 1} more)" if len(fatal) > 1 else ""))
     if as_json:
         click.echo(json.dumps({"model": str(model_path or f"{triton_url}/{triton_model}"), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))

@@ -9,6 +9,7 @@ skipped and why is listed in ``runner.notes``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ _DEVICES = ("auto", "cpu", "cuda")
 
 
 def _cuda() -> bool:
-    import torch
+    from .cuda_probe import cuda_available
 
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 def recorded_sha256(manifest: Manifest, name: str, kind: str) -> str | None:
@@ -98,10 +99,9 @@ def load(path_or_module: Any, backend: str = "auto", device: str = "auto", *, pr
     cuda = _cuda()
     if device == "cuda" and not cuda:
         raise RunnerError("device='cuda' but no CUDA GPU is visible to PyTorch", "an NVIDIA GPU", "use device='cpu'")
-    from torch import nn
-
     manifest = kw.pop("manifest", None)
-    if isinstance(path_or_module, nn.Module):
+    torch = sys.modules.get("torch")  # an nn.Module means torch is imported already: never import it here
+    if torch is not None and isinstance(path_or_module, torch.nn.Module):
         chosen = file_backend("module", backend, device, precision, cuda, Path("module"))
         return chosen.open(path_or_module, manifest=manifest, device=chosen.device_for(device, cuda), **kw)
     path = Path(os.fspath(path_or_module))

@@ -17,10 +17,14 @@ import numpy as np
 
 from ..data.images import _pil, convert_channels, image_to_array, load_image, preprocess, resize  # re-exported
 from ..errors import InputError
-from ..models.geometry import round_up
 
 __all__ = ["load_image", "image_to_array", "preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
            "mask_to_image", "to_pil_image"]
+
+def round_up(x: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= ``x`` (kept here so the runtime imports no model code)."""
+    return -(-x // multiple) * multiple
+
 
 _PAD_MODES = {"replicate": "edge", "reflect": "reflect", "constant": "constant"}
 

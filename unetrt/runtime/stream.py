@@ -1,0 +1,414 @@
+"""Segment many images with the model kept busy: reader threads -> bounded queues -> shape-bucketed batches
+-> one runner -> post-processing and writer threads.
+
+The pieces are usable on their own (a Ray Data job reuses them): :class:`Segmenter` is a callable holding one
+runner, turning a batch of decoded images into :class:`~unetrt.runtime.predict.Prediction` objects (no file
+I/O), and :class:`MaskWriter` writes one mask (and overlay) atomically. :func:`iter_predictions` runs the
+threaded pipeline over paths and yields one :class:`ImageResult` per input as it completes;
+:func:`predict_many` collects them.
+
+Memory stays bounded at any dataset size: each queue holds a few batches, and images waiting for a batch
+of their shape are flushed once more than ``4 * batch`` wait. Masks are the ones :func:`predict` gives
+image by image: images of one size share an ``infer`` call, each is cropped and post-processed alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import InputError, UnetrtError
+from .base import Runner
+from .predict import Prediction, _channels, _constraint, _geometry, _infer_aligned, predict
+from .transforms import load_image, preprocess
+
+__all__ = ["Segmenter", "MaskWriter", "ImageResult", "iter_predictions", "predict_many"]
+
+_DONE = object()
+
+
+class Logits(NamedTuple):
+    """Cropped logits of one image (``1xKxhxw``) and how they were produced (``"direct"``, ``"aligned"``,
+    ``"batched xN"``)."""
+
+    logits: np.ndarray
+    mode: str
+
+
+@dataclass
+class Prepared:
+    """One decoded image and its network input (``1xCxhxw`` float32)."""
+
+    image: np.ndarray
+    x: np.ndarray
+
+
+class Segmenter:
+    """Batch of decoded images -> masks with one active runner; thread-compatible pieces for a pipeline.
+
+    ``segmenter(images)`` does everything; a pipeline calls :meth:`prepare` in reader threads, :meth:`run`
+    in one runner thread (on images of one shape) and :meth:`finish` in writer threads.
+
+    Args:
+        runner: An active runner.
+        scale: milesial's ``--scale`` (resize factor before the network).
+        mask_threshold: Sigmoid threshold of one-class models.
+        tile: Sliding-window tile for images larger than it.
+        pad_mode: Alignment padding (``"replicate"``, ``"reflect"``, ``"constant"``).
+    """
+
+    def __init__(self, runner: Runner, *, scale: float = 1.0, mask_threshold: float = 0.5, tile: int | None = None,
+                 pad_mode: str = "replicate"):
+        self.runner, self.scale, self.mask_threshold, self.tile, self.pad_mode = runner, scale, mask_threshold, tile, pad_mode
+        self.name, self.constraint = _constraint(runner)
+        self.channels = _channels(self.constraint)
+        self.max_batch = self.constraint.max_shape[0] if self.constraint.max_shape else None
+
+    def __call__(self, images: Sequence[Any]) -> list[Prediction]:
+        prepared = [self.prepare(im) for im in images]
+        out: list[Prediction | None] = [None] * len(prepared)
+        order = sorted(range(len(prepared)), key=lambda i: prepared[i].x.shape)
+        for _, group in itertools.groupby(order, key=lambda i: prepared[i].x.shape):
+            idx = list(group)
+            for i, pred in zip(idx, self.run([prepared[i] for i in idx])):
+                out[i] = pred if isinstance(pred, Prediction) else self.finish(pred, prepared[i].image.shape[:2])
+        return out  # type: ignore[return-value]
+
+    def prepare(self, image: Any) -> Prepared:
+        """Decoded image (array or PIL image) -> network input (thread-safe, no runner call)."""
+        img = np.asarray(image) if not hasattr(image, "mode") else image
+        x = preprocess(img, self.scale, self.channels)
+        return Prepared(np.asarray(img) if not isinstance(img, np.ndarray) else img, x)
+
+    def _batchable(self, x: np.ndarray) -> bool:
+        c = self.constraint
+        if _geometry(self.runner) != "same" or min(x.shape[-2:]) < c.min_size:
+            return False
+        if c.max_shape and any(a > b for a, b in zip(x.shape[-2:], c.max_shape[-2:])):
+            return False
+        return self.tile is None or max(x.shape[-2:]) <= self.tile
+
+    def run(self, items: Sequence[Prepared]) -> list[Logits | Prediction]:
+        """One ``infer`` per chunk of equally shaped items: per item its cropped :class:`Logits`, or a
+        finished :class:`Prediction` for images that need tiling / overlap-tile (run alone)."""
+        if not items:
+            return []
+        if not self._batchable(items[0].x):
+            return [predict(self.runner, it.image, scale=self.scale, mask_threshold=self.mask_threshold,
+                            tile=self.tile, pad_mode=self.pad_mode) for it in items]
+        step = self.max_batch or len(items)
+        out: list[Any] = []
+        for start in range(0, len(items), step):
+            chunk = items[start:start + step]
+            xs = chunk[0].x if len(chunk) == 1 else np.concatenate([it.x for it in chunk])
+            logits, padded = _infer_aligned(self.runner, self.name, self.constraint, xs, self.pad_mode)
+            logits = np.array(logits, dtype=np.float32)  # own the memory: a runner may reuse its buffers
+            mode = f"batched x{len(chunk)}" if len(chunk) > 1 else ("aligned" if padded else "direct")
+            out.extend(Logits(logits[i:i + 1], mode) for i in range(len(chunk)))
+        return out
+
+    def finish(self, logits: Logits, full_size: tuple[int, int]) -> Prediction:
+        """Cropped logits -> the mask at the image's full size (numpy; thread-safe)."""
+        from .masks import logits_to_mask
+
+        t = time.perf_counter()
+        mask = logits_to_mask(logits.logits, full_size, self.mask_threshold)
+        return Prediction(mask, tuple(logits.logits.shape), logits.mode,
+                          {"postprocess": (time.perf_counter() - t) * 1e3})
+
+
+class MaskWriter:
+    """Write one mask file (format from its suffix) and optionally ``<name>_OVERLAY.png``, atomically.
+
+    Args:
+        mask_values: milesial's value per class, or ``None`` (index PNG for more than two classes).
+        classes: The model's class count (decides index vs binary PNG without ``mask_values``).
+        overlay: Also write the mask blended over the image.
+    """
+
+    def __init__(self, mask_values: Sequence[Any] | None = None, classes: int | None = None, overlay: bool = False):
+        self.mask_values, self.classes, self.overlay = mask_values, classes, overlay
+
+    @staticmethod
+    def overlay_path(target: Path) -> Path:
+        return target.with_name(target.stem.removesuffix("_OUT") + "_OVERLAY.png")
+
+    def __call__(self, mask: np.ndarray, target: str | os.PathLike, image: np.ndarray | None = None) -> Path:
+        from ..fileio import atomic_path
+        from .masks import save_mask
+        from .predict import overlay as blend
+        from .transforms import to_pil_image
+
+        target = Path(target)
+        save_mask(mask, target, self.mask_values, self.classes)
+        if self.overlay and image is not None:
+            with atomic_path(self.overlay_path(target)) as tmp:
+                to_pil_image(blend(image, mask)).save(tmp, format="PNG")
+        return target
+
+
+@dataclass
+class ImageResult:
+    """What happened to one input: a row of the results index.
+
+    ``status`` is ``"ok"``, ``"skipped"`` (its output existed, ``skip_existing``) or ``"error"`` (``error``
+    says why, in one line). ``mask``/``image`` are kept only when asked (``keep_arrays``).
+    """
+
+    index: int
+    input: str
+    output: str | None
+    status: str = "ok"
+    size: tuple[int, int] | None = None
+    class_pixels: list[int] | None = None
+    mode: str | None = None
+    ms: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    mask: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+    def row(self) -> dict[str, Any]:
+        """JSON-able index row (no arrays)."""
+        return {"input": self.input, "output": self.output, "status": self.status,
+                "size": list(self.size) if self.size else None, "class_pixels": self.class_pixels,
+                "mode": self.mode, "ms": None if self.ms is None else round(self.ms, 3),
+                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}, "error": self.error}
+
+
+@dataclass
+class _Work:
+    index: int
+    path: Path
+    target: Path | None
+    prepared: Prepared | None = None
+    t_read: float = 0.0
+    logits: Any = None
+    t_infer: float = 0.0
+    batch: int = 1
+
+
+class _Pipeline:
+    """Threads and queues of one :func:`iter_predictions` run."""
+
+    def __init__(self, segmenter: Segmenter, writer: MaskWriter | None, work: list[_Work], batch: int, readers: int,
+                 writers: int, keep_arrays: bool, decode: Callable[[Path], np.ndarray]):
+        self.seg, self.writer, self.batch, self.keep, self.decode = segmenter, writer, batch, keep_arrays, decode
+        self.stop = threading.Event()
+        self.fatal: BaseException | None = None
+        self.todo = iter(work)
+        self.todo_lock = threading.Lock()
+        self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch + readers)
+        self.ready: queue.Queue = queue.Queue(maxsize=2 * batch + writers)
+        self.results: queue.Queue = queue.Queue()
+        self.readers_left = readers
+        self.lock = threading.Lock()
+        self.threads = ([threading.Thread(target=self._guard, args=(self._read,), daemon=True, name=f"read-{i}")
+                         for i in range(readers)]
+                        + [threading.Thread(target=self._guard, args=(self._infer,), daemon=True, name="infer")]
+                        + [threading.Thread(target=self._guard, args=(self._write,), daemon=True, name=f"write-{i}")
+                           for i in range(writers)])
+        self.n_writers = writers
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            if self.fatal is None:
+                self.fatal = exc
+            self.stop.set()
+
+    def _put(self, q: queue.Queue, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _error(self, w: _Work, exc: BaseException) -> None:
+        msg = exc.what if isinstance(exc, UnetrtError) else f"{type(exc).__name__}: {exc}"
+        self.results.put(ImageResult(w.index, str(w.path), None, "error", error=str(exc) if isinstance(
+            exc, UnetrtError) else msg))
+
+    def _read(self) -> None:
+        try:
+            while not self.stop.is_set():
+                with self.todo_lock:
+                    w = next(self.todo, None)
+                if w is None:
+                    return
+                t = time.perf_counter()
+                try:
+                    w.prepared = self.seg.prepare(self.decode(w.path))
+                except (UnetrtError, OSError, ValueError) as exc:
+                    self._error(w, exc)
+                    continue
+                w.t_read = (time.perf_counter() - t) * 1e3
+                if not self._put(self.decoded, w):
+                    return
+        finally:
+            with self.lock:
+                self.readers_left -= 1
+                if self.readers_left == 0:
+                    self.decoded.put(_DONE)
+
+    def _run(self, group: list[_Work]) -> None:
+        t = time.perf_counter()
+        try:
+            outs = self.seg.run([w.prepared for w in group])  # type: ignore[misc]
+        except InputError as exc:
+            if len(group) == 1:
+                return self._error(group[0], exc)
+            for w in group:  # find the offending image: run them alone
+                self._run([w])
+            return
+        per = (time.perf_counter() - t) * 1e3 / len(group)
+        for w, out in zip(group, outs):
+            w.logits, w.t_infer, w.batch = out, per, len(group)
+            if not self._put(self.ready, w):
+                return
+
+    def _infer(self) -> None:
+        buckets: dict[tuple, list[_Work]] = {}
+        try:
+            while not self.stop.is_set():
+                try:
+                    w = self.decoded.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if w is _DONE:
+                    break
+                key = w.prepared.x.shape
+                buckets.setdefault(key, []).append(w)
+                if len(buckets[key]) >= self.batch:
+                    self._run(buckets.pop(key))
+                elif sum(map(len, buckets.values())) > 4 * self.batch:  # bound what waits for a partner
+                    self._run(buckets.pop(max(buckets, key=lambda k: len(buckets[k]))))
+            for key in list(buckets):
+                if self.stop.is_set():
+                    return
+                self._run(buckets.pop(key))
+        finally:
+            for _ in range(self.n_writers):
+                self._put(self.ready, _DONE)
+
+    def _write(self) -> None:
+        while not self.stop.is_set():
+            try:
+                w = self.ready.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if w is _DONE:
+                return
+            self.results.put(self._finish(w))
+
+    def _finish(self, w: _Work) -> ImageResult:
+        image = w.prepared.image
+        full = image.shape[:2]
+        pred = w.logits if isinstance(w.logits, Prediction) else self.seg.finish(w.logits, full)
+        t = time.perf_counter()
+        if self.writer is not None and w.target is not None:
+            self.writer(pred.mask, w.target, image)
+        t_write = (time.perf_counter() - t) * 1e3
+        timings = {"read": w.t_read, "infer": w.t_infer if not isinstance(w.logits, Prediction)
+                   else pred.timings_ms.get("infer", w.t_infer), "postprocess": pred.timings_ms.get("postprocess", 0.0),
+                   "write": t_write}
+        counts = np.bincount(pred.mask.ravel(), minlength=max(2, int(pred.logits_shape[1]))).tolist()
+        return ImageResult(w.index, str(w.path), None if w.target is None else str(w.target), "ok", tuple(full),
+                           counts, pred.mode, sum(timings.values()), timings,
+                           mask=pred.mask if self.keep else None, image=image if self.keep else None)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def iter_predictions(runner: Runner, inputs: Iterable[str | os.PathLike], targets: Sequence[Path | None] | None = None,
+                     *, batch: int = 4, readers: int | None = None, writers: int | None = None,
+                     scale: float = 1.0, mask_threshold: float = 0.5, tile: int | None = None,
+                     pad_mode: str = "replicate", mask_values: Sequence[Any] | None = None, overlay: bool = False,
+                     skip_existing: bool = False, keep_arrays: bool = False,
+                     decode: Callable[[Path], np.ndarray] | None = None) -> Iterator[ImageResult]:
+    """Segment image files through the threaded pipeline; yields one :class:`ImageResult` per input as it
+    completes (not in input order: ``result.index`` is the input's position).
+
+    Args:
+        runner: An active runner.
+        inputs: Image paths.
+        targets: Mask path per input (``None`` entries or no list: nothing written; pass ``keep_arrays``).
+        batch: Images of one size per ``infer`` call (capped by an engine profile's maximum batch).
+        readers: Decoding threads (default: 2, at most the CPU count).
+        writers: Post-processing and writing threads (default: 2, at most the CPU count).
+        scale, mask_threshold, tile, pad_mode: As for :func:`~unetrt.runtime.predict.predict`.
+        mask_values, overlay: How masks are written (see :class:`MaskWriter`).
+        skip_existing: Inputs whose mask file exists are not read (``status="skipped"``): resumes a run.
+        keep_arrays: Keep each mask and decoded image on its result.
+        decode: Path -> image array (default: :func:`~unetrt.runtime.transforms.load_image` with the model's
+            channels: EXIF orientation, every Pillow mode).
+
+    Stopping the iteration (``break``, an exception, Ctrl-C in the consuming thread) stops the threads;
+    finished masks stay (each written atomically), nothing half-written is left.
+
+    Raises:
+        UnetrtError: The first fatal error of a worker (the runner failing, an unwritable output); errors of
+            single images (unreadable, too small) are results with ``status="error"`` instead.
+    """
+    paths = [Path(p) for p in inputs]
+    outs = list(targets) if targets is not None else [None] * len(paths)
+    if len(outs) != len(paths):
+        raise InputError(f"{len(outs)} targets for {len(paths)} inputs", "one target per input", "fix targets")
+    if batch < 1:
+        raise InputError(f"batch={batch}", "a positive batch size", "fix batch")
+    cpus = os.cpu_count() or 1
+    readers = readers or min(2, cpus)
+    writers = writers or min(2, cpus)
+    seg = Segmenter(runner, scale=scale, mask_threshold=mask_threshold, tile=tile, pad_mode=pad_mode)
+    classes = next(iter(runner.output_metadata.values())).shape[1] if runner.output_metadata else None
+    writer = MaskWriter(mask_values, classes if isinstance(classes, int) else None, overlay)
+    work = []
+    for i, (p, t) in enumerate(zip(paths, outs)):
+        if skip_existing and t is not None and os.path.isfile(t):
+            yield ImageResult(i, str(p), str(t), "skipped")
+            continue
+        work.append(_Work(i, p, None if t is None else Path(t)))
+    if not work:
+        return
+    channels = seg.channels
+    pipe = _Pipeline(seg, writer, work, batch, readers, writers, keep_arrays,
+                     decode or (lambda p: load_image(p, channels)))
+    pipe.start()
+    try:
+        for _ in range(len(work)):
+            while True:
+                try:
+                    result = pipe.results.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    if pipe.fatal is not None:
+                        raise pipe.fatal from None
+            yield result
+    finally:
+        pipe.close()
+    if pipe.fatal is not None:
+        raise pipe.fatal
+
+
+def predict_many(runner: Runner, inputs: Iterable[str | os.PathLike], targets: Sequence[Path | None] | None = None,
+                 **kw: Any) -> list[ImageResult]:
+    """:func:`iter_predictions` collected in input order."""
+    return sorted(iter_predictions(runner, inputs, targets, **kw), key=lambda r: r.index)

@@ -3,7 +3,7 @@
 Order as in nnU-Net's ``DefaultPreprocessor``: transpose -> crop to the nonzero region -> normalise
 (per channel, before resampling) -> resample to the target spacing; the prediction goes back through
 resample -> uncrop -> transpose. Resampling uses nnunetv2's own ``resample_data_or_seg_to_shape`` when
-nnunetv2 imports, else :mod:`unetrt.nnunet.resampling` (the same scipy operations).
+nnunetv2 imports (the maintained implementation; without it prediction raises MissingDependencyError).
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def resampling_function(spec: NnunetResampling) -> Callable[..., np.ndarray]:
     try:
         from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape as fn
     except ImportError:
-        from .resampling import resample_data_or_seg_to_shape as fn
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("nnunetv2 is not installed", "nnU-Net's resampling functions",
+                                     "pip install nnunetv2 (beside unetrt[nnunet])") from None
     kwargs = dict(spec.kwargs)
     return lambda data, shape, current, new: fn(data, shape, current, new, **kwargs)
 

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import ManifestError
 from . import names
+from .nnunet_section import NnunetResampling, NnunetSection
 from .refs import ArtifactRef
 from .section_config import COMPLETE, section
 from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
@@ -34,7 +35,7 @@ from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEnt
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
            "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section",
-           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
+           "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "NnunetSection", "NnunetResampling", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
 SCHEMA_VERSION = 2
@@ -61,6 +62,7 @@ class Manifest:
         fp16: The FP16 ONNX, if written.
         int8: The INT8 ONNX (and its CPU form), if written.
         engines: TensorRT plans.
+        nnunet: nnU-Net preprocessing and inference settings (exports of an nnU-Net results folder).
         artifacts: Every file with its sha256 (the manifest itself excluded).
     """
 
@@ -78,6 +80,7 @@ class Manifest:
     fp16: Optional[Fp16Section] = None
     int8: Optional[Int8Section] = None
     engines: list[EngineEntry] = field(default_factory=list)
+    nnunet: Optional[NnunetSection] = None
     artifacts: list[ArtifactFile] = field(default_factory=list)
 
     # -- construction -----------------------------------------------------------------------------

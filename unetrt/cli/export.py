@@ -9,6 +9,7 @@ import click
 from ..errors import UnetrtError
 from .options import (ALIGN, CALIB_IMAGES, DEFAULT_ARCH, Shape, engine_group, fp16_group, handle_errors, int8_group,
                       make_console, merge_model_kwargs, model_options, verify_group)
+from . import nnunet_cmds
 from .progress import Reporter
 from .render import render_export, summary
 
@@ -34,13 +35,18 @@ DEFAULT_STATIC_SIDE = 256
 @engine_group
 @click.option("--force", is_flag=True, help="Replace artifacts in a non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@nnunet_cmds.export_options
 def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, width, bilinear, output, opset,
                static, shape, align, no_simplify, verify_options, fp16_options, calib_images, int8_options,
-               engine_options, force, as_json):
+               engine_options, force, as_json, nnunet_dir, configuration, folds):
     """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
     TensorRT engine."""
     from ..exporter import ExportConfig, export
 
+    if nnunet_dir is None and (configuration or folds):
+        raise UnetrtError("--configuration/--folds are nnU-Net options", "--nnunet RESULTS_DIR", "add --nnunet")
+    if nnunet_dir is not None and (arch or factory):
+        raise UnetrtError("--nnunet with --arch/--model", "one model source", "drop --arch/--model")
     if not arch and not factory:
         arch = DEFAULT_ARCH
     if shape and not static:
@@ -50,6 +56,16 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
         side = DEFAULT_STATIC_SIDE
         static_shape = (1, *shape) if shape and len(shape) == 2 else (tuple(shape) if shape else (1, side, side))
     name = arch or factory.split(":")[-1]
+    if nnunet_dir is not None:
+        base = ExportConfig(static_shape=static_shape, align=align, opset=opset, simplify=not no_simplify,
+                            force=force, calib_images=calib_images, verify_options=verify_options,
+                            fp16_options=fp16_options, int8_options=int8_options, engine_options=engine_options)
+        console = make_console()
+        with Reporter(console) as report:
+            data = nnunet_cmds.run_export(nnunet_dir, output, configuration, folds, checkpoint, base, console, report)
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        return
     config = ExportConfig(
         arch=arch, factory=factory, checkpoint=checkpoint, opset=opset, static_shape=static_shape, align=align,
         model_kwargs=merge_model_kwargs(factory, model_kwargs, in_channels, classes, width, bilinear),

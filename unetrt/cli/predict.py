@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import nnunet_cmds
 from .options import (SIGINT_EXIT, SIGTERM_EXIT, BackendName, GreedyCommand, GreedyOption, LiveHelpOption,
                       backends_help, device_option, handle_errors, make_console)
 from ..errors import OutputError, Terminated, UnetrtError
@@ -222,14 +223,23 @@ def _open_index(path: str | None):
 @click.option("-n", "--no-save", is_flag=True, help="Do not write masks.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
+@nnunet_cmds.predict_options
 def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
                 precision, arch, classes, width, bilinear, batch, recursive, skip_existing, index_path, readers, writers,
-                tile, overlay, viz, no_save, force, as_json):
+                tile, overlay, viz, no_save, force, as_json, nnunet_export, nnunet_folds, disable_tta):
     """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
     from .progress import Reporter
 
     con = make_console()
+    if nnunet_export is not None:
+        if model_path or triton_url:
+            raise UnetrtError("--nnunet-export with -m/--triton", "one model source", "drop -m/--triton")
+        data = nnunet_cmds.run_predict(nnunet_export, inputs, outputs, backend, device, precision, nnunet_folds,
+                                       disable_tta, batch, force, con)
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        return
     if (model_path is None) == (triton_url is None):
         raise UnetrtError("give exactly one of -m/--model and --triton", "a local model or a Triton server URL",
                           "pass -m EXPORT_DIR, or --triton http://HOST:PORT")

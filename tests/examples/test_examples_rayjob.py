@@ -49,7 +49,7 @@ def test_entrypoint_is_a_valid_unet_predict_command_line():
     argv = shlex.split(_job()["spec"]["entrypoint"])
     assert argv[0] == "unet-predict" and "--ray" in argv
     ctx = predict_cmd.make_context("unet-predict", argv[1:], resilient_parsing=True)
-    assert ctx.params["ray"] == "auto" and ctx.params["ray_actors"] == 2 and ctx.params["ray_gpus"] == 1
+    assert ctx.params["ray_address"] == "auto" and ctx.params["ray_actors"] == 2 and ctx.params["ray_gpus"] == 1
     assert CliRunner().invoke(predict_cmd, ["--help"]).exit_code == 0
 
 

@@ -17,7 +17,7 @@ from unetrt.errors import UnetrtError
 from unetrt.exporter import ExportConfig, export
 
 ray = pytest.importorskip("ray", reason="needs unetrt[ray]")
-from unetrt.runtime.ray_predict import ImageJob, RayOptions, Segmenter, predict_with_ray, require_ray  # noqa: E402
+from unetrt.runtime.ray_predict import ImageJob, RayOptions, SegmentActor, predict_with_ray, require_ray  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_unreadable_file_is_reported_and_the_rest_continue(demo_export, local_ra
 def test_a_killed_worker_is_retried_and_every_output_written(demo_export, local_ray, images, tmp_path):
     marker = tmp_path / "died-once"
 
-    class DiesOnce(Segmenter):  # defined in a function: Ray ships it by value to the workers
+    class DiesOnce(SegmentActor):  # defined in a function: Ray ships it by value to the workers
         def __call__(self, batch):
             if not marker.exists():
                 marker.write_text("x")
@@ -113,3 +113,29 @@ def test_missing_ray_is_one_line(monkeypatch):
         require_ray()
     assert "pip install 'unetrt[ray]'" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_unet_predict_ray_flag_writes_the_local_masks_and_index(demo_export, local_ray, images, tmp_path):
+    local, remote, index = tmp_path / "local", tmp_path / "ray", tmp_path / "index.jsonl"
+    args = ["predict", "-m", str(demo_export), "-i", str(images[0].parent)]
+    assert CliRunner().invoke(main, [*args, "-o", f"{local}/"]).exit_code == 0
+    result = CliRunner().invoke(main, [*args, "-o", f"{remote}/", "--ray", "--ray-actors", "2", "--batch", "2",
+                                       "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(images)} image(s) in" in result.output and "on Ray" in result.output
+    for f in images:
+        assert (remote / f"{f.stem}_OUT.png").read_bytes() == (local / f"{f.stem}_OUT.png").read_bytes(), f.name
+    import json
+
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    assert sorted(os.path.basename(r["input"]) for r in rows) == sorted(f.name for f in images)
+    assert {r["status"] for r in rows} == {"ok"}
+    again = CliRunner().invoke(main, [*args, "-o", f"{remote}/", "--ray", "--skip-existing"])
+    assert again.exit_code == 0 and again.output.count("[exists, skipped]") == len(images), again.output
+
+
+def test_ray_with_viz_is_refused_in_one_line(demo_export, tmp_path, images):
+    result = CliRunner().invoke(main, ["predict", "-m", str(demo_export), "-i", str(images[0]), "-o", f"{tmp_path}/o/",
+                                       "--ray", "--viz"])
+    assert result.exit_code != 0
+    assert "--ray with --viz" in result.output and "Traceback" not in result.output

@@ -142,6 +142,52 @@ def _predict_all(runner, sources, targets, opts, con, report) -> tuple[list[dict
     return rows, fatal
 
 
+def _predict_on_ray(sources, targets, job, ray_opts, skip_existing, index_path, con) -> tuple[list[dict], list[str]]:
+    """``--ray``: the images as one Ray Data job (runtime/ray_predict.py); rows and fatal errors as locally."""
+    from ..runtime.ray_predict import predict_with_ray, require_ray
+
+    require_ray()
+    todo = [(s, t) for s, t in zip(sources, targets) if not (skip_existing and t.is_file())]
+    for s, t in zip(sources, targets):
+        if skip_existing and t.is_file():
+            con.print(f"{s.path} → {t}  [exists, skipped]", markup=False, highlight=False)
+    if not todo:
+        return [], []
+    listed = {os.path.abspath(s.path): s.listed for s, _ in todo}
+    rows, fatal, t0 = [], [], time.perf_counter()
+    index = _open_index(index_path)
+
+    def on_row(row: dict) -> None:
+        if index is not None:
+            index.write(json.dumps(row) + "\n")
+            index.flush()
+        if row["status"] == "error":
+            if listed.get(os.path.abspath(row["input"])):
+                con.print(f"warning: skipped {row['input']}: {row['error']}", markup=False, highlight=False,
+                          style="yellow")
+            else:
+                fatal.append(row["error"])
+            return
+        rows.append({k: v for k, v in row.items() if k not in ("status", "error")})
+        con.print(f"{row['input']} → {row['output'] or '(not saved)'}  [{row['mode']}, ray]", markup=False,
+                  highlight=False)
+
+    try:
+        predict_with_ray([s.path for s, _ in todo], [t for _, t in todo], job, ray_opts, on_row=on_row)
+    except KeyboardInterrupt as exc:
+        con.print(f"Error: {'terminated' if isinstance(exc, Terminated) else 'interrupted (Ctrl-C)'} after "
+                  f"{len(rows)} of {len(todo)} images | masks are written whole or not at all | run the same "
+                  f"command with --skip-existing to finish", markup=False, highlight=False)
+        raise SystemExit(SIGTERM_EXIT if isinstance(exc, Terminated) else SIGINT_EXIT) from None
+    finally:
+        if index is not None:
+            index.close()
+    elapsed = time.perf_counter() - t0
+    con.print(f"{len(rows)} image(s) in {elapsed:.2f} s on Ray ({len(rows) / max(elapsed, 1e-9):.1f} images/s)",
+              markup=False, highlight=False)
+    return rows, fatal
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt():
     """SIGTERM unwinds like Ctrl-C (as :class:`Terminated`) while images are predicted (main thread only)."""
@@ -214,6 +260,15 @@ def _open_index(path: str | None):
 @click.option("--readers", type=click.IntRange(min=1), default=None, help="Image decoding threads (default 2).")
 @click.option("--writers", type=click.IntRange(min=1), default=None,
               help="Post-processing and mask writing threads (default 2).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[auto|ADDRESS]",
+              help="Run as a Ray Data job: alone, a local Ray on this machine; 'auto' the running cluster; or "
+                   "ray://HOST:PORT. Workers read the images and write the masks (same bytes as a local run).")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ray actors, each holding one runner (--ray).")
+@click.option("--ray-gpus", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="GPUs per Ray actor (1, or a fraction to share a GPU; --ray).")
+@click.option("--ray-cpus", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True,
+              help="CPUs per Ray actor (its ONNX Runtime threads; --ray).")
 @click.option("--tile", type=click.IntRange(min=1), default=None,
               help="Tile size for sliding-window inference of images larger than it.")
 @click.option("--overlay", is_flag=True, help="Also write <name>_OVERLAY.png (mask blended over the image).")
@@ -226,7 +281,7 @@ def _open_index(path: str | None):
 @nnunet_cmds.predict_options
 def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
                 precision, arch, classes, width, bilinear, batch, recursive, skip_existing, index_path, readers, writers,
-                tile, overlay, viz, no_save, force, as_json, nnunet_export, nnunet_folds, disable_tta):
+                ray_address, ray_actors, ray_gpus, ray_cpus, tile, overlay, viz, no_save, force, as_json, nnunet_export, nnunet_folds, disable_tta):
     """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
     from .progress import Reporter
@@ -263,6 +318,23 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         kw = {"arch": arch or "milesial",
               "model_kwargs": {k: v for k, v in {"num_classes": classes, "width": width, "bilinear": bilinear}.items()
                                if v is not None}}
+    if ray_address is not None:
+        if triton_url is not None or viz:
+            raise UnetrtError(f"--ray with {'--triton' if triton_url else '--viz'}", "a local model, masks to files",
+                              f"drop {'--triton' if triton_url else '--viz'} or --ray")
+        from ..runtime.ray_predict import ImageJob, RayOptions
+
+        job = ImageJob(model=str(model_path), load_kwargs={"backend": backend, "device": device, "precision": precision,
+                                                             **kw},
+                       scale=scale, mask_threshold=mask_threshold, tile=tile, overlay=overlay, save=not no_save)
+        ray_opts = RayOptions(address=None if ray_address == "local" else ray_address, concurrency=ray_actors,
+                              batch_size=batch, num_gpus=ray_gpus, num_cpus=ray_cpus)
+        rows, fatal = _predict_on_ray(sources, targets, job, ray_opts, skip_existing, index_path, con)
+        if fatal:
+            raise UnetrtError(fatal[0] + (f" (+{len(fatal) - 1} more)" if len(fatal) > 1 else ""))
+        if as_json:
+            click.echo(json.dumps({"model": str(model_path), "runner": "ray", "images": rows}, indent=2))
+        return
     if triton_url is not None:
         from ..serve.client import TritonRunner
 

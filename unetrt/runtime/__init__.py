@@ -19,7 +19,7 @@ _EXPORTS = {
     "Runner": "base", "TensorMeta": "base", "InputConstraint": "base", "load": "loader",
     "TorchRunner": "pyt", "OrtRunner": "ort", "TrtRunner": "trt", "overlap_tile": "tiling",
     "sliding_window": "tiling", "preprocess": "transforms", "postprocess": "transforms",
-    "mask_to_image": "transforms", "align_pad": "transforms", "crop": "transforms",
+    "mask_to_image": "masks", "align_pad": "transforms", "crop": "transforms",
 }
 
 __all__ = list(_EXPORTS)

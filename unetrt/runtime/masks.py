@@ -89,6 +89,33 @@ def logits_to_mask(logits: Any, full_size: tuple[int, int], mask_threshold: floa
     return (prob > np.float32(mask_threshold)).astype(np.int64)
 
 
+def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:
+    """Class mask -> image array, exactly as milesial's ``predict.mask_to_image`` (before ``fromarray``).
+
+    Args:
+        mask: ``HxW`` class indices (or ``KxHxW`` scores: argmax over axis 0).
+        mask_values: One value per class: ints -> ``HxW`` uint8; lists (e.g. RGB triples) ->
+            ``HxWxlen`` uint8; exactly ``[0, 1]`` (also ``[False, True]``) -> ``HxW`` bool. ``None``
+            means ``[0, 1]``, milesial's default for checkpoints without ``mask_values``.
+
+    Returns:
+        The array ``PIL.Image.fromarray`` would receive (see :func:`to_pil_image`).
+    """
+    values = [0, 1] if mask_values is None else list(mask_values)
+    mask = np.asarray(mask)
+    if isinstance(values[0], (list, tuple)):
+        out = np.zeros((mask.shape[-2], mask.shape[-1], len(values[0])), dtype=np.uint8)
+    elif values == [0, 1]:
+        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=bool)
+    else:
+        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=np.uint8)
+    if mask.ndim == 3:
+        mask = np.argmax(mask, axis=0)
+    for i, v in enumerate(values):
+        out[mask == i] = v
+    return out
+
+
 def mask_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None, classes: int | None = None):
     """The PIL image a mask is saved as.
 
@@ -100,7 +127,6 @@ def mask_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None, class
             milesial's default binary ``[0, 1]`` mask.
     """
     from ..data.images import _pil
-    from .transforms import mask_to_image
 
     image_mod = _pil()
     mask = np.asarray(mask)

@@ -1,7 +1,7 @@
 """``unet-predict --ray``: the same per-image steps as a local run, as a Ray Data job.
 
 The paths are read with Ray's own reader (:func:`ray.data.read_binary_files`, so a cluster's workers read
-them where they are), then :meth:`ray.data.Dataset.map_batches` runs :class:`Segmenter`, a callable class
+them where they are), then :meth:`ray.data.Dataset.map_batches` runs :class:`SegmentActor`, a callable class
 that holds one active runner per actor. Each actor decodes its images, segments them and writes the masks
 itself (atomically, the same bytes as a local run), and returns one index row per image. Actors are
 restarted and their batches retried when a worker dies, so a killed worker costs time, not outputs.
@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import UnetrtError
+from ..errors import InputError, UnetrtError
 
 #: Retries of a batch whose worker died (Ray's own default is 3 for tasks; actors are not retried unless asked).
 MAX_RETRIES = 3
@@ -56,19 +57,17 @@ def _key(path: str | os.PathLike) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-def _write_png(array: np.ndarray, path: Path) -> None:
-    from ..fileio import atomic_path
-    from .transforms import to_pil_image
+class SegmentActor:
+    """Ray Data callable class: one runner per actor, ``{"bytes", "path"}`` batches in, index rows out.
 
-    with atomic_path(path) as tmp:
-        to_pil_image(array).save(tmp, format="PNG")
-
-
-class Segmenter:
-    """Ray Data callable class: one runner per actor, ``{"bytes", "path"}`` batches in, index rows out."""
+    It is the local pipeline's own pieces: :class:`~unetrt.runtime.stream.Segmenter` (images of one size
+    batched into one ``infer``) and :class:`~unetrt.runtime.stream.MaskWriter`, so the masks are the bytes
+    a local ``unet-predict`` writes.
+    """
 
     def __init__(self, job: ImageJob):
         from . import load
+        from .stream import MaskWriter, Segmenter
 
         self.job = job
         runner = load(job.model, **job.load_kwargs)
@@ -77,50 +76,73 @@ class Segmenter:
             runner.threads = job.threads
         self.runner = runner.activate()
         manifest = self.runner.manifest
-        self.mask_values = job.mask_values if job.mask_values is not None else \
+        mask_values = job.mask_values if job.mask_values is not None else \
             (manifest.mask_values if manifest is not None else None)
-        name, c = next(iter(self.runner.input_constraints.items()))
-        self.channels = c.shape[1] if len(c.shape) == 4 else None
+        self.segmenter = Segmenter(self.runner, scale=job.scale, mask_threshold=job.mask_threshold, tile=job.tile)
+        meta = self.runner.output_metadata
+        classes = next(iter(meta.values())).shape[1] if meta else None
+        self.classes = classes if isinstance(classes, int) else None
+        self.writer = MaskWriter(mask_values, self.classes, job.overlay)
 
-    def _one(self, data: bytes, path: str) -> dict[str, Any]:
-        from .predict import overlay, predict
-        from .transforms import load_image, mask_to_image
+    def _decode(self, data: bytes, path: str) -> np.ndarray:
+        from .transforms import load_image
 
-        t0 = time.perf_counter()
-        target = self.job.targets.get(_key(path))
-        row: dict[str, Any] = {"input": path, "output": target if self.job.save else None, "size": None,
-                               "mode": None, "class_pixels": None, "ms": None, "error": None}
         try:
-            try:
-                img = load_image(io.BytesIO(data), self.channels)
-            except UnetrtError as exc:
-                raise UnetrtError(f"cannot read image {path}: {exc.__cause__ or exc.what}", exc.expected,
-                                  exc.fix) from exc
-            pred = predict(self.runner, img, scale=self.job.scale, mask_threshold=self.job.mask_threshold,
-                           tile=self.job.tile)
-            if self.job.save:
-                if target is None:
-                    raise UnetrtError(f"{path} has no output path", "every input mapped to an output",
-                                      "run the job through unetrt.runtime.ray_predict.predict_with_ray")
-                out = Path(target)
-                _write_png(mask_to_image(pred.mask, self.mask_values), out)
-                if self.job.overlay:
-                    _write_png(overlay(img, pred.mask), out.with_name(out.stem.removesuffix("_OUT") + "_OVERLAY.png"))
-            row.update(size=list(img.shape[:2]), mode=pred.mode,
-                       class_pixels=np.bincount(pred.mask.ravel(), minlength=2).tolist())
+            return load_image(io.BytesIO(data), self.segmenter.channels)
         except UnetrtError as exc:
-            row.update(error=exc.what, output=None)
-        except OSError as exc:
-            row.update(error=f"cannot read or write: {exc.strerror or exc}", output=None)
-        row["ms"] = round((time.perf_counter() - t0) * 1e3, 3)
-        return row
+            raise UnetrtError(f"cannot read image {path}: {exc.__cause__ or exc.what}", exc.expected,
+                              exc.fix) from exc
+
+    def _segment(self, images: list[np.ndarray]) -> list[Any]:
+        """Masks of decoded images; one that the model refuses (too small) is an error of its own."""
+        try:
+            return list(self.segmenter(images))
+        except InputError as exc:
+            if len(images) == 1:
+                return [exc]
+            return [p for im in images for p in self._segment([im])]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [self._one(bytes(b), str(p)) for b, p in zip(batch["bytes"], batch["path"])]
         import json
 
+        from .stream import ImageResult
+
+        t0 = time.perf_counter()
+        paths = [str(p) for p in batch["path"]]
+        results = [ImageResult(i, p, self.job.targets.get(_key(p)) if self.job.save else None)
+                   for i, p in enumerate(paths)]
+        decoded: list[tuple[ImageResult, np.ndarray]] = []
+        for res, data in zip(results, batch["bytes"]):
+            try:
+                decoded.append((res, self._decode(bytes(data), res.input)))
+            except UnetrtError as exc:
+                res.status, res.error, res.output = "error", str(exc), None
+        t1 = time.perf_counter()
+        preds = self._segment([im for _, im in decoded])
+        t2 = time.perf_counter()
+        for (res, image), pred in zip(decoded, preds):
+            try:
+                if isinstance(pred, UnetrtError):
+                    raise pred
+                if self.job.save:
+                    if res.output is None:
+                        raise UnetrtError(f"{res.input} has no output path", "every input mapped to an output",
+                                          "run the job through unetrt.runtime.ray_predict.predict_with_ray")
+                    self.writer(pred.mask, res.output, image)
+                res.size, res.mode = tuple(image.shape[:2]), pred.mode
+                res.class_pixels = np.bincount(pred.mask.ravel(),
+                                               minlength=max(2, int(pred.logits_shape[1]))).tolist()
+            except UnetrtError as exc:
+                res.status, res.error, res.output = "error", str(exc), None
+            except OSError as exc:
+                res.status, res.error, res.output = "error", f"cannot write {res.output}: {exc.strerror or exc}", None
+        per = {"read": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}
+        n = max(1, len(decoded))
+        for res in results:
+            res.ms = (time.perf_counter() - t0) * 1e3 / len(results)
+            res.timings_ms = {k: v / n for k, v in per.items()}
         # Ray batches are columnar; the rows go back as JSON strings so the nested fields keep their types.
-        return {"row": np.array([json.dumps(r) for r in rows], dtype=object)}
+        return {"row": np.array([json.dumps(r.row()) for r in results], dtype=object)}
 
 
 @dataclass(frozen=True)
@@ -155,15 +177,15 @@ def _init(ray, opts: RayOptions):
 def predict_with_ray(inputs: list[str | os.PathLike], targets: list[str | os.PathLike], job: ImageJob,
                      opts: RayOptions = RayOptions(),
                      on_row: Callable[[dict[str, Any]], None] | None = None,
-                     segmenter: type[Segmenter] = Segmenter) -> list[dict[str, Any]]:
+                     segmenter: type[SegmentActor] = SegmentActor) -> list[dict[str, Any]]:
     """Segment ``inputs`` into ``targets`` on Ray; returns one index row per input, in input order.
 
     The masks are written by the workers; a file that cannot be read or segmented gets its ``error`` in
     its row and the rest continue. ``on_row`` sees each row as it arrives (progress); ``segmenter`` may be
-    a subclass of :class:`Segmenter` (extra per-image work on the workers).
+    a subclass of :class:`SegmentActor` (extra per-image work on the workers).
     """
     if len(inputs) != len(targets):
-        raise ValueError("one target per input")
+        raise InputError(f"{len(targets)} targets for {len(inputs)} inputs", "one target per input", "fix targets")
     ray = require_ray()
     import json
 
@@ -173,9 +195,13 @@ def predict_with_ray(inputs: list[str | os.PathLike], targets: list[str | os.Pat
     try:
         # Reading is I/O: zero-CPU read tasks never wait behind the actors that hold every CPU.
         ds = ray.data.read_binary_files([_key(i) for i in inputs], include_paths=True, num_cpus=0)
-        ds = ds.map_batches(segmenter, fn_constructor_kwargs={"job": job}, batch_size=opts.batch_size,
-                            compute=ray.data.ActorPoolStrategy(size=opts.concurrency), num_gpus=opts.num_gpus,
-                            num_cpus=opts.num_cpus, max_restarts=-1, max_task_retries=MAX_RETRIES)
+        with warnings.catch_warnings():
+            # Bounded retries (a poison image must not loop forever) have no named parameter in Ray 2.60:
+            # they go as remote args, which Ray flags as deprecated (their defaults, -1, retry forever).
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            ds = ds.map_batches(segmenter, fn_constructor_kwargs={"job": job}, batch_size=opts.batch_size,
+                                compute=ray.data.ActorPoolStrategy(size=opts.concurrency), num_gpus=opts.num_gpus,
+                                num_cpus=opts.num_cpus, max_restarts=-1, max_task_retries=MAX_RETRIES)
         rows: dict[str, dict[str, Any]] = {}
         for item in ds.iter_rows():
             row = json.loads(item["row"])

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.images import _pil, convert_channels, image_to_array, load_image, preprocess, resize  # re-exported
 from ..errors import InputError
+from .masks import logits_to_mask, mask_to_image  # noqa: F401  (mask_to_image re-exported)
 
 __all__ = ["load_image", "image_to_array", "preprocess", "convert_channels", "resize", "align_pad", "crop", "CropBox", "postprocess",
            "mask_to_image", "to_pil_image"]
@@ -86,38 +87,9 @@ def postprocess(logits: Any, full_size: tuple[int, int], mask_threshold: float =
     takes the argmax, K == 1 thresholds the sigmoid at ``mask_threshold``. Computed in numpy (see
     :func:`unetrt.runtime.masks.logits_to_mask`); torch tensors are accepted and moved to the host.
     """
-    from .masks import logits_to_mask
-
     if hasattr(logits, "detach"):
         logits = logits.detach().cpu().numpy()
     return logits_to_mask(logits, full_size, mask_threshold)
-
-
-def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:
-    """Class mask -> image array, exactly as milesial's ``predict.mask_to_image`` (before ``fromarray``).
-
-    Args:
-        mask: ``HxW`` class indices (or ``KxHxW`` scores: argmax over axis 0).
-        mask_values: One value per class: ints -> ``HxW`` uint8; lists (e.g. RGB triples) ->
-            ``HxWxlen`` uint8; exactly ``[0, 1]`` (also ``[False, True]``) -> ``HxW`` bool. ``None``
-            means ``[0, 1]``, milesial's default for checkpoints without ``mask_values``.
-
-    Returns:
-        The array ``PIL.Image.fromarray`` would receive (see :func:`to_pil_image`).
-    """
-    values = [0, 1] if mask_values is None else list(mask_values)
-    mask = np.asarray(mask)
-    if isinstance(values[0], (list, tuple)):
-        out = np.zeros((mask.shape[-2], mask.shape[-1], len(values[0])), dtype=np.uint8)
-    elif values == [0, 1]:
-        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=bool)
-    else:
-        out = np.zeros((mask.shape[-2], mask.shape[-1]), dtype=np.uint8)
-    if mask.ndim == 3:
-        mask = np.argmax(mask, axis=0)
-    for i, v in enumerate(values):
-        out[mask == i] = v
-    return out
 
 
 def to_pil_image(array: np.ndarray):

@@ -8,6 +8,7 @@ URLs name the protocol: ``http://127.0.0.1:8000`` or ``grpc://127.0.0.1:8001`` (
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -49,14 +50,26 @@ class TritonClient:
         self.protocol, self.address = parse_url(url)
         self.url = f"{self.protocol}://{self.address}"
         self.timeout_s = timeout_s
-        if self.protocol == "http":
-            self._mod = require("tritonclient.http", "the Triton HTTP client")
-            self._client = self._mod.InferenceServerClient(self.address, connection_timeout=timeout_s,
-                                                           network_timeout=timeout_s)
-        else:
-            self._mod = require("tritonclient.grpc", "the Triton gRPC client")
-            self._client = self._mod.InferenceServerClient(self.address)
+        self._mod = require(f"tritonclient.{self.protocol}", f"the Triton {self.protocol.upper()} client")
         self._utils = require("tritonclient.utils", "the Triton client")
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._client  # connect now: an unreachable URL fails here, in the caller's thread
+
+    @property
+    def _client(self):
+        """This thread's connection: the HTTP client runs on gevent, whose hub belongs to one thread, so a
+        client made in one thread cannot be used from another (the streaming predictor infers in its own)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.protocol == "http":
+                client = self._mod.InferenceServerClient(self.address, connection_timeout=self.timeout_s,
+                                                         network_timeout=self.timeout_s)
+            else:
+                client = self._mod.InferenceServerClient(self.address)
+            self._local.client = client
+            self._clients.append(client)
+        return client
 
     def _call(self, what: str, fn, *args, **kw):
         try:
@@ -107,8 +120,16 @@ class TritonClient:
         return {n: result.as_numpy(n) for n in names}
 
     def close(self) -> None:
-        """Close the connection (the server waits for open connections on shutdown)."""
-        self._client.close()
+        """Close the connections (the server waits for open connections on shutdown)."""
+        mine = getattr(self._local, "client", None)
+        for client in self._clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - another thread's gevent client; its sockets go with the hub
+                if client is mine:
+                    raise
+        self._clients.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> "TritonClient":
         return self

@@ -20,14 +20,15 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..errors import OutputError, ServeError
 from ..fileio import atomic_write_bytes
 from . import configs
 from .contract import Contract, read_contract
+from .ensemble import write_ensemble
+from .layout import PYTHON_SHIM, RepositoryPlan, write_config
 
 PLATFORMS = ("python", "onnx", "tensorrt")
 SUFFIX = {"python": "", "onnx": "_onnx", "tensorrt": "_tensorrt"}
@@ -36,24 +37,6 @@ BATCHING_NOTE = ("Triton's dynamic batcher merges only requests of equal shape: 
                  "sizes (e.g. tiles or resized images) to get batches larger than 1.")
 PLAN_NOTE = ("A TensorRT plan runs only on the TensorRT version that built it and on GPUs it was built for: "
              "use a Triton release whose TensorRT matches {flavour} {version}.")
-_SHIM = '''"""Triton python-backend model written by `unetrt triton`: {doc}"""
-
-from unetrt.serve.triton_models import {cls} as TritonPythonModel  # noqa: F401
-'''
-
-
-@dataclass
-class RepositoryPlan:
-    """What a repository holds: model names by role, configs (``ModelConfig``) and notes."""
-
-    root: Path
-    models: dict[str, str] = field(default_factory=dict)   # role -> model name
-    configs: dict[str, Any] = field(default_factory=dict)  # model name -> ModelConfig
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": "unetrt-triton-repository", "version": 1, "models": self.models,
-                "notes": self.notes}
 
 
 def _platform_list(platforms: str | Sequence[str]) -> list[str]:
@@ -135,8 +118,6 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
             writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
                    **common)
         if with_preprocess:
-            from .ensemble import write_ensemble
-
             main = names.get("python") or names.get("onnx") or names["tensorrt"]
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
                            device=device, instances=instances)
@@ -158,14 +139,6 @@ def _commit(stage: Path, target: Path) -> None:
     os.replace(stage, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_config(stage: Path, config, plan: RepositoryPlan) -> Path:
-    folder = stage / config.name
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / "config.pbtxt", configs.to_text(config).encode())
-    plan.configs[config.name] = config
-    return folder
 
 
 def _check_all(stage: Path, plan: RepositoryPlan) -> None:
@@ -207,8 +180,8 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
         params["unetrt.threads"] = str(int(threads))
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch, backend="python",
                                   kind="KIND_GPU" if device == "gpu" else "KIND_CPU", parameters=params, **common)
-    version = _write_config(stage, config, plan) / "1"
-    (version / "model.py").write_text(_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
+    version = write_config(stage, config, plan) / "1"
+    (version / "model.py").write_text(PYTHON_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
                                                        "instances, the TensorRT engine on GPU ones).",
                                                    cls="SegmentationModel"))
     for path in contract.files():
@@ -224,7 +197,7 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="onnxruntime_onnx", kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
                                   parameters=contract.parameters(), gpu_accelerator=accel, **common)
-    shutil.copy2(onnx, _write_config(stage, config, plan) / "1" / "model.onnx")
+    shutil.copy2(onnx, write_config(stage, config, plan) / "1" / "model.onnx")
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -236,7 +209,7 @@ def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: Repository
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    shutil.copy2(contract.directory / engine.path, _write_config(stage, config, plan) / "1" / "model.plan")
+    shutil.copy2(contract.directory / engine.path, write_config(stage, config, plan) / "1" / "model.plan")
     plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
     if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "

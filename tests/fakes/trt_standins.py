@@ -286,7 +286,7 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
             if "CURRENT" in targets or (refit and not m.cuda_driver):  # both seen with tensorrt_rtx 1.7.1 on a CPU
                 log("ERROR", "cudaError 35: CUDA driver version is insufficient for CUDA runtime version")
                 return None
-            header = {"flavour": flavour, "version": version, "flags": sorted(f.name for f in config._flags),
+            header = {"flavour": flavour, "version": m.__version__, "flags": sorted(f.name for f in config._flags),
                       "hardware": config._hardware.name, "build_cc": list(m.gpu_cc), "weights": network.weights,
                       "stripped": "STRIP_PLAN" in refit, "refittable": bool(refit),
                       "targets": targets, "profiles": config._profiles, "verbosity": config.profiling_verbosity.name,
@@ -629,15 +629,18 @@ def _view(address: int, shape, dtype_name: str) -> np.ndarray:
 FLAVOURS = {"10": ("tensorrt", "10.16.0.1"), "11": ("tensorrt", "11.1.0.3"), "rtx": ("tensorrt-rtx", "1.7.1.116")}
 
 
-def identity_onnx(path, classes: int = 3, fp16: bool = False):
-    """A tiny ONNX (input NxCxHxW -> logits) with dynamic N/H/W: enough for the stand-in parser."""
+def identity_onnx(path, classes: int = 3, fp16: bool = False, weights: bool = False):
+    """A tiny ONNX (input NxCxHxW -> logits) with dynamic N/H/W: enough for the stand-in parser; ``weights``
+    adds an initializer (what a refit loads)."""
     import onnx
     from onnx import TensorProto, helper
 
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     x = helper.make_tensor_value_info("input", elem, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("logits", elem, ["N", classes, "H", "W"])
-    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"], name="id")], "g", [x], [y])
+    init = [helper.make_tensor("w", elem, [1], [1.0])] if weights else []
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"], name="id")], "g", [x], [y],
+                              initializer=init)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 

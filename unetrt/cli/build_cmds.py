@@ -18,10 +18,20 @@ from .options import handle_errors
 @handle_errors
 def build_cmd(export_dir, flavour, precision, compute_capability):
     """Rebuild EXPORT_DIR's TensorRT engines here, from its ONNX files, with the profiles, precision and
-    options its manifest records (e.g. in a serving image's init container, so the plan matches its
-    TensorRT). The export is changed only when every build succeeded."""
+    options its manifest records. The export is changed only when every build succeeded. EXPORT_DIR may
+    also be a Triton repository written with `unetrt triton --build-on-start`: its plans are built here
+    (run it in the serving image, e.g. as a Kubernetes init container, so they match its TensorRT)."""
+    from ..errors import UnetrtError
     from ..exporter.rebuild import rebuild_engines
+    from ..serve.build_on_start import build_repository_plans, is_repository
 
+    if is_repository(export_dir):
+        if precision or compute_capability:
+            raise UnetrtError("--precision/--compute-capability given for a Triton repository",
+                              "no selection: the repository lists the plans to build", "drop those options")
+        for item in build_repository_plans(export_dir, flavour=flavour):
+            click.echo(f"built {item['plan']}: {item['flavour']} {item['version']} in {item['seconds']:.1f} s")
+        return
 
     done = rebuild_engines(export_dir, flavour=flavour, precisions=list(precision) or None,
                            compute_capabilities=list(compute_capability) or None)

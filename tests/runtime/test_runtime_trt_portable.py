@@ -218,3 +218,53 @@ def test_unetrt_build_rebuilds_a_real_rtx_plan(export_dir, tmp_path):
     assert after.sha256 == sha256_file(folder / "model.engine") and after.onnx_sha256 == sha256_file(folder / "model.onnx")
     data = (folder / "model.engine").read_bytes()
     assert data[:4] == first[:4] == b"vtrt" and abs(len(data) - len(first)) < len(first) // 10
+
+
+def test_rtx_refit_builds_are_refused_without_a_gpu(tmp_path, monkeypatch):
+    install(monkeypatch, "rtx")
+    monkeypatch.setattr(trt_builder, "_build_gpu", lambda: None)
+    with pytest.raises(EngineBuildError, match="weight-stripped or refittable TensorRT-RTX plan was requested "
+                                               "without a GPU"):
+        build_engine(identity_onnx(tmp_path / "model.onnx"), tmp_path / "model.engine", profiles=PROFILES,
+                     flavour="tensorrt-rtx", compute_capabilities=["SM86"], refittable=True)
+    assert not (tmp_path / "model.engine").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.trt
+def test_real_rtx_builds_plain_but_not_stripped_plans_without_a_gpu(tmp_path):
+    """What the stand-in encodes, seen with the real tensorrt_rtx: without a GPU a plain plan of a convolution
+    builds and a STRIP_PLAN + REFIT_IDENTICAL one returns None (cudaError 35 in its compile)."""
+    rtx = pytest.importorskip("tensorrt_rtx")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from unetrt.artifacts.trt import probe_gpu_cc, process_logger
+
+    if probe_gpu_cc() is not None:
+        pytest.skip("checks the no-GPU behaviour")
+    weight = numpy_helper.from_array(np.random.default_rng(0).random((4, 3, 3, 3), dtype=np.float32), "W")
+    graph = helper.make_graph([helper.make_node("Conv", ["input", "W"], ["logits"], pads=[1, 1, 1, 1], name="conv")],
+                              "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+                              [weight])
+    onnx_path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(onnx_path))
+    logger = process_logger(rtx).reset()
+    sizes = {}
+    for flags in ((), ("STRIP_PLAN", "REFIT_IDENTICAL")):
+        builder = rtx.Builder(logger)
+        network = builder.create_network(0)
+        assert rtx.OnnxParser(network, logger).parse_from_file(str(onnx_path))
+        config = builder.create_builder_config()
+        profile = builder.create_optimization_profile()
+        profile.set_shape("input", (1, 3, 8, 8), (1, 3, 16, 16), (1, 3, 32, 32))
+        config.add_optimization_profile(profile)
+        config.num_compute_capabilities = 1
+        assert config.set_compute_capability(rtx.ComputeCapability.SM86, 0) is True
+        for flag in flags:
+            config.set_flag(getattr(rtx.BuilderFlag, flag))
+        plan = builder.build_serialized_network(network, config)
+        sizes[flags] = None if plan is None else plan.nbytes
+    assert sizes[()] and sizes[("STRIP_PLAN", "REFIT_IDENTICAL")] is None
+    assert any("cudaError 35" in e or "CUDA_SUCCESS" in e for e in logger.errors), logger.errors

@@ -155,7 +155,8 @@ class EngineEntry:
             return None
         rule = ("a later release of the same major (version-compatible plan)" if compatible
                 else "the exact version that built it")
-        return f"built by {self.flavour} {self.version}, installed {installed} (a plan loads on {rule})"
+        return (f"built by {self.flavour} {self.version}, installed {installed} (a plan loads on {rule}); "
+                f"rebuild it here with unetrt build DIR")
 
     def unusable_reason(self, directory: str | Path, *, gpu_cc: tuple[int, int] | None,
                         installed: dict[str, str]) -> str | None:

@@ -154,6 +154,11 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if not os.path.isfile(onnx_path):
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
+    if caps.rtx and (strip_weights or refittable) and _build_gpu() is None:
+        raise EngineBuildError("a weight-stripped or refittable TensorRT-RTX plan was requested without a GPU",
+                               "a CUDA GPU at build time (TensorRT-RTX 1.7.1 without one fails such builds of "
+                               "convolution networks with cudaError 35; plain plans build without a GPU)",
+                               "build it on a GPU machine, or drop --strip-weights/--refittable")
     logger = process_logger(trt).reset()
     builder: tensorrt.Builder = trt.Builder(logger)
     network: tensorrt.INetworkDefinition = builder.create_network(_network_flags(trt, caps))

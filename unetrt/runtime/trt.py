@@ -1,11 +1,16 @@
 """TensorRT runner: a serialized plan (TensorRT 10/11 or TensorRT-RTX) run with torch CUDA tensors.
 
 I/O goes by tensor name (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``, each return
-value checked) on a private CUDA stream; the runner synchronises before returning. The plan is opened by
-the flavour that built it (the manifest says which), never by whichever TensorRT imports first.
+value checked) on a private CUDA stream; the runner synchronises before returning. With several
+optimisation profiles, the first one that admits the input shapes is selected per call
+(``set_optimization_profile_async``, as NVIDIA's C++ samples do). Device outputs returned to the caller
+are recorded on the caller's stream (``record_stream``); outputs numpy cannot hold (bfloat16, float8)
+reach the host as float32. The plan is opened by the flavour that built it (the manifest says which),
+never by whichever TensorRT imports first; a weight-stripped plan is refitted from its ONNX at activate.
 
 CUDA graphs (``cuda_graph=True``): on standard TensorRT the first call at a new shape runs once, then
-the enqueue is captured and later calls at that shape replay it (one graph per shape); a capture
+the enqueue is captured and later calls at that shape replay it: one graph and one execution context per
+shape, since a graph freezes its context's shapes and device-side state; a capture
 TensorRT cannot record falls back to plain execution with a note. TensorRT-RTX captures graphs itself
 (``IRuntimeConfig.cuda_graph_strategy``): a user capture would need plans built with
 ``REQUIRE_USER_ALLOCATION`` and could freeze the fallback kernels its lazy specialisation replaces.
@@ -167,8 +172,8 @@ class TrtRunner(Runner):
             raise RunnerError(f"cannot deserialise {self.path}: engine built by another TensorRT version or for "
                               f"another GPU{built}{logger.last()}",
                               f"a plan built by {flavour} {version} for {dev.name}",
-                              "rebuild it: " + rebuild_command(self.manifest, entry.get("precision"),
-                                                               str(self.path.parent)))
+                              f"rebuild it here: unetrt build {self.path.parent}, or "
+                              + rebuild_command(self.manifest, entry.get("precision"), str(self.path.parent)))
         if options.get("weight_stripped"):
             onnx_path = self.path.parent / str(entry.get("onnx") or "model.onnx")
             refit_from_onnx(trt, engine, onnx_path, logger, entry.get("onnx_sha256"))

@@ -28,10 +28,12 @@ class RepositoryPlan:
     models: dict[str, str] = field(default_factory=dict)   # role -> model name
     configs: dict[str, Any] = field(default_factory=dict)  # model name -> ModelConfig
     notes: list[str] = field(default_factory=list)
+    #: Plans ``unetrt build REPO`` writes before the server starts: ``{"model", "export", "engine", "plan"}``.
+    build_on_start: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "unetrt-triton-repository", "version": 1, "models": self.models,
-                "notes": self.notes}
+                "notes": self.notes, "build_on_start": self.build_on_start}
 
 
 def write_config(stage: Path, config, plan: RepositoryPlan) -> Path:

@@ -6,6 +6,7 @@ python model keeps ``unet`` and the others get a suffix)::
     REPO/unet/config.pbtxt, 1/model.py + the export's artifacts        (backend: python, unetrt runner)
     REPO/unet_onnx/config.pbtxt, 1/model.onnx                          (platform: onnxruntime_onnx)
     REPO/unet_tensorrt/config.pbtxt, 1/model.plan                      (platform: tensorrt_plan)
+    REPO/unet_tensorrt/export/ (--build-on-start: ONNX + manifest; ``unetrt build REPO`` writes 1/model.plan)
     REPO/unet_image/ (ensemble), unet_preprocess/, unet_postprocess/   (--with-preprocess)
     REPO/unetrt_repository.json                                        (what was written, notes)
 
@@ -66,7 +67,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      platforms: str | Sequence[str] = "python", max_batch: int | None = None, instances: int = 1,
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
-                     threads: int | None = None, force: bool = False) -> RepositoryPlan:
+                     threads: int | None = None, force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -85,6 +86,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         mask_threshold: Sigmoid threshold of one-class models in the ensemble.
         threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
         force: Replace an existing non-empty ``repo``.
+        build_on_start: Ship the ONNX (and the manifest's engine entry) instead of a plan for the
+            ``tensorrt`` model: ``unetrt build REPO``, run in the serving image before the server starts
+            (e.g. a Kubernetes init container), builds ``1/model.plan`` with the server's TensorRT.
 
     Returns:
         The :class:`RepositoryPlan` written (``root`` is the final directory).
@@ -94,6 +98,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         OutputError: ``repo`` is a file, or non-empty without ``force``.
     """
     kinds = _platform_list(platforms)
+    if build_on_start and "tensorrt" not in kinds:
+        raise ServeError(f"--build-on-start with --platform {','.join(kinds)}", "--platform tensorrt (or all): "
+                         "the plan is what is built on start", "add --platform tensorrt or drop --build-on-start")
     if device not in ("cpu", "gpu"):
         raise ServeError(f"device {device!r}", "'cpu' or 'gpu'", "fix --device")
     if instances < 1 or max_queue_delay_us < 0 or (max_batch is not None and max_batch < 1):
@@ -116,7 +123,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
             writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
-                   **common)
+                   **({"build_on_start": build_on_start} if kind == "tensorrt" else {}), **common)
         if with_preprocess:
             main = names.get("python") or names.get("onnx") or names["tensorrt"]
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
@@ -201,15 +208,24 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
-                    threads, **common) -> None:
-    engine = contract.engine()
+                    threads, build_on_start: bool = False, **common) -> None:
+    if build_on_start:
+        from .build_on_start import planned_engine, stage_export
+
+        engine = planned_engine(contract)
+    else:
+        engine = contract.engine()
     dims, max_n = contract.plan_dims(engine)
     batch = _batch(contract, max_batch, max_n) if max_n is not None else 0
     inputs, outputs = _io(contract, dims, batch > 0)
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    shutil.copy2(contract.directory / engine.path, write_config(stage, config, plan) / "1" / "model.plan")
+    folder = write_config(stage, config, plan)
+    if build_on_start:
+        stage_export(contract, engine, folder, plan)
+        return
+    shutil.copy2(contract.directory / engine.path, folder / "1" / "model.plan")
     plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
     if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "

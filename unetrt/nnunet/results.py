@@ -212,6 +212,8 @@ def read_results(folder: str | Path, configuration: str | None = None, folds: li
     if "channel_names" not in dataset and "modality" not in dataset:
         raise ModelConfigError(f"{root / 'dataset.json'} has no 'channel_names'", "dataset.json of nnU-Net v2",
                                "restore it from nnUNet_raw")
+    if configuration is not None:
+        resolve_configuration(plans, configuration, root)  # an unknown name fails before any checkpoint is read
     wanted = folds if folds is not None else _fold_dirs(root, checkpoint)
     if not wanted:
         raise CheckpointError(f"nnU-Net results folder {root} has no fold_<k>/{checkpoint}",

@@ -217,3 +217,28 @@ def test_gaussian_matches_nnunet(patch):
     ref = compute_gaussian(patch, sigma_scale=1 / 8, value_scaling_factor=10, dtype=torch.float16,
                            device=torch.device("cpu")).float().numpy()
     np.testing.assert_array_equal(gaussian_importance(patch), ref)
+
+
+@pytest.mark.parametrize("new_shape, current, new, force", [
+    ((7, 20, 17), [3.0, 0.8, 0.8], [2.0, 0.8, 0.8], None),    # anisotropic: in-plane, z on its own
+    ((11, 15, 23), [3.0, 0.8, 0.8], [2.0, 0.9, 0.6], None),   # ... with z upsampled
+    ((4, 26, 9), [3.0, 0.8, 0.8], [5.0, 0.6, 1.5], None),     # ... with z downsampled
+    ((9, 13, 40), [1.0, 1.0, 4.0], [1.0, 1.0, 1.0], None),    # the coarse axis is the last one
+    ((5, 30, 25), [1.0, 1.0, 1.0], [1.3, 0.7, 0.7], None),    # isotropic: one 3-D resize
+    ((12, 22, 17), [4.0, 0.9, 0.9], [0.8, 0.8, 0.8], None),
+    ((12, 22, 17), [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], True),   # force_separate_z
+    ((7, 22, 17), [2.0, 0.5, 2.0], [1.0, 1.0, 1.0], None),    # two coarse axes: together
+])
+@pytest.mark.parametrize("order, order_z", [(3, 0), (1, 0), (1, 1)])
+def test_resampling_matches_nnunet(new_shape, current, new, force, order, order_z):
+    pytest.importorskip("nnunetv2")
+    from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape
+
+    from unetrt.nnunet.resampling import resample_to_shape
+
+    data = np.random.default_rng(0).normal(size=(2, 7, 20, 17)).astype(np.float32)
+    kw = dict(is_seg=False, order=order, order_z=order_z, force_separate_z=force)
+    expected = resample_data_or_seg_to_shape(data, new_shape, current, new, **kw)
+    got = resample_to_shape(data, new_shape, current, new, **kw)
+    assert got.shape == expected.shape == (2, *new_shape) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

@@ -28,7 +28,7 @@ from ..artifacts.manifest import Manifest, NnunetSection
 from ..errors import ManifestError, RunnerError
 from .preprocess import Preprocessed, logits_to_output, pad_to, preprocess
 
-__all__ = ["NnunetPredictor", "gaussian_importance", "sliding_steps", "fold_dirs"]
+__all__ = ["NnunetPredictor", "gaussian_importance", "sliding_steps", "fold_dirs", "export_sections"]
 
 
 @lru_cache(maxsize=4)
@@ -65,6 +65,40 @@ def fold_dirs(export_dir: str | Path) -> list[Path]:
         raise ManifestError(f"{root} holds no nnU-Net export (no fold_<k>/{names.MANIFEST})",
                             "a directory written by unet-export --nnunet", "export with unet-export --nnunet first")
     return found
+
+
+def export_sections(export_dir: str | Path, folds: Sequence[int | str] | None = None
+                    ) -> tuple[list[Path], NnunetSection]:
+    """The fold directories of an ``unet-export --nnunet`` directory (``folds``: only those) and their common
+    ``nnunet`` section (with the first fold's number).
+
+    Raises:
+        ManifestError: No fold exports, a fold without ``nnunet`` section, missing folds, or folds that disagree.
+    """
+    dirs = fold_dirs(export_dir)
+    sections = []
+    for d in dirs:
+        manifest = Manifest.read(d)
+        if manifest.nnunet is None:
+            raise ManifestError(f"{d / names.MANIFEST} has no nnunet section",
+                                "an export written by unet-export --nnunet", "re-export with --nnunet")
+        sections.append(manifest.nnunet)
+    if folds is not None:
+        wanted = {str(f) for f in folds}
+        picked = [(d, s) for d, s in zip(dirs, sections) if str(s.fold) in wanted]
+        if len(picked) != len(wanted):
+            have = ", ".join(str(s.fold) for s in sections)
+            raise ManifestError(f"folds {sorted(wanted)} requested; the export has {have}",
+                                "folds the export holds", "pass --folds with those")
+        dirs, sections = [d for d, _ in picked], [s for _, s in picked]
+    first = sections[0]
+    for d, s in zip(dirs, sections):
+        same, ref = asdict(s), asdict(first)
+        same.pop("fold"), ref.pop("fold")
+        if same != ref:
+            raise ManifestError(f"{d.name} has other nnU-Net settings than {dirs[0].name}",
+                                "folds of one training run", "re-export the results folder")
+    return dirs, first
 
 
 @dataclass
@@ -110,29 +144,7 @@ class NnunetPredictor:
         from ..runtime.loader import load
 
         own = {k: kw.pop(k) for k in ("batch_size", "use_mirroring", "tile_step_size", "accumulate") if k in kw}
-        dirs = fold_dirs(export_dir)
-        sections = []
-        for d in dirs:
-            manifest = Manifest.read(d)
-            if manifest.nnunet is None:
-                raise ManifestError(f"{d / names.MANIFEST} has no nnunet section",
-                                    "an export written by unet-export --nnunet", "re-export with --nnunet")
-            sections.append(manifest.nnunet)
-        if folds is not None:
-            wanted = {str(f) for f in folds}
-            picked = [(d, s) for d, s in zip(dirs, sections) if str(s.fold) in wanted]
-            if len(picked) != len(wanted):
-                have = ", ".join(str(s.fold) for s in sections)
-                raise ManifestError(f"folds {sorted(wanted)} requested; the export has {have}",
-                                    "folds the export holds", "pass --folds with those")
-            dirs, sections = [d for d, _ in picked], [s for _, s in picked]
-        first = sections[0]
-        for d, s in zip(dirs, sections):
-            same, ref = asdict(s), asdict(first)
-            same.pop("fold"), ref.pop("fold")
-            if same != ref:
-                raise ManifestError(f"{d.name} has other nnU-Net settings than {dirs[0].name}",
-                                    "folds of one training run", "re-export the results folder")
+        dirs, first = export_sections(export_dir, folds)
         runners = [load(d, backend, device, precision=precision, **kw) for d in dirs]
         return cls(runners, first, **own)
 

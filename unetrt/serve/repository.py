@@ -110,6 +110,11 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         ServeError: An unknown platform, a rejected name, a missing artifact, or bad sizes.
         OutputError: ``repo`` is a file, or non-empty without ``force``.
     """
+    from .nnunet_model import is_nnunet_export, write_nnunet_repository
+
+    if is_nnunet_export(export_dir):  # the whole nnU-Net pipeline as one python-backend model
+        return write_nnunet_repository(export_dir, repo, name=name, platforms=platforms, device=device, force=force,
+                                       with_preprocess=with_preprocess, instances=instances, threads=threads)
     kinds = _platform_list(platforms)
     if device not in ("cpu", "gpu"):
         raise ServeError(f"device {device!r}", "'cpu' or 'gpu'", "fix --device")

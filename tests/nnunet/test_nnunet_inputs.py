@@ -242,3 +242,80 @@ def test_resampling_matches_nnunet(new_shape, current, new, force, order, order_
     got = resample_to_shape(data, new_shape, current, new, **kw)
     assert got.shape == expected.shape == (2, *new_shape) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+class _ModuleRunner:
+    """A runner over a torch module with the Runner contract's ``infer(feed, to_host=...)``: numpy when
+    ``device_outputs`` is false (what CPU backends return), torch tensors otherwise (what the CUDA
+    backends return for ``to_host=False``; here on the CPU, the same torch code path)."""
+
+    def __init__(self, module, device_outputs: bool):
+        from unetrt.runtime.base import TensorMeta
+
+        self.module, self.device_outputs = module, device_outputs
+        self.input_metadata = {"input": TensorMeta("float32", (None, 1, None, None, None))}
+        self.calls = 0
+
+    def infer(self, feed, *, to_host=True):
+        import torch
+
+        assert set(feed) == {"input"} and feed["input"].dtype == np.float32
+        self.calls += 1
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(feed["input"]))
+        return {"logits": out if self.device_outputs and not to_host else out.numpy()}
+
+
+@pytest.mark.parametrize("accumulate", ["float16", "float32"])
+def test_device_aggregation_equals_host(results, section, accumulate):
+    import torch
+
+    from unetrt.nnunet.network import build_network
+    from unetrt.nnunet.predict import NnunetPredictor
+    from unetrt.nnunet.results import read_results
+
+    r = read_results(results)
+    net = build_network(**r.network_kwargs)
+    net.load_state_dict(r.folds[0].state_dict)
+    data = np.random.default_rng(1).normal(size=(1, 13, 21, 30)).astype(np.float32)
+    outs = []
+    for device_outputs in (False, True):
+        runner = _ModuleRunner(net, device_outputs)
+        predictor = NnunetPredictor([runner], section, batch_size=5, accumulate=accumulate)
+        outs.append(predictor.sliding_window(runner, data))
+        # 3 x 2 x 3 tiles of 8x16x16 over 13x21x30 (step 0.5), 8 mirror combinations, 5 per call
+        assert runner.calls == -(-3 * 2 * 3 * 8 // 5)
+    host, device = outs
+    assert isinstance(device, np.ndarray) and device.dtype == host.dtype == np.dtype(accumulate)
+    assert device.shape == host.shape == (3, 13, 21, 30)
+    np.testing.assert_allclose(device.astype(np.float32), host.astype(np.float32), rtol=0,
+                               atol=2e-3 if accumulate == "float16" else 1e-5)
+    assert torch.is_tensor(_ModuleRunner(net, True).infer({"input": data[None, :, :8, :16, :16]},
+                                                           to_host=False)["logits"])
+
+
+def test_engine_profile_at_patch_size(results):
+    from unetrt.exporter.config import ExportConfig
+    from unetrt.nnunet.export import with_patch_profile
+    from unetrt.nnunet.results import read_results
+
+    r = read_results(results)
+    prof = with_patch_profile(ExportConfig(), r).engine_options.profiles
+    assert len(prof) == 1 and (prof[0]["input"].min, prof[0]["input"].max) == ((1, 1, 8, 16, 16), (8, 1, 8, 16, 16))
+    assert with_patch_profile(ExportConfig(engine=False), r).engine_options.profiles is None  # no engine: none
+
+
+@pytest.mark.slow
+def test_cli_export_one_fold(results, tmp_path):
+    from unetrt.cli.export import export_cmd
+
+    out = tmp_path / "export"
+    res = CliRunner().invoke(export_cmd, ["--nnunet", str(results), "--folds", "1", "--configuration", "3d_fullres",
+                                          "--no-engine", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{"):])
+    assert data["configuration"] == "3d_fullres" and [f["fold"] for f in data["folds"]] == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "dataset_fingerprint.json", "fold_1", "plans.json"]
+    manifest = json.loads((out / "fold_1" / "manifest.json").read_text())
+    assert manifest["nnunet"]["fold"] == 1 and manifest["verification"]["passed"] is True
+    assert manifest["model"]["kwargs"]["network_class_name"].endswith("PlainConvUNet")

@@ -319,3 +319,15 @@ def test_cli_export_one_fold(results, tmp_path):
     manifest = json.loads((out / "fold_1" / "manifest.json").read_text())
     assert manifest["nnunet"]["fold"] == 1 and manifest["verification"]["passed"] is True
     assert manifest["model"]["kwargs"]["network_class_name"].endswith("PlainConvUNet")
+
+
+def test_ignore_label_has_no_head(copy):
+    pytest.importorskip("nnunetv2")
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    from unetrt.nnunet.results import read_results
+
+    dataset = json.loads((copy / "dataset.json").read_text())
+    dataset["labels"]["ignore"] = 3
+    (copy / "dataset.json").write_text(json.dumps(dataset))
+    assert read_results(copy).num_outputs == LabelManager(dataset["labels"], None).num_segmentation_heads == 3

@@ -96,7 +96,7 @@ class NnunetResults:
     @property
     def num_outputs(self) -> int:
         """Segmentation heads: one per region (region-based) or per label."""
-        labels = self.dataset["labels"]
+        labels = {k: v for k, v in self.dataset["labels"].items() if k != "ignore"}  # no head for the ignore label
         if any(isinstance(v, (list, tuple)) for v in labels.values()):
             return len(self.dataset.get("regions_class_order") or [k for k in labels if k != "background"])
         return len(labels)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -105,7 +106,9 @@ def main() -> None:
         notes = sorted({n for p in ours.values() for r in p.runners for n in r.notes})
         times: dict[str, list[float]] = {"nnUNetPredictor": [], "unetrt ORT FP32": [], "unetrt ORT INT8": []}
         outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        loads = []
         for _ in range(args.rounds):
+            loads.append(round(os.getloadavg()[0], 2))
             start = time.perf_counter()
             seg, probs = ref.predict_single_npy_array(image.copy(), {"spacing": args.spacing}, None, None, True)
             times["nnUNetPredictor"].append(time.perf_counter() - start)
@@ -121,7 +124,8 @@ def main() -> None:
     rows = []
     for label, ts in times.items():
         seg, probs = outputs[label]
-        rows.append({"predictor": label, "median_s": round(statistics.median(ts), 3), "runs_s": [round(t, 3) for t in ts],
+        rows.append({"predictor": label, "median_s": round(statistics.median(ts), 3),
+                     "runs_s": [round(t, 3) for t in ts],
                      "speedup_vs_nnunet": round(base / statistics.median(ts), 2),
                      "voxel_agreement": round(float((seg == ref_seg).mean()), 6),
                      "max_abs_prob": round(float(np.abs(probs - ref_probs).max()), 6)})
@@ -131,7 +135,8 @@ def main() -> None:
               "rounds": args.rounds, "mirror_axes": list(case.mirror_axes), "export_seconds": round(export_s, 1),
               "int8_calibration": "preprocessed patches of another case" if args.configuration == "2d"
               else "random inputs (the export's calibration reads 4-D inputs only)", "runner_notes": notes,
-              "rows": rows, "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "load_average_1min_per_round": loads, "rows": rows,
+              "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     folder = args.out / machine["slug"]
     name = f"nnunet-{args.configuration}"
     write_text_atomic(folder / f"{name}.json", json.dumps(result, indent=2) + "\n")
@@ -140,7 +145,9 @@ def main() -> None:
              f"Recorded {result['recorded']} by `python benchmarks/nnunet.py --configuration {args.configuration} "
              f"--threads {args.threads} --rounds {args.rounds}`. The machine ({machine['cpu']}, "
              f"{machine['usable_cores']} usable cores, no GPU) was shared with other work while this ran, so "
-             "absolute times are noisy.", "",
+             "absolute times are noisy (1-min load average at the start of each round: "
+             f"{', '.join(map(str, loads))}); eager PyTorch suffers more from a loaded machine than ONNX Runtime "
+             "(see benchmarks/README.md), so the speed-up is not a quiet-machine figure.", "",
              f"PlainConvUNet features {args.features}, patch {args.patch}, random weights, 1 fold, mirroring over "
              f"{list(case.mirror_axes)}; case {args.shape} at spacing {args.spacing} (target {case.spacing}). "
              f"INT8 calibration: {result['int8_calibration']}.", "",

@@ -35,7 +35,7 @@ from .triton_models import _PythonModel, tensor_in, tensor_out
 __all__ = ["NnunetModel", "is_nnunet_export", "write_nnunet_repository", "IMAGE", "SPACING", "SEGMENTATION"]
 
 IMAGE, SPACING, SEGMENTATION = "IMAGE", "SPACING", "SEGMENTATION"
-_SHIM = '''"""Triton python-backend model written by `unetrt triton`: the nnU-Net pipeline (volume in, label map out)."""
+_SHIM = '''"""Triton python-backend model written by `unetrt triton`: the nnU-Net pipeline (volume in, labels out)."""
 
 from unetrt.serve.nnunet_model import NnunetModel as TritonPythonModel  # noqa: F401
 '''

@@ -97,6 +97,11 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         ServeError: An unknown platform, a rejected name, a missing artifact, or bad sizes.
         OutputError: ``repo`` is a file, or non-empty without ``force``.
     """
+    from .nnunet_model import is_nnunet_export, write_nnunet_repository
+
+    if is_nnunet_export(export_dir):  # the whole nnU-Net pipeline as one python-backend model
+        return write_nnunet_repository(export_dir, repo, name=name, platforms=platforms, device=device, force=force,
+                                       with_preprocess=with_preprocess, instances=instances, threads=threads)
     kinds = _platform_list(platforms)
     if build_on_start and "tensorrt" not in kinds:
         raise ServeError(f"--build-on-start with --platform {','.join(kinds)}", "--platform tensorrt (or all): "

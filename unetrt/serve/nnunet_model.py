@@ -111,7 +111,8 @@ def write_nnunet_repository(export_dir: str | os.PathLike, repo: str | os.PathLi
         OutputError: ``repo`` is a file, non-empty without ``force``, or overlaps the export.
     """
     from ..nnunet.predict import export_sections
-    from .repository import INDEX_NAME, RepositoryPlan, _check_all, _commit, _write_config, check_target
+    from .layout import RepositoryPlan, write_config
+    from .repository import INDEX_NAME, _check_all, _commit, check_target
 
     kinds = [platforms] if isinstance(platforms, str) else list(platforms)
     if [k for item in kinds for k in str(item).split(",") if k.strip()] != ["python"] or with_preprocess:
@@ -147,7 +148,7 @@ def write_nnunet_repository(export_dir: str | os.PathLike, repo: str | os.PathLi
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
-        version = _write_config(stage, config, plan) / "1"
+        version = write_config(stage, config, plan) / "1"
         (version / "model.py").write_text(_SHIM)
         for d in dirs:
             shutil.copytree(d, version / d.name)

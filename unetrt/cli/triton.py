@@ -37,16 +37,19 @@ def serving_options(f):
 @click.option("--with-preprocess", is_flag=True, help="Add NAME_image: image bytes in, PNG mask out.")
 @click.option("-s", "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Image downscaling factor of NAME_image (as unet-predict --scale).")
+@click.option("--shape-buckets", default=None, metavar="SIZES",
+              help="With --with-preprocess: pad H and W up to the nearest of these sizes (e.g. 256,512,1024) so "
+                   "mixed-size requests batch; masks are cropped back.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty repository.")
 def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching, device,
-               with_preprocess, scale, force):
+               with_preprocess, scale, shape_buckets, force):
     """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
     from ..serve.repository import write_repository
 
     plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
                             instances=instances, max_queue_delay_us=max_queue_delay_us,
                             dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
-                            scale=scale, force=force)
+                            scale=scale, shape_buckets=shape_buckets, force=force)
     err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"

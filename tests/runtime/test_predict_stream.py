@@ -231,3 +231,41 @@ def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_p
     res = CliRunner().invoke(predict_cmd, args + ["--skip-existing"])
     assert res.exit_code == 0, res.output
     assert res.output.count("[exists, skipped]") == len(written) and len(list(out.glob("*_OUT.png"))) == len(images)
+
+
+def test_full_disk_is_one_line_and_keeps_finished_masks(demo, images, tmp_path, monkeypatch):
+    import errno
+
+    from click.testing import CliRunner
+
+    from unetrt.cli.predict import predict_cmd
+    from unetrt.runtime import masks
+
+    real, calls = masks.mask_image, []
+
+    class DiskFull:
+        """The mask image whose save writes half a file, then finds the disk full."""
+
+        def __init__(self, img):
+            self.img = img
+
+        def save(self, fp, format=None):
+            with open(fp, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def mask_image(*a, **kw):
+        calls.append(1)
+        img = real(*a, **kw)
+        return DiskFull(img) if len(calls) >= 4 else img
+
+    monkeypatch.setattr(masks, "mask_image", mask_image)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(predict_cmd, ["-m", str(demo), "-i", *map(str, images), "-o", f"{out}/", "--batch", "1",
+                                           "--writers", "1"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "No space left on device" in res.output and "free space" in res.output
+    written = sorted(out.glob("*_OUT.png"))
+    assert len(written) == 3 and sorted(p.name for p in out.iterdir()) == [p.name for p in written]  # no partial file
+    for p in written:
+        Image.open(p).verify()

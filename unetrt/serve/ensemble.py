@@ -20,8 +20,12 @@ IMAGE_IN, MASK_OUT = "IMAGE", "MASK"
 
 
 def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan: RepositoryPlan, *,
-                   scale: float, mask_threshold: float, device: str, instances: int) -> None:
+                   scale: float, mask_threshold: float, device: str, instances: int,
+                   shape_buckets: tuple[int, ...] = ()) -> None:
     """Write ``<name>_preprocess``, ``<name>_postprocess`` and the ``<name>_image`` ensemble over ``model``.
+
+    ``shape_buckets`` (checked by :func:`~unetrt.serve.buckets.bucket_parameters`) makes the preprocessing pad
+    each image up to the nearest bucket so mixed sizes batch (see :mod:`unetrt.serve.buckets`).
 
     Raises:
         ServeError: A valid-convolution export, a static batch axis, or a bad scale/threshold.
@@ -38,6 +42,10 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
                          "fix --scale / --mask-threshold")
     params = dict(contract.parameters(), **{"unetrt.scale": json.dumps(scale),
                                             "unetrt.mask_threshold": json.dumps(mask_threshold)})
+    if shape_buckets:
+        from .buckets import bucket_parameters
+
+        params.update(bucket_parameters(shape_buckets, contract, plan.configs[model]))
     c, k = contract.channels, contract.classes
     image = configs.TensorSpec(IMAGE_IN, "uint8", (-1,))  # the file's bytes (UINT8, not BYTES: see triton_models)
     mask = configs.TensorSpec(MASK_OUT, "uint8", (-1,))
@@ -62,3 +70,6 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
     plan.models.update({"image": ens.name, "preprocess": pre.name, "postprocess": post.name})
     plan.notes.append(f"{ens.name}: post the image file's bytes as {IMAGE_IN} (UINT8, shape [1, n]); {MASK_OUT} "
                       f"(UINT8 [1, n]) holds the PNG file unet-predict writes (scale {scale:g})")
+    if shape_buckets:
+        plan.notes.append(f"{pre.name} pads H and W up to the shape buckets {', '.join(map(str, shape_buckets))} "
+                          f"so mixed-size requests batch in {model}; the mask is cropped back")

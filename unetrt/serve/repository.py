@@ -67,7 +67,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      platforms: str | Sequence[str] = "python", max_batch: int | None = None, instances: int = 1,
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
-                     threads: int | None = None, force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
+                     threads: int | None = None, shape_buckets: str | Sequence[int] | None = None,
+                     force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -85,6 +86,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         scale: Image downscaling factor of the ensemble's preprocessing (milesial's ``--scale``).
         mask_threshold: Sigmoid threshold of one-class models in the ensemble.
         threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
+        shape_buckets: Sizes (``"256,512,1024"`` or ints) the ensemble pads H and W up to, so mixed-size
+            requests batch (needs ``with_preprocess``; see :mod:`unetrt.serve.buckets`).
         force: Replace an existing non-empty ``repo``.
         build_on_start: Ship the ONNX (and the manifest's engine entry) instead of a plan for the
             ``tensorrt`` model: ``unetrt build REPO``, run in the serving image before the server starts
@@ -112,6 +115,12 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         raise ServeError(f"instances={instances}, max_queue_delay_us={max_queue_delay_us}, max_batch={max_batch}",
                          "instances >= 1, a queue delay >= 0 and max batch >= 1", "fix the options")
     configs.check_name(name)
+    from .buckets import parse_buckets
+
+    buckets = parse_buckets(shape_buckets)
+    if buckets and not with_preprocess:
+        raise ServeError("--shape-buckets without --with-preprocess", "the NAME_image ensemble (it pads and crops)",
+                         "add --with-preprocess")
     contract = read_contract(export_dir)
     names = {k: name + (SUFFIX[k] if len(kinds) > 1 else "") for k in kinds}
     for extra in ("image", "preprocess", "postprocess") if with_preprocess else ():
@@ -132,7 +141,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         if with_preprocess:
             main = names.get("python") or names.get("onnx") or names["tensorrt"]
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
-                           device=device, instances=instances)
+                           device=device, instances=instances, shape_buckets=buckets)
         plan.notes.append(BATCHING_NOTE)
         _check_all(stage, plan)
         atomic_write_bytes(stage / INDEX_NAME, (json.dumps(plan.to_dict(), indent=2) + "\n").encode())

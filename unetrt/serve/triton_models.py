@@ -8,7 +8,7 @@ backend must be installed there.
   TensorRT engine on GPU ones); requests of equal shape that the dynamic batcher delivers together
   run as one batch; each request is checked against the export's admissible sizes first.
 - :class:`PreprocessModel`: encoded image bytes (UINT8 ``[1, n]``) -> milesial's preprocessing -> padded to the
-  alignment (the ``<name>_image`` ensemble's first step).
+  alignment, and to the shape buckets when configured (the ``<name>_image`` ensemble's first step).
 - :class:`PostprocessModel`: logits -> crop, resize, argmax/threshold, ``mask_values`` -> PNG bytes.
 """
 
@@ -171,12 +171,15 @@ class PreprocessModel(_PythonModel):
     """Image bytes -> ``INPUT`` (1xCxHxW, padded to the alignment) and ``SIZE`` ([H, W, h, w])."""
 
     def setup(self, args: dict[str, str]) -> None:
+        from .buckets import PARAM_BUCKETS
+
         self.scale = float(self.params.get("unetrt.scale") or 1.0)
         section = self.manifest.input
         self.channels = section.channels
         self.alignment = section.alignment
         self.min_size = section.min_size or 1
         self.dtype = section.dtype
+        self.buckets = tuple(json.loads(self.params.get(PARAM_BUCKETS) or "[]"))
 
     def _one(self, data: bytes):
         from ..errors import InputError
@@ -189,6 +192,10 @@ class PreprocessModel(_PythonModel):
             raise InputError(f"image {w}x{h} (after scale {self.scale:g}) is smaller than the model's minimum "
                              f"{self.min_size}x{self.min_size}", f"H and W >= {self.min_size}", "send a larger image")
         padded, _ = align_pad(x, self.alignment, "replicate", min_size=self.min_size)
+        if self.buckets:  # see serve/buckets.py: equal shapes for the dynamic batcher, cropped back by SIZE
+            from .buckets import pad_to_buckets
+
+            padded = pad_to_buckets(padded, self.buckets)
         size = np.array([[image.shape[0], image.shape[1], h, w]], dtype=np.int64)
         return padded.astype(self.dtype), size
 

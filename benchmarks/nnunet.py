@@ -135,6 +135,7 @@ def main() -> None:
               "rounds": args.rounds, "mirror_axes": list(case.mirror_axes), "export_seconds": round(export_s, 1),
               "int8_calibration": "preprocessed patches of another case" if args.configuration == "2d"
               else "random inputs (the export's calibration reads 4-D inputs only)", "runner_notes": notes,
+              "reference_label_voxels": np.bincount(ref_seg.ravel().astype(np.int64)).tolist(),
               "load_average_1min_per_round": loads, "rows": rows,
               "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     folder = args.out / machine["slug"]
@@ -150,7 +151,8 @@ def main() -> None:
              "(see benchmarks/README.md), so the speed-up is not a quiet-machine figure.", "",
              f"PlainConvUNet features {args.features}, patch {args.patch}, random weights, 1 fold, mirroring over "
              f"{list(case.mirror_axes)}; case {args.shape} at spacing {args.spacing} (target {case.spacing}). "
-             f"INT8 calibration: {result['int8_calibration']}.", "",
+             f"INT8 calibration: {result['int8_calibration']}. Voxels per label in nnUNetPredictor's "
+             f"segmentation: {result['reference_label_voxels']} (agreement is over all voxels).", "",
              "| predictor | median s | runs s | speed-up vs nnUNetPredictor | voxel agreement | max abs prob |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['predictor']} | {r['median_s']} | {', '.join(map(str, r['runs_s']))} | "

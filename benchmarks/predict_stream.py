@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def main() -> None:
     args = ap.parse_args()
 
     machine = machine_info()
+    load_before = [round(v, 2) for v in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         export = demo_export(root)
@@ -157,6 +159,7 @@ def main() -> None:
         "images_per_s": {k: round(n / med[k], 2) for k in med if k != "one_image"},
         "efficiency": round(med["model_only"] / med["unet_predict"], 3),
         "one_image_s": round(med["one_image"], 3),
+        "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }
     if "ray_2_actors" in med:
         result["ray_vs_in_process"] = round(med["in_process"] / med["ray_2_actors"], 3)
@@ -165,7 +168,9 @@ def main() -> None:
     write_text_atomic(folder / "predict_stream.json", json.dumps(result, indent=2) + "\n")
     lines = [f"# unet-predict over a dataset vs the model alone ({machine['cpu']}, {machine['usable_cores']} cores)", "",
              f"Demo model (milesial width 8, 3 classes), ONNX Runtime CPU, {n} synthetic RGB PNGs of "
-             f"{args.size}x{args.size}, batch 4, median of {args.rounds} interleaved rounds.", "",
+             f"{args.size}x{args.size}, batch 4, median of {args.rounds} interleaved rounds. The machine was shared "
+             f"with other work: load average {result['load_average_before']} before, "
+             f"{result['load_average_after']} after.", "",
              "| what | seconds | images/s |", "|---|---|---|"]
     for k in med:
         lines.append(f"| {k.replace('_', ' ')} | {med[k]:.2f} | " + (f"{n / med[k]:.1f} |" if k != "one_image" else "1 image |"))

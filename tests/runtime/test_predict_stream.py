@@ -129,3 +129,143 @@ def test_writer_writes_index_png_and_overlay(tmp_path):
     target = MaskWriter(None, classes=3, overlay=True)(mask, tmp_path / "a_OUT.png", np.zeros((2, 3, 3), np.uint8))
     assert Image.open(target).mode == "P" and np.array_equal(np.asarray(Image.open(target)), mask)
     assert Image.open(tmp_path / "a_OVERLAY.png").size == (3, 2)
+
+
+def _tree(root, images):
+    """root/a/<2 images>, root/a/deep/<1 image + broken.png>, root/b/<2 images>, root/list.txt naming b's."""
+    import shutil
+
+    (root / "a" / "deep").mkdir(parents=True)
+    (root / "b").mkdir()
+    for i, p in enumerate(images[:5]):
+        folder = [root / "a", root / "a", root / "a" / "deep", root / "b", root / "b"][i]
+        shutil.copy(p, folder / f"img{i}.png")
+    (root / "a" / "deep" / "broken.png").write_bytes(b"not an image")
+    (root / "list.txt").write_text("# images of b\nb/img3.png\n\nb/img4.png\n")
+    return root
+
+
+def test_expand_inputs_folders_globs_and_lists(images, tmp_path):
+    from unetrt.errors import InputError
+    from unetrt.runtime.dataset import expand_inputs, output_paths
+
+    root = _tree(tmp_path / "data", images)
+    flat = expand_inputs([str(root / "a")])
+    assert [s.path.name for s in flat] == ["img0.png", "img1.png"] and all(s.listed for s in flat)
+    deep = expand_inputs([str(root / "a")], recursive=True)
+    assert sorted(s.path.name for s in deep) == ["broken.png", "img0.png", "img1.png", "img2.png"]
+    outs = output_paths(deep, [str(tmp_path / "out") + "/"])
+    assert {o.relative_to(tmp_path / "out").as_posix() for o in outs} == {
+        "img0_OUT.png", "img1_OUT.png", "deep/img2_OUT.png", "deep/broken_OUT.png"}  # sub-folders mirrored
+    globbed = expand_inputs([str(root / "**" / "img*.png")])
+    assert sorted(s.path.name for s in globbed) == [f"img{i}.png" for i in range(5)]
+    listed = expand_inputs([f"@{root / 'list.txt'}"])
+    assert [s.path for s in listed] == [root / "b" / "img3.png", root / "b" / "img4.png"]
+    with pytest.raises(InputError, match="list file"):
+        expand_inputs([f"@{root / 'missing.txt'}"])
+
+
+def test_cli_index_progress_skip_existing_and_unreadable(demo, images, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from unetrt.cli.predict import predict_cmd
+
+    root = _tree(tmp_path / "data", images)
+    out, index = tmp_path / "out", tmp_path / "index.jsonl"
+    args = ["-m", str(demo), "-i", str(root / "a"), f"@{root / 'list.txt'}", "-r", "-o", f"{out}/",
+            "--index", str(index), "--batch", "2"]
+    res = CliRunner().invoke(predict_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert "warning: skipped" in res.output and "broken.png" in res.output and "images/s" in res.output
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    assert len(rows) == 6 and sorted(r["status"] for r in rows) == ["error"] + ["ok"] * 5
+    bad = next(r for r in rows if r["status"] == "error")
+    assert bad["input"].endswith("broken.png") and "cannot read image" in bad["error"] and bad["output"] is None
+    for r in (r for r in rows if r["status"] == "ok"):
+        h, w = r["size"]
+        mask = np.asarray(Image.open(r["output"]))
+        assert mask.shape == (h, w) and sum(r["class_pixels"]) == h * w and len(r["class_pixels"]) == 3
+        assert r["class_pixels"][0] == int((mask == 0).sum()) and r["ms"] > 0  # mask values 0/127/255
+    assert (out / "deep" / "img2_OUT.png").is_file() and not (out / "deep" / "broken_OUT.png").exists()
+    first = {p: p.stat().st_mtime_ns for p in out.rglob("*_OUT.png")}
+    res = CliRunner().invoke(predict_cmd, args + ["--skip-existing"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    assert len(rows) == 12 and [r["status"] for r in rows[6:]].count("skipped") == 5  # appended, nothing redone
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*_OUT.png")} == first
+
+
+def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from click.testing import CliRunner
+
+    from unetrt.cli.predict import predict_cmd
+    from unetrt.runtime import stream
+
+    real, calls = stream.MaskWriter.__call__, []
+
+    def write_then_term(self, mask, target, image=None):
+        out = real(self, mask, target, image)
+        calls.append(target)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)                 # the CLI's handler turns it into a clean stop
+        return out
+
+    monkeypatch.setattr(stream.MaskWriter, "__call__", write_then_term)
+    out = tmp_path / "out"
+    args = ["-m", str(demo), "-i", *map(str, images), "-o", f"{out}/", "--batch", "1", "--writers", "1"]
+    previous = signal.getsignal(signal.SIGTERM)
+    res = CliRunner().invoke(predict_cmd, args)
+    assert res.exit_code == 143, res.output
+    assert "terminated after" in res.output and "--skip-existing" in res.output and "Traceback" not in res.output
+    assert signal.getsignal(signal.SIGTERM) == previous
+    written = sorted(out.glob("*_OUT.png"))
+    assert 3 <= len(written) < len(images) and not [p for p in out.iterdir() if p.name.startswith(".")]
+    for p in written:
+        Image.open(p).verify()                                   # complete files only
+    monkeypatch.setattr(stream.MaskWriter, "__call__", real)
+    res = CliRunner().invoke(predict_cmd, args + ["--skip-existing"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("[exists, skipped]") == len(written) and len(list(out.glob("*_OUT.png"))) == len(images)
+
+
+def test_full_disk_is_one_line_and_keeps_finished_masks(demo, images, tmp_path, monkeypatch):
+    import errno
+
+    from click.testing import CliRunner
+
+    from unetrt.cli.predict import predict_cmd
+    from unetrt.runtime import masks
+
+    real, calls = masks.mask_image, []
+
+    class DiskFull:
+        """The mask image whose save writes half a file, then finds the disk full."""
+
+        def __init__(self, img):
+            self.img = img
+
+        def save(self, fp, format=None):
+            with open(fp, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def mask_image(*a, **kw):
+        calls.append(1)
+        img = real(*a, **kw)
+        return DiskFull(img) if len(calls) >= 4 else img
+
+    monkeypatch.setattr(masks, "mask_image", mask_image)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(predict_cmd, ["-m", str(demo), "-i", *map(str, images), "-o", f"{out}/", "--batch", "1",
+                                           "--writers", "1"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "No space left on device" in res.output and "free space" in res.output
+    written = sorted(out.glob("*_OUT.png"))
+    assert len(written) == 3 and sorted(p.name for p in out.iterdir()) == [p.name for p in written]  # no partial file
+    for p in written:
+        Image.open(p).verify()

@@ -21,14 +21,15 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..errors import OutputError, ServeError
 from ..fileio import atomic_write_bytes
 from . import configs
 from .contract import Contract, read_contract
+from .ensemble import write_ensemble
+from .layout import PYTHON_SHIM, RepositoryPlan, write_config
 
 PLATFORMS = ("python", "onnx", "tensorrt")
 SUFFIX = {"python": "", "onnx": "_onnx", "tensorrt": "_tensorrt"}
@@ -37,26 +38,6 @@ BATCHING_NOTE = ("Triton's dynamic batcher merges only requests of equal shape: 
                  "sizes (e.g. tiles or resized images) to get batches larger than 1.")
 PLAN_NOTE = ("A TensorRT plan runs only on the TensorRT version that built it and on GPUs it was built for: "
              "use a Triton release whose TensorRT matches {flavour} {version}.")
-_SHIM = '''"""Triton python-backend model written by `unetrt triton`: {doc}"""
-
-from unetrt.serve.triton_models import {cls} as TritonPythonModel  # noqa: F401
-'''
-
-
-@dataclass
-class RepositoryPlan:
-    """What a repository holds: model names by role, configs (``ModelConfig``) and notes."""
-
-    root: Path
-    models: dict[str, str] = field(default_factory=dict)   # role -> model name
-    configs: dict[str, Any] = field(default_factory=dict)  # model name -> ModelConfig
-    notes: list[str] = field(default_factory=list)
-    #: Plans ``unetrt build REPO`` writes before the server starts: ``{"model", "export", "engine", "plan"}``.
-    build_on_start: list[dict[str, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": "unetrt-triton-repository", "version": 1, "models": self.models,
-                "notes": self.notes, "build_on_start": self.build_on_start}
 
 
 def _platform_list(platforms: str | Sequence[str]) -> list[str]:
@@ -86,7 +67,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      platforms: str | Sequence[str] = "python", max_batch: int | None = None, instances: int = 1,
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
-                     threads: int | None = None, force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
+                     threads: int | None = None, shape_buckets: str | Sequence[int] | None = None,
+                     force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -104,6 +86,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         scale: Image downscaling factor of the ensemble's preprocessing (milesial's ``--scale``).
         mask_threshold: Sigmoid threshold of one-class models in the ensemble.
         threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
+        shape_buckets: Sizes (``"256,512,1024"`` or ints) the ensemble pads H and W up to, so mixed-size
+            requests batch (needs ``with_preprocess``; see :mod:`unetrt.serve.buckets`).
         force: Replace an existing non-empty ``repo``.
         build_on_start: Ship the ONNX (and the manifest's engine entry) instead of a plan for the
             ``tensorrt`` model: ``unetrt build REPO``, run in the serving image before the server starts
@@ -116,6 +100,11 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         ServeError: An unknown platform, a rejected name, a missing artifact, or bad sizes.
         OutputError: ``repo`` is a file, or non-empty without ``force``.
     """
+    from .nnunet_model import is_nnunet_export, write_nnunet_repository
+
+    if is_nnunet_export(export_dir):  # the whole nnU-Net pipeline as one python-backend model
+        return write_nnunet_repository(export_dir, repo, name=name, platforms=platforms, device=device, force=force,
+                                       with_preprocess=with_preprocess, instances=instances, threads=threads)
     kinds = _platform_list(platforms)
     if build_on_start and "tensorrt" not in kinds:
         raise ServeError(f"--build-on-start with --platform {','.join(kinds)}", "--platform tensorrt (or all): "
@@ -126,6 +115,12 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         raise ServeError(f"instances={instances}, max_queue_delay_us={max_queue_delay_us}, max_batch={max_batch}",
                          "instances >= 1, a queue delay >= 0 and max batch >= 1", "fix the options")
     configs.check_name(name)
+    from .buckets import parse_buckets
+
+    buckets = parse_buckets(shape_buckets)
+    if buckets and not with_preprocess:
+        raise ServeError("--shape-buckets without --with-preprocess", "the NAME_image ensemble (it pads and crops)",
+                         "add --with-preprocess")
     contract = read_contract(export_dir)
     names = {k: name + (SUFFIX[k] if len(kinds) > 1 else "") for k in kinds}
     for extra in ("image", "preprocess", "postprocess") if with_preprocess else ():
@@ -144,11 +139,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
             writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
                    **({"build_on_start": build_on_start} if kind == "tensorrt" else {}), **common)
         if with_preprocess:
-            from .ensemble import write_ensemble
-
             main = names.get("python") or names.get("onnx") or names["tensorrt"]
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
-                           device=device, instances=instances)
+                           device=device, instances=instances, shape_buckets=buckets)
         plan.notes.append(BATCHING_NOTE)
         _check_all(stage, plan)
         atomic_write_bytes(stage / INDEX_NAME, (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
@@ -167,14 +160,6 @@ def _commit(stage: Path, target: Path) -> None:
     os.replace(stage, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_config(stage: Path, config, plan: RepositoryPlan) -> Path:
-    folder = stage / config.name
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / "config.pbtxt", configs.to_text(config).encode())
-    plan.configs[config.name] = config
-    return folder
 
 
 def _check_all(stage: Path, plan: RepositoryPlan) -> None:
@@ -216,8 +201,8 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
         params["unetrt.threads"] = str(int(threads))
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch, backend="python",
                                   kind="KIND_GPU" if device == "gpu" else "KIND_CPU", parameters=params, **common)
-    version = _write_config(stage, config, plan) / "1"
-    (version / "model.py").write_text(_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
+    version = write_config(stage, config, plan) / "1"
+    (version / "model.py").write_text(PYTHON_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
                                                        "instances, the TensorRT engine on GPU ones).",
                                                    cls="SegmentationModel"))
     for path in contract.files():
@@ -233,7 +218,7 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="onnxruntime_onnx", kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
                                   parameters=contract.parameters(), gpu_accelerator=accel, **common)
-    shutil.copy2(onnx, _write_config(stage, config, plan) / "1" / "model.onnx")
+    shutil.copy2(onnx, write_config(stage, config, plan) / "1" / "model.onnx")
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -250,7 +235,7 @@ def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: Repository
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    folder = _write_config(stage, config, plan)
+    folder = write_config(stage, config, plan)
     if build_on_start:
         stage_export(contract, engine, folder, plan)
         return

@@ -8,7 +8,7 @@ backend must be installed there.
   TensorRT engine on GPU ones); requests of equal shape that the dynamic batcher delivers together
   run as one batch; each request is checked against the export's admissible sizes first.
 - :class:`PreprocessModel`: encoded image bytes (UINT8 ``[1, n]``) -> milesial's preprocessing -> padded to the
-  alignment (the ``<name>_image`` ensemble's first step).
+  alignment, and to the shape buckets when configured (the ``<name>_image`` ensemble's first step).
 - :class:`PostprocessModel`: logits -> crop, resize, argmax/threshold, ``mask_values`` -> PNG bytes.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnetrtError, format_message
-from .configs import PARAM_MANIFEST
+from .configs import served_manifest
 
 
 #: The wheel's python backend (built for numpy 1) returns wrong or empty data from ``as_numpy`` and
@@ -58,9 +58,8 @@ class _PythonModel:
         self.config = json.loads(args["model_config"])
         self.params = {k: v.get("string_value", "") for k, v in (self.config.get("parameters") or {}).items()}
         self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
-        manifest = json.loads(self.params.get(PARAM_MANIFEST) or "{}")
-        self.input_section = manifest.get("input") or {}
-        self.mask_values = manifest.get("mask_values")
+        self.manifest = served_manifest(self.config)  # the export's typed manifest (None: not a unetrt config)
+        self.mask_values = self.manifest.mask_values if self.manifest is not None else None
         self.setup(args)
 
     def setup(self, args: dict[str, str]) -> None:
@@ -172,11 +171,15 @@ class PreprocessModel(_PythonModel):
     """Image bytes -> ``INPUT`` (1xCxHxW, padded to the alignment) and ``SIZE`` ([H, W, h, w])."""
 
     def setup(self, args: dict[str, str]) -> None:
+        from .buckets import PARAM_BUCKETS
+
         self.scale = float(self.params.get("unetrt.scale") or 1.0)
-        self.channels = int(self.input_section.get("channels") or 3)
-        self.alignment = int(self.input_section.get("alignment") or 1)
-        self.min_size = int(self.input_section.get("min_size") or 1)
-        self.dtype = self.input_section.get("dtype", "float32")
+        section = self.manifest.input
+        self.channels = section.channels
+        self.alignment = section.alignment
+        self.min_size = section.min_size or 1
+        self.dtype = section.dtype
+        self.buckets = tuple(json.loads(self.params.get(PARAM_BUCKETS) or "[]"))
 
     def _one(self, data: bytes):
         from ..errors import InputError
@@ -189,6 +192,10 @@ class PreprocessModel(_PythonModel):
             raise InputError(f"image {w}x{h} (after scale {self.scale:g}) is smaller than the model's minimum "
                              f"{self.min_size}x{self.min_size}", f"H and W >= {self.min_size}", "send a larger image")
         padded, _ = align_pad(x, self.alignment, "replicate", min_size=self.min_size)
+        if self.buckets:  # see serve/buckets.py: equal shapes for the dynamic batcher, cropped back by SIZE
+            from .buckets import pad_to_buckets
+
+            padded = pad_to_buckets(padded, self.buckets)
         size = np.array([[image.shape[0], image.shape[1], h, w]], dtype=np.int64)
         return padded.astype(self.dtype), size
 

@@ -268,3 +268,43 @@ def test_real_rtx_builds_plain_but_not_stripped_plans_without_a_gpu(tmp_path):
         sizes[flags] = None if plan is None else plan.nbytes
     assert sizes[()] and sizes[("STRIP_PLAN", "REFIT_IDENTICAL")] is None
     assert any("cudaError 35" in e or "CUDA_SUCCESS" in e for e in logger.errors), logger.errors
+
+
+def test_rebuild_options_follow_the_flavour_here():
+    """Recorded options the TensorRT here cannot honour are dropped with a note, never passed to the builder."""
+    from unetrt.exporter.rebuild import _options
+
+    rtx_entry = EngineEntry(path="model.engine", sha256="1" * 64, flavour="tensorrt-rtx", version="1.7.1.116",
+                            options={"compute_capabilities": ["SM86", "SM89"], "workspace_bytes": 1 << 26})
+    kw, notes = _options(rtx_entry, "tensorrt", None)  # an RTX export rebuilt in a Triton image
+    assert kw["compute_capabilities"] is None and kw["workspace_bytes"] == 1 << 26 and notes == []
+    kw, _ = _options(rtx_entry, "tensorrt-rtx", None)
+    assert kw["compute_capabilities"] == ["SM86", "SM89"]
+    kw, _ = _options(rtx_entry, "tensorrt-rtx", ["SM120"])
+    assert kw["compute_capabilities"] == ["SM120"]
+    with pytest.raises(EngineBuildError, match=r"compute-capability targets \['SM120'\] given for tensorrt"):
+        _options(rtx_entry, "tensorrt", ["SM120"])
+    trt_entry = EngineEntry(path="model.engine", sha256="1" * 64, flavour="tensorrt", version="10.16.0.1",
+                            options={"version_compatible": True, "hardware_compatibility": "ampere_plus",
+                                     "weight_stripped": True, "profiling_verbosity": "layer_names_only"})
+    kw, notes = _options(trt_entry, "tensorrt", None)
+    assert kw["version_compatible"] is True and kw["hardware_compatibility"] == "ampere_plus"
+    assert kw["strip_weights"] is True and kw["refittable"] is False and kw["detailed_profiling"] is False
+    kw, notes = _options(trt_entry, "tensorrt-rtx", None)
+    assert "version_compatible" not in kw and "hardware_compatibility" not in kw
+    assert notes == ["version compatible dropped: TensorRT-RTX does not build such plans",
+                     "hardware compatibility dropped: TensorRT-RTX does not build such plans"]
+
+
+@pytest.mark.slow
+def test_refit_console_script_says_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    make_manifest().write(tmp_path)
+    script = Path(sys.executable).with_name("unetrt")
+    res = subprocess.run([str(script), "refit", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no weight-stripped engine in" in lines[0], res.stderr

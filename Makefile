@@ -53,10 +53,20 @@ TYPECHECKED := unetrt/runtime/trt.py unetrt/exporter/trt_builder.py unetrt/expor
 typecheck: $(VENV)/.installed-dev
 	MYPYPATH=$(VENV)/typestubs $(PY) -m mypy $(TYPECHECKED)
 
-# On a machine with an NVIDIA GPU: gpu tests, export + engine + run + parity per installed TensorRT flavour,
-# a short bench; writes gpu-check/report.json and report.md (under 10 minutes).
-gpu-check: $(VENV)/.installed-dev
-	$(PY) scripts/gpu_check.py --out gpu-check $(GPU_CHECK_ARGS)
+# On a machine with an NVIDIA GPU (CUDA 13 driver): installs the GPU set into its own venv (.venv-gpu:
+# onnxruntime-gpu + CUDA/cuDNN wheels, TensorRT 10 for CUDA 13, TensorRT-RTX, the dev tools; no CPU
+# onnxruntime), then gpu tests, export + engine + run + parity per installed TensorRT flavour, a short
+# bench. Fails when a backend expected on this GPU did not run; writes gpu-check/report.json and
+# report.md with the versions that ran (cold TensorRT builds: up to about 40 minutes).
+GPU_VENV ?= .venv-gpu
+$(GPU_VENV)/.installed-gpu: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip --disable-pip-version-check -q install --upgrade "pip>=23.1"
+	$(GPU_VENV)/bin/python -m pip --disable-pip-version-check -q install -c constraints.txt -e '.[gpu,rtx,dev]'
+	@touch $@
+
+gpu-check: $(GPU_VENV)/.installed-gpu
+	$(GPU_VENV)/bin/python scripts/gpu_check.py --out gpu-check $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) export .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GPU_VENV) export .pytest_cache .hypothesis

@@ -227,11 +227,13 @@ def test_export_config_flat_keywords_set_one_field_of_a_group():
 
 
 def test_parity_table_is_plain_text_with_the_failure_reason():
-    from unetrt.exporter.verify import format_table
+    from unetrt.artifacts.sections import ParityRow
+    from unetrt.exporter.verify import _failed_row, format_table
 
-    rows = [{"input_shape": [1, 3, 32, 32], "output_shape": [1, 2, 32, 32], "max_abs": 1e-5, "mean_abs": 1e-6,
-             "rel_to_range": 2e-6, "argmax_agreement": 1.0, "passed": True},
-            {"input_shape": [1, 3, 33, 33], "output_shape": None, "passed": False, "reason": "onnxruntime failed"}]
+    metrics = dict(max_abs=1e-5, mean_abs=1e-6, p99_abs=1e-5, max_rel=1e-3, rel_to_range=2e-6, argmax_agreement=1.0,
+                   argmax_agreement_all=1.0, decisive_fraction=1.0, mean_iou=1.0, dice=1.0, atol=1e-4)
+    rows = [ParityRow(input_shape=[1, 3, 32, 32], output_shape=[1, 2, 32, 32], passed=True, **metrics),
+            _failed_row([1, 3, 33, 33], None, "onnxruntime failed")]
     lines = format_table(rows).splitlines()
     assert lines[0].split() == ["input", "output", "max_abs", "mean_abs", "rel_range", "argmax", "ok", "reason"]
     assert lines[2].split() == ["1x3x32x32", "1x2x32x32", "1e-05", "1e-06", "2e-06", "100.00%", "yes"]

@@ -59,10 +59,9 @@ def test_demo_int8_summary_and_rendering(demo, capsys):
     from unetrt.cli.render import render_export, summary
 
     out, m = demo
-    data = m.to_dict()
-    s = summary(data, out)["int8"]
+    s = summary(m, out)["int8"]
     assert s["path"] == "model_int8.onnx" and s["cpu"]["path"] == "model_int8_cpu.onnx" and json.dumps(s)
-    render_export(data, out)
+    render_export(m, out)
     text = " ".join(capsys.readouterr().err.split())
     assert "int8 model_int8.onnx" in text and "mean Dice" in text and "model_int8_cpu.onnx for ONNX Runtime CPU" in text
 

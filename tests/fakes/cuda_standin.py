@@ -82,6 +82,7 @@ class CpuDevice:
         self.name, self.capability = name, capability
         self.streams: list[Stream] = []
         self.released = 0
+        self.handed_over: list = []
         self._torch, self._recorder = _fake_torch(trt)
 
     def new_stream(self):
@@ -107,6 +108,9 @@ class CpuDevice:
         graph, why = capture_graph(self._torch, stream, recording)
         graphs.append(graph)
         return graph, why
+
+    def hand_over(self, tensor):
+        self.handed_over.append(tensor)
 
     def events(self):
         return Event(), Event()

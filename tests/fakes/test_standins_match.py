@@ -96,3 +96,86 @@ def test_dtype_map_covers_the_headers(version):
     from unetrt.artifacts.dtypes import TRT_DTYPES
 
     assert set(header_enum(version, "DataType")) <= set(TRT_DTYPES)
+
+
+def _public(obj) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+def _instances(module):
+    """One instance of each stand-in class a runner or builder touches (instance attributes count too)."""
+    from tests.fakes.trt_standins import identity_onnx  # noqa: F401 - same module family
+
+    logger_cls = type("L", (module.ILogger,), {"log": lambda self, s, m: None})
+    logger = logger_cls()
+    builder = module.Builder(logger)
+    return {"Builder": builder, "IBuilderConfig": builder.create_builder_config(),
+            "Runtime": module.Runtime(logger)}
+
+
+@pytest.mark.parametrize("name", ["Builder", "IBuilderConfig", "Runtime"])
+def test_rtx_standin_instances_have_only_real_attributes(rtx, name):
+    """Instance attributes too (a ``platform_has_fast_fp16`` set in ``__init__`` hides from ``dir(cls)``)."""
+    standin = _instances(make_module(*FLAVOURS["rtx"]))[name]
+    assert _public(standin) - _public(getattr(rtx, name)) == set()
+
+
+@pytest.mark.parametrize("name", ["Refitter", "OnnxParserRefitter", "ISerializationConfig", "SerializationFlag",
+                                  "HardwareCompatibilityLevel"])
+def test_rtx_refit_standins_match_the_bindings(rtx, name):
+    standin = getattr(make_module(*FLAVOURS["rtx"]), name)
+    if name.endswith(("Flag", "Level")):
+        assert _members(standin) == _members(getattr(rtx, name))
+    else:
+        assert _public(standin) - _public(getattr(rtx, name)) == set()
+
+
+def _stub_members(class_name: str) -> set[str]:
+    """Public members of ``class_name`` in tensorrt-stubs (TensorRT 10.13), read with ast."""
+    import ast
+    from pathlib import Path
+
+    stub = Path(__file__).resolve().parents[2] / ".venv" / "typestubs" / "tensorrt_bindings" / "tensorrt.pyi"
+    if not stub.is_file():
+        pytest.skip("tensorrt-stubs not installed (make dev runs scripts/trt_stubs.py)")
+    tree = ast.parse(stub.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    out = set()
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+    return {n for n in out if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("name", ["Builder", "IBuilderConfig", "Runtime", "ICudaEngine", "IExecutionContext",
+                                  "Refitter", "OnnxParserRefitter", "ISerializationConfig"])
+def test_tensorrt10_standins_have_only_stub_attributes(name):
+    module = make_module(*FLAVOURS["10"])
+    standin = _instances(module).get(name, getattr(module, name))
+    extra = {"num_io_tensors", "num_optimization_profiles", "device_memory_size_v2", "device_memory_size",
+             "refittable"} if name == "ICudaEngine" else set()
+    assert (_public(standin) | extra) - _stub_members(name) - {"active_optimization_profile"} == set()
+
+
+@needs_headers
+def test_fast_fp16_query_only_where_the_headers_have_it():
+    root = headers_root()
+    assert "platformHasFastFp16" in (root / "10.16" / "NvInfer.h").read_text()
+    assert "platformHasFastFp16" not in (root / "11.1" / "NvInfer.h").read_text()
+    logger = {}
+    for key, has in (("10", True), ("11", False), ("rtx", False)):
+        module = make_module(*FLAVOURS[key])
+        logger[key] = type("L", (module.ILogger,), {"log": lambda self, s, m: None})()
+        assert hasattr(module.Builder(logger[key]), "platform_has_fast_fp16") is has, key
+
+
+def test_set_compute_capability_rejects_a_bad_index_like_the_bindings(rtx):
+    """The real call returns False (and logs an API usage error) for an index past num_compute_capabilities."""
+    for module in (rtx, make_module(*FLAVOURS["rtx"])):
+        logger = type("L", (module.ILogger,), {"log": lambda self, s, m: None})()
+        config = module.Builder(logger).create_builder_config()
+        config.num_compute_capabilities = 1
+        assert config.set_compute_capability(module.ComputeCapability.SM86, 0) is True
+        assert config.set_compute_capability(module.ComputeCapability.SM86, 3) is False

@@ -65,6 +65,7 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     m.__file__ = f"<stand-in {flavour} {version}>"
     m.gpu_cc, m.device_name = (8, 6), "Stand-in GPU"
     m.capturing, m.recorded, m.events, m.calls, m.ignored_loggers = set(), {}, [], [], 0
+    m.cuda_driver = not rtx  # TensorRT-RTX builds on CPU; refittable RTX builds still need the driver
     m._logger = None
     flags = _FLAGS_RTX if rtx else (_FLAGS_10 if major_minor[0] == 10 else _FLAGS_11)
     m.BuilderFlag = _enum("BuilderFlag", flags)
@@ -83,6 +84,8 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
                                                  {"STATIC": 0, "ON_PROFILE_CHANGE": 1, "USER_MANAGED": 2})
     m.HardwareCompatibilityLevel = _enum("HardwareCompatibilityLevel",
                                          {"NONE": 0, "AMPERE_PLUS": 1, "SAME_COMPUTE_CAPABILITY": 2})
+    m.SerializationFlag = _enum("SerializationFlag", {"EXCLUDE_WEIGHTS": 0, "EXCLUDE_LEAN_RUNTIME": 1,
+                                                      "INCLUDE_REFIT": 2})
     if rtx:
         m.ComputeCapability = _enum("ComputeCapability", RTX_TARGETS)
         m.CudaGraphStrategy = _enum("CudaGraphStrategy", {"DISABLED": 0, "WHOLE_GRAPH_CAPTURE": 1})
@@ -132,7 +135,7 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
 
     class INetworkDefinition:
         def __init__(self, flags):
-            self.flags, self.inputs, self.outputs = flags, [], []
+            self.flags, self.inputs, self.outputs, self.weights = flags, [], [], []
 
         num_inputs = property(lambda self: len(self.inputs))
         num_outputs = property(lambda self: len(self.outputs))
@@ -160,6 +163,7 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
 
             self.network.inputs = [tensor(v) for v in model.graph.input]
             self.network.outputs = [tensor(v) for v in model.graph.output]
+            self.network.weights = sorted(t.name for t in model.graph.initializer)
             return True
 
     m.OnnxParser = OnnxParser
@@ -182,9 +186,10 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     class IBuilderConfig:
         def __init__(self):
             self._flags = {m.BuilderFlag.TF32}  # TensorRT enables TF32 by default
-            self.profiles, self._timing_cache = [], None
+            self._profiles, self._timing_cache = [], None
             self.profiling_verbosity = m.ProfilingVerbosity.LAYER_NAMES_ONLY
-            self.builder_optimization_level, self.progress_monitor, self.pools = 3, None, {}
+            self.builder_optimization_level, self.progress_monitor, self._pools = 3, None, {}
+            self._hardware = m.HardwareCompatibilityLevel.NONE
             if rtx:
                 self._targets: list = []
 
@@ -202,11 +207,11 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
 
         def set_memory_pool_limit(self, pool, size):
             check(pool, m.MemoryPoolType, "set_memory_pool_limit")
-            self.pools[pool] = size
+            self._pools[pool] = size
 
         def add_optimization_profile(self, profile):
-            self.profiles.append(profile.shapes)
-            return len(self.profiles) - 1
+            self._profiles.append(profile.shapes)
+            return len(self._profiles) - 1
 
         def create_timing_cache(self, data):
             m.calls.append("create_timing_cache")
@@ -223,6 +228,20 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
         def get_timing_cache(self):
             return self._timing_cache
 
+        @property
+        def hardware_compatibility_level(self):
+            if rtx:
+                log("WARNING", "getHardwareCompatibilityLevel() is unsupported in TensorRT-RTX.")
+            return self._hardware
+
+        @hardware_compatibility_level.setter
+        def hardware_compatibility_level(self, level):
+            check(level, m.HardwareCompatibilityLevel, "hardware_compatibility_level")
+            if rtx:  # seen with tensorrt_rtx 1.7.1: a warning, the level stays NONE
+                log("WARNING", "setHardwareCompatibilityLevel() is unsupported in TensorRT-RTX.")
+                return
+            self._hardware = level
+
         if rtx:
             @property
             def num_compute_capabilities(self):
@@ -234,13 +253,20 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
 
             def set_compute_capability(self, cc, index):
                 check(cc, m.ComputeCapability, "set_compute_capability")
+                if not 0 <= index < len(self._targets):
+                    log("ERROR", "IBuilderConfig::setComputeCapability: Error Code 3: API Usage Error (Parameter "
+                                 "check failed, condition: index >= 0 && index < std::ssize(mConfig."
+                                 "computeCapabilities)")
+                    return False
                 self._targets[index] = cc
                 return True
 
     class Builder:
         def __init__(self, logger):
             use_logger(logger)
-            self.platform_has_fast_fp16 = True
+
+        if not rtx and major_minor[0] == 10:  # gone from TensorRT 11.1's headers and TensorRT-RTX's bindings
+            platform_has_fast_fp16 = property(lambda self: True)
 
         def create_network(self, flags=0):
             known = sum(1 << int(f) for f in m.NetworkDefinitionCreationFlag)
@@ -256,11 +282,14 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
 
         def build_serialized_network(self, network, config):
             targets = [t.name for t in config._targets] if rtx else []
-            if "CURRENT" in targets:
-                log("ERROR", "cudaError 35: no CUDA driver")
+            refit = {"STRIP_PLAN", "REFIT", "REFIT_IDENTICAL"} & {f.name for f in config._flags}
+            if "CURRENT" in targets or (refit and not m.cuda_driver):  # both seen with tensorrt_rtx 1.7.1 on a CPU
+                log("ERROR", "cudaError 35: CUDA driver version is insufficient for CUDA runtime version")
                 return None
-            header = {"flavour": flavour, "version": version, "flags": sorted(f.name for f in config._flags),
-                      "targets": targets, "profiles": config.profiles, "verbosity": config.profiling_verbosity.name,
+            header = {"flavour": flavour, "version": m.__version__, "flags": sorted(f.name for f in config._flags),
+                      "hardware": config._hardware.name, "build_cc": list(m.gpu_cc), "weights": network.weights,
+                      "stripped": "STRIP_PLAN" in refit, "refittable": bool(refit),
+                      "targets": targets, "profiles": config._profiles, "verbosity": config.profiling_verbosity.name,
                       "io": [[t.name, "input", t.dtype.name, list(t.shape)] for t in network.inputs]
                       + [[t.name, "output", t.dtype.name, list(t.shape)] for t in network.outputs]}
             return b"ftrt" + json.dumps(header).encode()
@@ -311,13 +340,23 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     class IExecutionContext:
         def __init__(self, engine, config):
             self.engine, self.config, self.shapes, self.addresses = engine, config, {}, {}
+            self.active_optimization_profile = 0
+
+        def set_optimization_profile_async(self, index, stream_handle):
+            if not isinstance(stream_handle, int):
+                raise TypeError("set_optimization_profile_async(): stream_handle must be an int")
+            if not 0 <= index < self.engine.num_optimization_profiles:
+                log("ERROR", f"setOptimizationProfileAsync: profile index {index} out of range")
+                return False
+            self.active_optimization_profile, self.shapes = index, {}
+            return True
 
         def set_input_shape(self, name, shape):
             spec = self.engine._io.get(name)
             if spec is None or spec[0] != "input":
                 log("ERROR", f"setInputShape: unknown input {name}")
                 return False
-            low, _, high = self.engine._profile(name)
+            low, _, high = self.engine._profile(name, self.active_optimization_profile)
             shape = tuple(int(d) for d in shape)
             if len(shape) != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
                 log("ERROR", f"setInputShape: {shape} outside the profile")
@@ -354,13 +393,25 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
             if self.infer_shapes() or set(self.engine._io) - set(self.addresses):
                 log("ERROR", "enqueueV3: shapes or addresses not set")
                 return False
+            if not self.engine._weights_loaded:
+                log("ERROR", "enqueueV3: the engine's weights were stripped and not refitted")
+                return False
             shapes, addresses = dict(self.shapes), dict(self.addresses)  # what a capture freezes
             if stream_handle in m.capturing:
-                m.recorded.setdefault(stream_handle, []).append(lambda: self._run(shapes, addresses))
+                # The kernels also read state the context keeps on the device (shapes, its activation
+                # memory): replayed after the context was rebound for another shape, they compute garbage.
+                m.recorded.setdefault(stream_handle, []).append(
+                    lambda: self._run(shapes, addresses) if self.shapes == shapes else self._garbage(shapes, addresses))
             else:
                 self._run(shapes, addresses)
             m.calls.append("execute_async_v3")
             return True
+
+        def _garbage(self, shapes, addresses):
+            for name, (kind, dt, shape) in self.engine._io.items():
+                if kind == "output":
+                    n, _, h, w = next(v for k, v in shapes.items())
+                    _view(addresses[name], (n, shape[1], h, w), dt)[:] = np.nan
 
         def _run(self, shapes, addresses):
             (src, (_, sdt, _)), = [(n, v) for n, v in self.engine._io.items() if v[0] == "input"]
@@ -397,6 +448,7 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
     class ICudaEngine:
         def __init__(self, header):
             self._header = header
+            self._weights_loaded = not header.get("stripped")
             self._io = {name: (kind, dt, shape) for name, kind, dt, shape in header["io"]}
             self.num_io_tensors = len(self._io)
             self.num_optimization_profiles = max(1, len(header["profiles"]))
@@ -404,8 +456,23 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
             if not rtx and major_minor[0] == 10:
                 self.device_memory_size = 1 << 20
 
-        def _profile(self, name):
-            return self._header["profiles"][0][name]
+        def _profile(self, name, index=0):
+            return self._header["profiles"][index][name]
+
+        @property
+        def refittable(self):
+            return self._header["refittable"]
+
+        def create_serialization_config(self):
+            return ISerializationConfig(self._header)
+
+        def serialize(self):
+            return self.serialize_with_config(self.create_serialization_config())
+
+        def serialize_with_config(self, config):
+            header = dict(self._header)
+            header["stripped"] = m.SerializationFlag.EXCLUDE_WEIGHTS in config._flags or not self._weights_loaded
+            return b"ftrt" + json.dumps(header).encode()
 
         def get_tensor_name(self, i):
             return list(self._io)[i]
@@ -460,9 +527,83 @@ def make_module(flavour: str = "tensorrt", version: str = "10.16.0.1"):
             if rtx and f"SM{m.gpu_cc[0]}{m.gpu_cc[1]}" not in header["targets"]:
                 log("ERROR", f"no kernels for compute capability {m.gpu_cc}")
                 return None
+            here, built_on = tuple(m.gpu_cc), tuple(header.get("build_cc") or m.gpu_cc)
+            level = header.get("hardware", "NONE")
+            if not rtx and not (here >= (8, 0) if level == "AMPERE_PLUS" else here == built_on):
+                log("ERROR", f"engine built for compute capability {built_on} (hardware compatibility {level}) "
+                             f"cannot run on {here}")
+                return None
             return ICudaEngine(header)
 
     m.Runtime = Runtime
+
+    class ISerializationConfig:
+        def __init__(self, header):
+            self._flags = {m.SerializationFlag.EXCLUDE_WEIGHTS} if header.get("stripped") else set()
+            if header.get("refittable"):
+                self._flags.add(m.SerializationFlag.INCLUDE_REFIT)
+
+        def set_flag(self, flag):
+            check(flag, m.SerializationFlag, "set_flag")
+            self._flags.add(flag)
+            return True
+
+        def clear_flag(self, flag):
+            check(flag, m.SerializationFlag, "clear_flag")
+            self._flags.discard(flag)
+            return True
+
+        def get_flag(self, flag):
+            return flag in self._flags
+
+    class Refitter:
+        def __init__(self, engine, logger):
+            if not isinstance(engine, ICudaEngine):
+                raise TypeError("Refitter(): incompatible function arguments")
+            use_logger(logger)
+            if not engine.refittable:
+                log("ERROR", "IRefitter: the engine is not refittable")
+            self.engine, self.named = engine, set()
+
+        def get_all_weights(self):
+            return list(self.engine._header["weights"]) if self.engine.refittable else []
+
+        def get_missing_weights(self):
+            return [w for w in self.get_all_weights() if w not in self.named]
+
+        def refit_cuda_engine(self):
+            if not self.engine.refittable or self.get_missing_weights():
+                log("ERROR", "refitCudaEngine: missing weights or engine not refittable")
+                return False
+            self.engine._weights_loaded = True
+            m.calls.append("refit_cuda_engine")
+            return True
+
+    class OnnxParserRefitter:
+        def __init__(self, refitter, logger):
+            if not isinstance(refitter, Refitter):
+                raise TypeError("OnnxParserRefitter(): incompatible function arguments")
+            use_logger(logger)
+            self.refitter, self.errors = refitter, []
+
+        num_errors = property(lambda self: len(self.errors))
+
+        def get_error(self, i):
+            return types.SimpleNamespace(desc=lambda: self.errors[i])
+
+        def refit_from_file(self, path):
+            import onnx
+
+            model = onnx.load(path, load_external_data=False)
+            names = {t.name for t in model.graph.initializer}
+            unknown = names - set(self.refitter.get_all_weights())
+            if unknown or not self.refitter.engine.refittable:
+                self.errors.append(f"weights {sorted(unknown)} are not refittable weights of the engine")
+                return False
+            self.refitter.named |= names
+            return True
+
+    m.Refitter, m.OnnxParserRefitter, m.ISerializationConfig = Refitter, OnnxParserRefitter, ISerializationConfig
     m.ICudaEngine, m.IExecutionContext, m.IRuntimeConfig, m.IBuilderConfig = (
         ICudaEngine, IExecutionContext, IRuntimeConfig, IBuilderConfig)
     if rtx:
@@ -488,15 +629,18 @@ def _view(address: int, shape, dtype_name: str) -> np.ndarray:
 FLAVOURS = {"10": ("tensorrt", "10.16.0.1"), "11": ("tensorrt", "11.1.0.3"), "rtx": ("tensorrt-rtx", "1.7.1.116")}
 
 
-def identity_onnx(path, classes: int = 3, fp16: bool = False):
-    """A tiny ONNX (input NxCxHxW -> logits) with dynamic N/H/W: enough for the stand-in parser."""
+def identity_onnx(path, classes: int = 3, fp16: bool = False, weights: bool = False):
+    """A tiny ONNX (input NxCxHxW -> logits) with dynamic N/H/W: enough for the stand-in parser; ``weights``
+    adds an initializer (what a refit loads)."""
     import onnx
     from onnx import TensorProto, helper
 
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     x = helper.make_tensor_value_info("input", elem, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("logits", elem, ["N", classes, "H", "W"])
-    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"], name="id")], "g", [x], [y])
+    init = [helper.make_tensor("w", elem, [1], [1.0])] if weights else []
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"], name="id")], "g", [x], [y],
+                              initializer=init)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 

@@ -135,7 +135,9 @@ def test_cuda_graph_per_shape_and_device_outputs(export_dir, tmp_path):
         for x in feeds:
             np.testing.assert_allclose(graphed.infer({"input": x})["logits"], plain.infer({"input": x})["logits"],
                                        rtol=0, atol=1e-5)
-        assert len(graphed._graphs) == 2  # one graph per shape
+        # standard TensorRT: one user-captured graph (and context) per shape; TensorRT-RTX captures its own
+        # graphs (cuda_graph_strategy), so the runner holds none
+        assert len(graphed._graphs) == (0 if graphed._state["flavour"] == "tensorrt-rtx" else 2)
         on_device = graphed.infer({"input": torch.from_numpy(feeds[0]).cuda()}, to_host=False)["logits"]
         assert on_device.is_cuda and on_device.dtype == torch.float32
         with pytest.raises(Exception, match="W is 256 > 128"):
@@ -571,3 +573,98 @@ def test_gpu_tests_skip_when_the_flavour_cannot_target_the_gpu(monkeypatch):
         gpu_flavour_or_skip()
     monkeypatch.setattr(engine_choice, "installed_flavours", lambda: BOTH)
     assert gpu_flavour_or_skip() == "tensorrt"
+
+
+# --- contexts, profiles, device outputs, portability (stand-ins) ------------------------------------------
+
+def test_each_captured_shape_has_its_own_context(tmp_path, monkeypatch, on_cpu):
+    """A graph replayed after its context was rebound for another shape computes garbage (the stand-in
+    models the context's device-side state): shapes A, B, A again must each replay on their own context."""
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    rng = np.random.default_rng(4)
+    a, b = rng.random((1, 3, 16, 32), dtype=np.float32), rng.random((2, 3, 32, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        for x in (a, b, a, b):
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+        contexts = [entry[3] for entry in runner._graphs.values()]
+        assert len({id(c) for c in contexts}) == 2 and runner._state["context"] not in contexts
+
+
+def test_the_fitting_profile_is_selected(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    monkeypatch.setattr(trt_builder, "_build_gpu", lambda: {"name": "Stand-in GPU", "compute_capability": "8.6"})
+    profiles = [{"input": ShapeProfile((1, 3, 16, 16), (1, 3, 32, 32), (1, 3, 64, 64))},
+                {"input": ShapeProfile((2, 3, 128, 128), (4, 3, 128, 128), (4, 3, 256, 256))}]
+    info = build_engine(identity_onnx(tmp_path / "model.onnx"), tmp_path / "model.engine", profiles=profiles,
+                        flavour="tensorrt").to_dict()
+    manifest = make_manifest(engines=[{**info, "path": "model.engine"}])
+    on_cpu(mods["10"])
+    rng = np.random.default_rng(5)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        for shape, profile in (((1, 3, 32, 48), 0), ((3, 3, 128, 160), 1), ((1, 3, 16, 16), 0)):
+            x = rng.random(shape, dtype=np.float32)
+            np.testing.assert_array_equal(runner.infer({"input": x})["logits"], _expected(x))
+            assert runner._state["context"].active_optimization_profile == profile
+        with pytest.raises(RunnerError, match=r"no optimisation profile of model.engine admits input 2x3x32x32.*"
+                                              r"1x3x16x16\.\.1x3x64x64, 2x3x128x128\.\.4x3x256x256"):
+            runner.infer({"input": np.zeros((2, 3, 32, 32), np.float32)})
+
+
+def test_device_outputs_are_handed_to_the_callers_stream_and_bf16_reaches_numpy(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    devices = on_cpu(mods["10"])
+    x = np.ones((1, 3, 16, 16), np.float32)
+    with TrtRunner(tmp_path / "model.engine", manifest=manifest) as runner:
+        out = runner.infer({"input": x}, to_host=False)["logits"]
+        assert [id(t) for t in devices[-1].handed_over] == [id(out)]
+        host = trt_runtime._host(torch.ones(2, dtype=torch.bfloat16) * 1.5, runner._note)
+        assert host.dtype == np.float32 and host.tolist() == [1.5, 1.5]
+        assert any("bfloat16 has no numpy equivalent" in n for n in runner.notes)
+        fp8 = trt_runtime._host(torch.ones(2).to(torch.float8_e4m3fn), runner._note)
+        assert fp8.dtype == np.float32
+
+
+def test_device_step_replays_a_graph_on_standard_tensorrt(tmp_path, monkeypatch, on_cpu):
+    mods = install(monkeypatch, "10")
+    manifest = _build(tmp_path, monkeypatch, "tensorrt")
+    on_cpu(mods["10"])
+    x = np.random.default_rng(6).random((1, 3, 16, 16), dtype=np.float32)
+    with TrtRunner(tmp_path / "model.engine", cuda_graph=True, manifest=manifest) as runner:
+        step = runner.device_step({"input": x})
+        before = mods["10"].calls.count("execute_async_v3")
+        for _ in range(3):
+            step.run()
+        assert mods["10"].calls.count("execute_async_v3") == before  # replays, no enqueue
+        assert len(runner._graphs) == 1 and step.note == "CUDA graph replay"
+        np.testing.assert_array_equal(step.outputs["logits"].numpy(), _expected(x))
+
+
+def test_rtx_build_checks_set_compute_capability(tmp_path, monkeypatch):
+    mods = install(monkeypatch, "rtx")
+    monkeypatch.setattr(mods["rtx"].IBuilderConfig, "set_compute_capability", lambda self, cc, i: False)
+    from unetrt.errors import EngineBuildError
+
+    with pytest.raises(EngineBuildError, match="TensorRT-RTX refused compute-capability target SM86 at index 0"):
+        _build(tmp_path, monkeypatch, "tensorrt-rtx")
+
+
+def test_default_rtx_targets_exist_in_the_floored_release():
+    """Every default target is in the installed TensorRT-RTX's enum, and unetrt[rtx] floors the version at
+    the release line checked here (an older one lacks some targets)."""
+    import configparser
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    rtx = pytest.importorskip("tensorrt_rtx")
+    assert set(trt_builder.DEFAULT_RTX_TARGETS) <= set(rtx.ComputeCapability.__members__)
+    assert "SM75" in trt_builder.DEFAULT_RTX_TARGETS  # the README lists Turing
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    (req,) = [Requirement(r) for r in cfg["options.extras_require"]["rtx"].split("\n") if r.strip()]
+    floor = min(Version(s.version) for s in req.specifier if s.operator == ">=")
+    assert floor.release[:2] == Version(rtx.__version__).release[:2] == (1, 7)

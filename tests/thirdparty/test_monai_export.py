@@ -38,8 +38,8 @@ def test_monai_unet_2d_auto_alignment_is_probed_and_exact(tmp_path):
     section = result.manifest.input
     assert (section.alignment, section.min_size, section.alignment_source) == (8, 8, "probed")
     rows = result.manifest.verification.sizes
-    assert rows and all(r["passed"] and r["max_abs"] < 1e-4 for r in rows)
-    assert any(r["input_shape"][2] != r["input_shape"][3] for r in rows)
+    assert rows and all(r.passed and r.max_abs < 1e-4 for r in rows)
+    assert any(r.input_shape[2] != r.input_shape[3] for r in rows)
     with load(str(tmp_path), backend="ort") as runner:
         for shape in [(1, 1, 24, 40), (3, 1, 56, 16)]:  # admitted sizes the sweep did not use
             x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

@@ -32,7 +32,7 @@ def test_dict_outputs_are_exported_verified_and_returned_by_every_runner(tmp_pat
     assert [o.name for o in proto.graph.output] == ["seg", "boundary"]
     assert _dims(proto.graph.output[1]) == ["batch", 1, "height", "width"]
     row = m.verification.sizes[0]
-    assert [o["name"] for o in row["outputs"]] == ["seg", "boundary"] and all(o["passed"] for o in row["outputs"])
+    assert [o.name for o in row.outputs] == ["seg", "boundary"] and all(o.passed for o in row.outputs)
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((1, 1, 19, 23)).astype(np.float32)
     with load(str(tmp_path), backend="ort") as ort_runner:
@@ -54,7 +54,7 @@ def test_deep_supervision_tuple_gets_numbered_names_and_its_own_dims(tmp_path):
     assert result.manifest.output.names == ["logits", "logits_1"]
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert _dims(proto.graph.output[1])[2:] == ["out_height_1", "out_width_1"]
-    assert all(len(r["outputs"]) == 2 and r["passed"] for r in result.manifest.verification.sizes)
+    assert all(len(r.outputs) == 2 and r.passed for r in result.manifest.verification.sizes)
     with TorchRunner(DeepSupervision(in_channels=1)) as runner:  # no manifest: names still numbered
         out = runner.infer({"input": np.zeros((1, 1, 8, 8), np.float32)})
     assert list(out) == ["logits", "logits_1"] and out["logits_1"].shape == (1, 1, 4, 4)
@@ -79,5 +79,5 @@ def test_a_wrong_second_output_fails_verification():
                       output_names=["logits", "logits_1"], dynamic_axes={"input": {2: "h", 3: "w"}})
     model.drift = True
     rows = verify(model, path, 1, [SweepSize(1, 8, 8)])
-    assert not rows[0]["passed"] and rows[0]["reason"].startswith("output 'logits_1'")
-    assert rows[0]["outputs"][0]["passed"] and not rows[0]["outputs"][1]["passed"]
+    assert not rows[0].passed and rows[0].reason.startswith("output 'logits_1'")
+    assert rows[0].outputs[0].passed and not rows[0].outputs[1].passed

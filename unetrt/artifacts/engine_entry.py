@@ -4,7 +4,8 @@ An engine is usable only if (1) its file exists, (2) its flavour (TensorRT or Te
 installed, (3) its compute-capability targets include the current GPU's (TensorRT-RTX: the targets it
 was built for; standard TensorRT: the build GPU's capability, recorded at build time), and (4) the
 installed version can load it (the exact version that built it, or a later one of the same major for a
-version-compatible plan) (:meth:`EngineEntry.version_mismatch`). :meth:`EngineEntry.unusable_reason`
+version-compatible plan) (:meth:`EngineEntry.version_mismatch`). A hardware-compatible (Ampere+) plan runs
+on any SM80+ GPU; a weight-stripped plan also needs its ONNX beside it (its weights are refitted from it). :meth:`EngineEntry.unusable_reason`
 decides from plain values (the GPU and the installed flavours are arguments), so it is tested with any
 GPU and any installed set; :mod:`unetrt.runtime.engine_choice` probes the machine.
 """
@@ -76,7 +77,9 @@ class EngineEntry:
         onnx_sha256: That file's sha256.
         build_seconds: Build time.
         size_bytes: Plan size.
-        options: Build options (workspace, optimisation level, targets, version compatibility, ...).
+        options: Build options (workspace, optimisation level, targets, ``version_compatible``,
+            ``hardware_compatibility`` (``ampere_plus``: any SM80+ GPU; ``same_compute_capability``),
+            ``weight_stripped`` (refitted from ``onnx`` before it runs), ``refittable``, ...).
         fp16_mode: How FP16 was obtained (strongly typed ONNX or ``BuilderFlag.FP16``).
         int8_mode: How INT8 was obtained (strongly typed Q/DQ, or ``BuilderFlag.INT8`` (+ FP16 fallback)).
         compute_capabilities: Where the plan runs (``["SM86", ...]``): the TensorRT-RTX targets, or
@@ -152,7 +155,8 @@ class EngineEntry:
             return None
         rule = ("a later release of the same major (version-compatible plan)" if compatible
                 else "the exact version that built it")
-        return f"built by {self.flavour} {self.version}, installed {installed} (a plan loads on {rule})"
+        return (f"built by {self.flavour} {self.version}, installed {installed} (a plan loads on {rule}); "
+                f"rebuild it here with unetrt build DIR")
 
     def unusable_reason(self, directory: str | Path, *, gpu_cc: tuple[int, int] | None,
                         installed: dict[str, str]) -> str | None:
@@ -173,12 +177,22 @@ class EngineEntry:
             return f"engine {name} skipped: {self.flavour} is not installed (it built this plan)"
         if gpu_cc is None:
             return f"engine {name} skipped: no CUDA GPU visible"
+        hardware = self.options.get("hardware_compatibility")
         targets = self.targets()
-        if targets is not None and tuple(gpu_cc) not in targets:
+        if hardware == "ampere_plus":
+            if tuple(gpu_cc) < (8, 0):
+                return (f"engine {name} skipped: built hardware-compatible for Ampere and later (SM80+), this GPU is "
+                        f"{sm_name(gpu_cc)}; rebuild it here (unetrt build DIR)")
+        elif targets is not None and tuple(gpu_cc) not in targets:
             listed = ", ".join(sm_name(t) for t in targets)
             why = ("TensorRT-RTX has no SM90/SM100 target: use standard TensorRT on this GPU"
                    if self.flavour == "tensorrt-rtx" else "a TensorRT plan runs on the GPU model it was built on")
             return (f"engine {name} skipped: built for {listed}, this GPU is {sm_name(gpu_cc)} ({why}); "
                     f"rebuild it here")
         mismatch = self.version_mismatch(installed[self.flavour])
-        return f"engine {name} skipped: {mismatch}" if mismatch else None
+        if mismatch:
+            return f"engine {name} skipped: {mismatch}"
+        if self.options.get("weight_stripped") and not (Path(directory) / self.onnx).is_file():
+            return (f"engine {name} skipped: a weight-stripped plan is refitted from {self.onnx}, which is missing "
+                    f"(copy it beside the plan, or write the full plan with unetrt refit DIR)")
+        return None

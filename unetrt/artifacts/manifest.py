@@ -31,10 +31,10 @@ from .refs import ArtifactRef
 from .section_config import COMPLETE, section
 from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
                        Fp16Section, InputSection, Int8CpuForm, Int8Section, ModelSection, OnnxArtifact,
-                       OutputSection, SizeExample, Verification)
+                       OutputCheck, OutputSection, ParityRow, SizeExample, Verification)
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
-           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section",
+           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section",
            "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "NnunetSection", "NnunetResampling", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"

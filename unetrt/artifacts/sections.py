@@ -14,7 +14,7 @@ from .section_config import SECTION_CONFIG, ArtifactPath, Json, NonNegInt, PosIn
 from .source import ModelSource
 
 __all__ = ["ModelSection", "CheckpointRef", "InputSection", "DynamicAxes", "OutputSection", "SizeExample",
-           "ExportInfo", "OnnxArtifact", "Verification", "Fp16Section", "Int8Section", "Int8CpuForm", "EngineEntry",
+           "ExportInfo", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section", "Int8Section", "Int8CpuForm", "EngineEntry",
            "ArtifactFile", "SECTION_CONFIG", "Json"]
 
 
@@ -165,6 +165,74 @@ class OnnxArtifact:
 
 
 @section
+class OutputCheck:
+    """One output tensor of a multi-output model at one sweep size.
+
+    Attributes:
+        name: The output's name in the graph.
+        shape: Its shape.
+        max_abs: Largest absolute difference from eager.
+        passed: Within the tolerance.
+        reason: Why it failed (empty when it passed).
+    """
+
+    name: str
+    shape: list[int]
+    max_abs: float
+    passed: bool
+    reason: str
+
+
+@section
+class ParityRow:
+    """One size of a parity sweep: the artifact's (first) output against eager FP32 at that input shape.
+
+    The error fields are ``None`` when the size could not be compared (eager or ONNX Runtime failed:
+    ``reason`` says which).
+
+    Attributes:
+        input_shape: The input's shape (``N x C x H x W`` or ``N x C x D x H x W``).
+        output_shape: The artifact's output shape (``None`` when it did not run).
+        max_abs: Largest absolute difference.
+        mean_abs: Mean absolute difference.
+        p99_abs: 99th percentile of the absolute difference.
+        max_rel: Largest relative difference.
+        rel_to_range: ``max_abs`` relative to the reference's value range.
+        argmax_agreement: Class agreement over the decisive pixels (reference top-2 margin above the error bar).
+        argmax_agreement_all: Class agreement over every pixel.
+        decisive_fraction: Share of pixels that are decisive.
+        mean_iou: Mean IoU of the argmax masks.
+        dice: Mean Dice of the argmax masks.
+        atol: The absolute tolerance applied at this size.
+        passed: Within the tolerance (and, for multi-output models, every output).
+        reason: Why it failed (empty when it passed).
+        outputs: Per-output results of a multi-output model (``None`` for one output).
+    """
+
+    input_shape: list[int]
+    output_shape: Optional[list[int]]
+    max_abs: Optional[float]
+    mean_abs: Optional[float]
+    p99_abs: Optional[float]
+    max_rel: Optional[float]
+    rel_to_range: Optional[float]
+    argmax_agreement: Optional[float]
+    argmax_agreement_all: Optional[float]
+    decisive_fraction: Optional[float]
+    mean_iou: Optional[float]
+    dice: Optional[float]
+    atol: Optional[float]
+    passed: bool
+    reason: str = ""
+    outputs: Optional[list[OutputCheck]] = None
+
+    @property
+    def compared(self) -> bool:
+        """Both sides ran, so the error fields are set."""
+        return self.max_abs is not None
+
+
+@section
 class Verification:
     """A parity sweep of an artifact against eager FP32.
 
@@ -174,7 +242,7 @@ class Verification:
         performed: Whether the sweep ran (``--no-verify`` skips it).
         tolerance: The bars (``max_abs``, ``argmax_agreement`` ...).
         passed: All sizes passed (``None`` when not performed).
-        sizes: One row per size: ``input_shape``, ``output_shape``, ``max_abs``, ``mean_abs``, ... ``passed``.
+        sizes: One :class:`ParityRow` per size of the sweep.
         note: A caveat a reader should know.
     """
 
@@ -183,7 +251,7 @@ class Verification:
     performed: bool
     tolerance: dict[str, Json]
     passed: Optional[bool]
-    sizes: list[dict[str, Json]] = field(default_factory=list)
+    sizes: list[ParityRow] = field(default_factory=list)
     note: Optional[str] = None
 
 

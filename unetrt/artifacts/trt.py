@@ -10,6 +10,7 @@ Everything here works without TensorRT installed: the module is imported lazily 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -17,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import EngineBuildError, MissingDependencyError
 
 __all__ = ["FLAVOURS", "import_tensorrt", "inspect_engine", "parse_version", "probe_gpu_cc", "process_logger",
-           "plan_problem"]
+           "plan_problem", "refit_from_onnx"]
 
 log = logging.getLogger("unetrt.tensorrt")
 
@@ -154,6 +155,36 @@ def inspect_engine(path: Any, entry: Any = None, *, gpu: bool | None = None) -> 
     if (entry.get("options") or {}).get("profiling_verbosity") == "layer_names_only":
         out["note"] = "built without --detailed-profiling: layer names only"
     return out
+
+
+def refit_from_onnx(trt: Any, engine: Any, onnx_path: "Path", logger: Any, sha256: str | None = None) -> None:
+    """Load the weights of ``onnx_path`` into a weight-stripped (or refittable) ``engine`` in place
+    (``trt.Refitter`` + ``trt.OnnxParserRefitter.refit_from_file`` + ``refit_cuda_engine``).
+
+    Raises:
+        RunnerError: The ONNX is missing or not the one the plan was built from, or TensorRT refused it.
+    """
+    from ..errors import RunnerError
+    from ..fileio import sha256_file
+
+    if not onnx_path.is_file():
+        raise RunnerError(f"weight-stripped plan needs its ONNX weights: {onnx_path} is missing",
+                          "the ONNX the plan was built from beside it", "copy it there, or rebuild: unetrt build DIR")
+    if sha256 and sha256_file(onnx_path) != sha256:
+        raise RunnerError(f"{onnx_path.name} is not the ONNX the weight-stripped plan was built from (sha256 differs)",
+                          "the ONNX recorded in the manifest (REFIT_IDENTICAL needs identical weights)",
+                          "restore that ONNX, or rebuild the plan: unetrt build DIR")
+    refitter = trt.Refitter(engine, logger)
+    parser = trt.OnnxParserRefitter(refitter, logger)
+    if not parser.refit_from_file(str(onnx_path)):
+        errors = "; ".join(" ".join(parser.get_error(i).desc().split()) for i in range(parser.num_errors))
+        raise RunnerError(f"TensorRT could not read refit weights from {onnx_path}: {errors or 'no error given'}",
+                          "the ONNX the plan was built from", "rebuild the plan: unetrt build DIR")
+    if not refitter.refit_cuda_engine():
+        missing = list(refitter.get_missing_weights())
+        raise RunnerError(f"TensorRT could not refit the plan from {onnx_path}{logger.last()}",
+                          "every refittable weight in the ONNX" + (f" (missing: {missing[:5]})" if missing else ""),
+                          "rebuild the plan: unetrt build DIR")
 
 
 _LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(module) -> (module, logger); the module is kept alive

@@ -98,7 +98,7 @@ def _run_row(runner, backend: Backend, row: dict, x: np.ndarray, ref: np.ndarray
     name, constraint = next(iter(runner.input_constraints.items()))
     x = x.astype(constraint.dtype) if constraint.dtype != "float32" else x
     output = next(iter(runner.infer({name: x}).values()))
-    row.update(parity_row(ref, output, backend.precision))
+    row.update(parity_row(ref, output, backend.parity or backend.precision))
     plan = dataclasses.replace(config.timing, warmup=max(config.timing.warmup - 1, getattr(runner, "min_warmup", 0)))
     if row["device"] == "cuda" and not config.transfers and hasattr(runner, "device_step"):
         _run_device_row(runner, row, x, plan)

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from ..parity import (FP16_TOLERANCE, FP32_TOLERANCE, INT8_MIN_ARGMAX, INT8_MIN_DICE, OutputParity, Tolerance,
-                      compare)
+from ..parity import (FP16_TOLERANCE, FP32_TOLERANCE, INT8_MIN_ARGMAX, INT8_MIN_DICE, TF32_TOLERANCE, OutputParity,
+                      Tolerance, compare)
 
 __all__ = ["TOLERANCES", "PARITY_FIELDS", "parity_row", "tolerance_for"]
 
 #: Pass/fail bars by the backend's precision.
-TOLERANCES: dict[str, Tolerance] = {"fp32": FP32_TOLERANCE, "fp16": FP16_TOLERANCE,
+TOLERANCES: dict[str, Tolerance] = {"fp32": FP32_TOLERANCE, "fp16": FP16_TOLERANCE, "tf32": TF32_TOLERANCE,
                                     "int8": Tolerance(atol_factor=1e-2, min_argmax_agreement=INT8_MIN_ARGMAX)}
 
 #: Row field -> ``OutputParity`` attribute.
@@ -27,7 +27,7 @@ PARITY_FIELDS = {"max_abs_err": "max_abs", "mean_abs_err": "mean_abs", "p99_abs_
 
 
 def tolerance_for(precision: str) -> Tolerance:
-    """The tolerance of a precision (``"fp32"`` or ``"fp16"``)."""
+    """The tolerance of a precision (``"fp32"``, ``"fp16"``) or of ``"tf32"`` (FP32 run with TF32 by TensorRT)."""
     return TOLERANCES[precision]
 
 

@@ -23,6 +23,8 @@ COMMANDS = {
     "triton": "triton:triton_cmd",
     "serve": "serve:serve_cmd",
     "loadtest": "loadtest:loadtest_cmd",
+    "build": "build_cmds:build_cmd",
+    "refit": "build_cmds:refit_cmd",
 }
 
 

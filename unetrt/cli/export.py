@@ -75,10 +75,9 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
     console = make_console()
     with Reporter(console) as report:
         result = export(config, progress=report)
-    data = result.manifest.to_dict()
-    render_export(data, result.output_dir, console)
+    render_export(result.manifest, result.output_dir, console)
     if as_json:
-        click.echo(json.dumps(summary(data, result.output_dir), indent=2))
+        click.echo(json.dumps(summary(result.manifest, result.output_dir), indent=2))
 
 
 def main() -> None:  # console script `unet-export`

@@ -272,7 +272,15 @@ def engine_group(f):
                      help="Timing-cache file, reused across builds (TensorRT only)."),
         click.option("--compute-capability", multiple=True, metavar="SMxx",
                      help="TensorRT-RTX target (repeat), e.g. SM86 SM89 SM120."),
-        click.option("--version-compatible", is_flag=True, help="Version-compatible plan (TensorRT >= 10)."),
+        click.option("--version-compatible", is_flag=True,
+                     help="Version-compatible plan: also loads on later TensorRT releases of the same major "
+                          "(standard TensorRT >= 10)."),
+        click.option("--hardware-compat", type=click.Choice(["ampere-plus", "same-compute-capability"]),
+                     default=None, help="Hardware-compatible plan: runs on any Ampere+ GPU, or any GPU of the build "
+                                        "GPU's compute capability (standard TensorRT)."),
+        click.option("--strip-weights", is_flag=True,
+                     help="Weight-stripped plan (small; refitted from the ONNX at load, or by `unetrt refit`)."),
+        click.option("--refittable", is_flag=True, help="Refittable plan (BuilderFlag.REFIT)."),
         click.option("--tf32/--no-tf32", default=None,
                      help="Let TensorRT use TF32 for FP32 layers (default: off for FP32 engines, on for FP16)."),
         click.option("--detailed-profiling/--no-detailed-profiling", default=True, show_default=True,
@@ -280,14 +288,17 @@ def engine_group(f):
     ]
 
     def build(engine, trt, min_shape, opt_shape, max_shape, workspace, builder_opt_level, timing_cache,
-              compute_capability, version_compatible, tf32, detailed_profiling):
+              compute_capability, version_compatible, hardware_compat, strip_weights, refittable, tf32,
+              detailed_profiling):
         from ..exporter.config import EngineOptions
 
         return EngineOptions(build=engine, flavour=trt, profiles=build_profiles(min_shape, opt_shape, max_shape),
                              workspace_bytes=workspace * 2**20 if workspace else None,
                              optimization_level=builder_opt_level, timing_cache=timing_cache,
                              compute_capabilities=list(compute_capability) or None,
-                             version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling)
+                             version_compatible=version_compatible, tf32=tf32, detailed_profiling=detailed_profiling,
+                             hardware_compatibility=hardware_compat.replace("-", "_") if hardware_compat else None,
+                             strip_weights=strip_weights, refittable=refittable)
     return option_group(options, build, "engine_options")(f)
 
 

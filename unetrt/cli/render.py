@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from rich.console import Console
 from rich.table import Table
 
+from ..artifacts.manifest import Int8Section, Manifest
 from .options import make_console
 
-def _parity_table(rows: list[dict], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("input", "output", "max abs", "mean abs", "rel. range", "argmax", "ok"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        out = "x".join(map(str, r["output_shape"])) if r.get("output_shape") else "-"
-        table.add_row("x".join(map(str, r["input_shape"])), out, f"{r.get('max_abs', float('nan')):.2e}",
-                      f"{r.get('mean_abs', float('nan')):.2e}", f"{r.get('rel_to_range', float('nan')):.2e}",
-                      f"{r.get('argmax_agreement', 0):.2%}", "[green]yes[/]" if r["passed"] else "[red]NO[/]")
-    return table
 
-
-def summary(manifest: dict, out_dir) -> dict:
+def summary(written: Manifest, out_dir) -> dict:
+    """The ``--json`` summary of an export (plain JSON values)."""
+    manifest = written.to_dict()
     inp, onnx = manifest["input"], manifest["onnx"]
     return {
         "output_dir": str(out_dir),
@@ -55,16 +49,16 @@ def _int8_summary(int8: dict | None) -> dict | None:
             if cpu else None}
 
 
-def _render_int8(int8: dict, err_console: Console) -> None:
+def _render_int8(int8: Int8Section, err_console: Console) -> None:
     """The INT8 lines: file, quantizer, kept-float nodes, accuracy per evaluation input, CPU form."""
-    kept, evals = int8["kept_float"], int8["evaluation"]
-    err_console.print(f"  int8   {int8['path']} ({int8['quantizer']}, {int8['method']} calibration on "
-                      f"{len(int8['calibration'].get('inputs', []))} input(s), {int8['calibration'].get('source')}); "
-                      f"{int8['quantized_nodes']} node(s) INT8, {len(kept)} kept float"
+    kept, evals = int8.kept_float, int8.evaluation
+    err_console.print(f"  int8   {int8.path} ({int8.quantizer}, {int8.method} calibration on "
+                      f"{len(int8.calibration.get('inputs', []))} input(s), {int8.calibration.get('source')}); "
+                      f"{int8.quantized_nodes} node(s) INT8, {len(kept)} kept float"
                       + (": " + ", ".join(f"{k['node']} ({k['op']}: {k['reason']})" for k in kept[:4]) if kept
                          else ""))
     table = Table(title=f"Accuracy: INT8 ONNX (ONNX Runtime CPU) vs eager PyTorch fp32 — bars argmax ≥ "
-                        f"{int8['bars']['min_argmax_agreement']:g}, mean Dice ≥ {int8['bars']['min_mean_dice']:g}",
+                        f"{int8.bars['min_argmax_agreement']:g}, mean Dice ≥ {int8.bars['min_mean_dice']:g}",
                   title_justify="left")
     for col in ("input", "shape", "argmax", "mean Dice", "mean IoU", "max abs", "mean abs", "ok"):
         table.add_column(col, justify="right")
@@ -73,65 +67,65 @@ def _render_int8(int8: dict, err_console: Console) -> None:
                       f"{e['mean_iou']:.4f}", f"{e['max_abs']:.2e}", f"{e['mean_abs']:.2e}",
                       "[green]yes[/]" if e["passed"] else "[red]NO[/]")
     err_console.print(table)
-    err_console.print(f"  note   accuracy measured on {int8['calibration'].get('evaluated_on')}")
-    cpu = int8.get("cpu")
-    if cpu:
-        worst = min(e["argmax_agreement"] for e in cpu["evaluation"])
-        err_console.print(f"  int8   {cpu['path']} for ONNX Runtime CPU ({cpu['form']}); worst argmax {worst:.2%}")
+    err_console.print(f"  note   accuracy measured on {int8.calibration.get('evaluated_on')}")
+    if int8.cpu:
+        worst = min(e["argmax_agreement"] for e in int8.cpu.evaluation)
+        err_console.print(f"  int8   {int8.cpu.path} for ONNX Runtime CPU ({int8.cpu.form}); worst argmax {worst:.2%}")
 
 
-def render_export(manifest: dict, out_dir, console: Console | None = None) -> None:
+def render_export(manifest: Manifest, out_dir, console: Console | None = None) -> None:
     """Print what an export wrote: model, input contract, ONNX, parity tables, FP16, engines, timings."""
+    from ..exporter.verify import parity_table  # torch-bound: only once an export has run
+
     err_console = console or make_console()
-    inp, onnx = manifest["input"], manifest["onnx"]
-    name = manifest["model"]["arch"] or manifest["model"]["factory"]
-    err_console.print(f"[bold]{name}[/] → {out_dir}  ({manifest['model']['params']:,} params)")
-    dyn = [k for k, v in inp["dynamic"].items() if v]
-    sizes = (f"H, W multiples of {inp['alignment']}" if inp["alignment"] > 1 else "any H, W") + \
-        (f" ≥ {inp['min_size']}" if inp["min_size"] else "")
-    err_console.print(f"  input  {inp['name']} [N,{inp['channels']},H,W] dynamic: {', '.join(dyn) or 'none'}; "
-                      f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp['static_shape']))}")
-    if inp.get("pad_to_alignment"):
-        err_console.print(f"  runtime pads inputs to multiples of {inp['alignment']} and crops outputs back")
-        if not any(n.startswith("alignment ") for n in manifest["export"]["notes"]):
+    inp, onnx, model, export = manifest.input, manifest.onnx, manifest.model, manifest.export
+    err_console.print(f"[bold]{model.arch or model.factory}[/] → {out_dir}  ({model.params:,} params)")
+    dyn = [k for k, v in dataclasses.asdict(inp.dynamic).items() if v]
+    axes = "D,H,W" if inp.spatial_dims == 3 else "H,W"
+    sizes = (f"{axes.replace(',', ', ')} multiples of {inp.alignment}" if inp.alignment > 1 else f"any {axes}") + \
+        (f" ≥ {inp.min_size}" if inp.min_size else "")
+    err_console.print(f"  input  {inp.name} [N,{inp.channels},{axes}] dynamic: {', '.join(dyn) or 'none'}; "
+                      f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp.static_shape or []))}")
+    if inp.pad_to_alignment:
+        err_console.print(f"  runtime pads inputs to multiples of {inp.alignment} and crops outputs back")
+        if not any(n.startswith("alignment ") for n in export.notes):
             from ..exporter.preflight import alignment_cost
 
-            err_console.print(f"  cost   {alignment_cost(inp['alignment'])}")
-    model = manifest["model"]
-    if model.get("weights") == "random-init":
+            err_console.print(f"  cost   {alignment_cost(inp.alignment)}")
+    if model.weights == "random-init":
         err_console.print("  [yellow]weights random-init: no --checkpoint was given, so the masks mean nothing; "
                           "pass --checkpoint PATH to export trained weights[/]")
-    elif model.get("checkpoint"):
-        err_console.print(f"  weights {model['checkpoint']['path']}")
-    simp = onnx.get("simplify")
+    elif model.checkpoint:
+        err_console.print(f"  weights {model.checkpoint.path}")
+    simp = onnx.simplify
     simp_txt = f", onnxsim {simp['nodes_before']}→{simp['nodes_after']} nodes" if simp and simp["applied"] else ""
-    err_console.print(f"  onnx   {onnx['path']} opset {onnx['opset']}, {onnx['nodes']} nodes{simp_txt}, "
-                      f"{onnx['pads_removed']} no-op Pad removed, sha256 {onnx['sha256'][:12]}…")
-    for note in manifest["export"]["notes"]:
+    err_console.print(f"  onnx   {onnx.path} opset {onnx.opset}, {onnx.nodes} nodes{simp_txt}, "
+                      f"{onnx.pads_removed} no-op Pad removed, sha256 {onnx.sha256[:12]}…")
+    for note in export.notes:
         err_console.print(f"  note   {note}")
-    rows = manifest["verification"]["sizes"]
-    if rows:
-        err_console.print(_parity_table(rows, "Parity: ONNX Runtime CPU vs eager PyTorch (fp32)"))
+    if manifest.verification.sizes:
+        err_console.print(parity_table(manifest.verification.sizes, "Parity: ONNX Runtime CPU vs eager PyTorch "
+                                       "(fp32)", markup=True))
     else:
         err_console.print("  parity verification skipped (--no-verify)")
-    fp16 = manifest.get("fp16")
+    fp16 = manifest.fp16
     if fp16:
-        kept = fp16["kept_fp32"]
-        err_console.print(f"  fp16   {fp16['path']} ({fp16['converter']}; I/O "
-                          f"{'fp32' if fp16['keep_io_types'] else 'fp16'}; {len(kept)} node(s) kept FP32"
+        kept = fp16.kept_fp32
+        err_console.print(f"  fp16   {fp16.path} ({fp16.converter}; I/O "
+                          f"{'fp32' if fp16.keep_io_types else 'fp16'}; {len(kept)} node(s) kept FP32"
                           + (": " + ", ".join(f"{k['node']} ({k['op']}: {k['reason']})" for k in kept[:4])
                              if kept else "") + ")")
-        err_console.print(_parity_table(fp16["verification"]["sizes"], "Parity: FP16 ONNX (ONNX Runtime CPU) vs "
-                                        "eager PyTorch fp32"))
-        err_console.print(f"  note   {fp16['verification']['note']}")
-    if manifest.get("int8"):
-        _render_int8(manifest["int8"], err_console)
-    for eng in manifest.get("engines", []):
+        if fp16.verification:
+            err_console.print(parity_table(fp16.verification.sizes, "Parity: FP16 ONNX (ONNX Runtime CPU) vs "
+                                           "eager PyTorch fp32", markup=True))
+            err_console.print(f"  note   {fp16.verification.note}")
+    if manifest.int8:
+        _render_int8(manifest.int8, err_console)
+    for eng in manifest.engines:
         prof = "; ".join(f"{n}: {'x'.join(map(str, p['min']))} / {'x'.join(map(str, p['opt']))} / "
-                         f"{'x'.join(map(str, p['max']))}" for pr in eng["profiles"] for n, p in pr.items())
-        err_console.print(f"  engine {eng['path']} {eng['precision']} from {eng['onnx']}, {eng['flavour']} "
-                          f"{eng['version']}, {eng['size_bytes'] / 2**20:.1f} MiB, built in "
-                          f"{eng['build_seconds']:.1f}s; profile min/opt/max {prof}"
-                          + (f"; {eng['int8_mode']}" if eng.get("int8_mode") else ""))
-    secs = manifest["export"]["seconds"]
-    err_console.print("  time   " + ", ".join(f"{k} {v:.1f}s" for k, v in secs.items()))
+                         f"{'x'.join(map(str, p['max']))}" for pr in eng.profiles for n, p in pr.items())
+        err_console.print(f"  engine {eng.path} {eng.precision} from {eng.onnx}, {eng.flavour} "
+                          f"{eng.version}, {eng.size_bytes / 2**20:.1f} MiB, built in "
+                          f"{eng.build_seconds:.1f}s; profile min/opt/max {prof}"
+                          + (f"; {eng.int8_mode}" if eng.int8_mode else ""))
+    err_console.print("  time   " + ", ".join(f"{k} {v:.1f}s" for k, v in export.seconds.items()))

@@ -41,15 +41,18 @@ def serving_options(f):
               help="With --with-preprocess: pad H and W up to the nearest of these sizes (e.g. 256,512,1024) so "
                    "mixed-size requests batch; masks are cropped back.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty repository.")
+@click.option("--build-on-start", is_flag=True,
+              help="Ship the ONNX instead of a TensorRT plan; `unetrt build REPO` in the serving image (e.g. a "
+                   "Kubernetes init container) builds the plan with the server's TensorRT.")
 def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching, device,
-               with_preprocess, scale, shape_buckets, force):
+               with_preprocess, scale, shape_buckets, force, build_on_start):
     """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
     from ..serve.repository import write_repository
 
     plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
                             instances=instances, max_queue_delay_us=max_queue_delay_us,
                             dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
-                            scale=scale, shape_buckets=shape_buckets, force=force)
+                            scale=scale, shape_buckets=shape_buckets, force=force, build_on_start=build_on_start)
     err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"

@@ -83,6 +83,9 @@ class EngineOptions:
         profiles: ``[{input: ShapeProfile}]``; ``None`` = derived from the model's size rule.
         tf32: ``None``: off for FP32 engines, TensorRT's default for FP16 ones.
         detailed_profiling: ``profiling_verbosity=DETAILED`` (layer detail in ``unetrt inspect``).
+        hardware_compatibility: ``ampere_plus`` / ``same_compute_capability`` plans (standard TensorRT).
+        strip_weights: Weight-stripped plans, refitted from the ONNX before they run.
+        refittable: Refittable plans (``BuilderFlag.REFIT``).
     """
 
     build: bool | None = None
@@ -95,6 +98,14 @@ class EngineOptions:
     version_compatible: bool = False
     tf32: bool | None = None
     detailed_profiling: bool = True
+    hardware_compatibility: str | None = None
+    strip_weights: bool = False
+    refittable: bool = False
+
+    def portability(self) -> dict:
+        """The plan-portability keywords of :func:`unetrt.exporter.trt_builder.build_engine`."""
+        return {"hardware_compatibility": self.hardware_compatibility, "strip_weights": self.strip_weights,
+                "refittable": self.refittable}
 
 
 #: Flat keywords accepted by :class:`ExportConfig` for its groups' fields: ``fp16=True`` is

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..artifacts import names
 from ..artifacts.manifest import (ArtifactFile, CheckpointRef, DynamicAxes, ExportInfo, InputSection, Manifest,
-                                  ModelSection, OnnxArtifact, OutputSection, SizeExample, Verification, now_iso,
+                                  ModelSection, OnnxArtifact, OutputSection, ParityRow, SizeExample, Verification,
+                                  now_iso,
                                   tool_versions)
 from ..artifacts.source import ModelSource
 from ..errors import AlignmentError
@@ -176,14 +177,14 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
     with Staging(target) as staging:
         onnx_path = staging.path / ONNX_NAME
         onnx_io.save_onnx(proto, onnx_path)
-        rows: list[dict] = []
+        rows: list[ParityRow] = []
         if config.verify_options.enabled:
             step("verifying parity (onnxruntime CPU vs eager)")
             with clock("verify"):
                 rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.verify_options.atol_factor))
                 check(rows, "ONNX (onnxruntime CPU) vs eager")
-        out.examples = [SizeExample(input=r["input_shape"][2:], output=r["output_shape"][2:])
-                        for r in rows[:3] if r.get("output_shape")]
+        out.examples = [SizeExample(input=r.input_shape[2:], output=r.output_shape[2:])
+                        for r in rows[:3] if r.output_shape]
         placeholder = OnnxArtifact(path=ONNX_NAME, sha256="0" * 64)
         manifest = Manifest(model=model_section, input=inp, output=out, export=info, onnx=placeholder,
                             verification=_verification(config, rows), created=now_iso(), tools=tool_versions(),
@@ -364,20 +365,20 @@ def _describe(config: ExportConfig, model: nn.Module, in_ch: int, traced: _Trace
     return inp, out, info
 
 
-def _verification(config: ExportConfig, rows: list[dict]) -> Verification:
+def _verification(config: ExportConfig, rows: list[ParityRow]) -> Verification:
     opts = config.verify_options
     return Verification(backend="onnxruntime-cpu", reference="eager fp32", performed=opts.enabled,
                         tolerance={"max_abs": f"{opts.atol_factor:g} * max(1, |ref|max)"},
-                        passed=all(r["passed"] for r in rows) if rows else None, sizes=rows)
+                        passed=all(r.passed for r in rows) if rows else None, sizes=rows)
 
 
-def _verification_summary(rows: list[dict]) -> str:
+def _verification_summary(rows: list[ParityRow]) -> str:
     import json
 
     if not rows:
         return json.dumps({"performed": False})
-    worst = max((r.get("max_abs", 0.0) for r in rows), default=0.0)
-    return json.dumps({"performed": True, "passed": all(r["passed"] for r in rows), "sizes": len(rows),
+    worst = max((r.max_abs for r in rows if r.compared), default=0.0)
+    return json.dumps({"performed": True, "passed": all(r.passed for r in rows), "sizes": len(rows),
                        "worst_max_abs": worst})
 
 

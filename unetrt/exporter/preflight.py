@@ -108,14 +108,15 @@ def _check_engine_options(config) -> None:
     from .trt_builder import check_flavour_options
 
     opts = config.engine_options
-    asked = opts.timing_cache or opts.compute_capabilities or opts.version_compatible
+    asked = opts.timing_cache or opts.compute_capabilities or opts.version_compatible or opts.hardware_compatibility
     if not asked or opts.build is False:
         return
     mode = engine_flavour(opts.build, opts.flavour)
     if mode is not None:
         check_flavour_options(mode[0], mode[1], timing_cache=opts.timing_cache,
                               compute_capabilities=opts.compute_capabilities,
-                              version_compatible=opts.version_compatible)
+                              version_compatible=opts.version_compatible,
+                              hardware_compatibility=opts.hardware_compatibility)
 
 
 def _check_paths(config) -> None:

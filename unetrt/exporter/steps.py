@@ -112,7 +112,7 @@ def engine_stage(onnx_fp32: Path, onnx_fp16: Path | None, out_dir: Path, precisi
                         workspace_bytes=opts.workspace_bytes, optimization_level=opts.optimization_level,
                         timing_cache=opts.timing_cache, compute_capabilities=opts.compute_capabilities,
                         version_compatible=opts.version_compatible, progress=on_progress, tf32=opts.tf32,
-                        detailed_profiling=opts.detailed_profiling).to_dict()
+                        detailed_profiling=opts.detailed_profiling, **opts.portability()).to_dict()
     info.update(path=name, onnx=source.name,
                 fp16_mode="strongly typed, FP16 from the ONNX" if strongly_typed and precision == "fp16" else
                 ("BuilderFlag.FP16 on the FP32 ONNX" if precision == "fp16" else None))

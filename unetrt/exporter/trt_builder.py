@@ -34,9 +34,12 @@ __all__ = ["EngineInfo", "ShapeProfile", "build_engine", "import_tensorrt", "DEF
 
 log = logging.getLogger(__name__)
 
-#: TensorRT-RTX targets used when none are given: Ampere, Ada and Blackwell RTX GPUs (those this
-#: TensorRT-RTX knows). ``ComputeCapability.CURRENT`` would need a GPU at build time.
-DEFAULT_RTX_TARGETS = ("SM80", "SM86", "SM89", "SM120", "SM121")
+#: TensorRT-RTX targets used when none are given: Turing, Ampere, Ada and Blackwell RTX GPUs. Every one
+#: is in the ``ComputeCapability`` enum of TensorRT-RTX 1.7 (the floor ``unetrt[rtx]`` requires; older
+#: releases lack some). ``ComputeCapability.CURRENT`` would need a GPU at build time.
+DEFAULT_RTX_TARGETS = ("SM75", "SM80", "SM86", "SM89", "SM120", "SM121")
+#: ``hardware_compatibility`` values -> ``trt.HardwareCompatibilityLevel`` members (standard TensorRT only).
+HARDWARE_LEVELS = {"ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
 _build_gpu = support.build_gpu  # module attributes: tests replace the GPU probe
 _runs_on = support.runs_on
 #: Called with (phase name, steps done, steps in phase); returning False aborts the build.
@@ -79,14 +82,16 @@ class _Capabilities:
     rtx: bool              # compute-capability targets; no timing cache, no version-compatible plans
     timing_cache: bool
     version_compatible: bool
+    hardware_compatibility: bool  # HardwareCompatibilityLevel (TensorRT-RTX only logs "unsupported")
 
 
 def _capabilities(flavour: str, version: str) -> _Capabilities:
     """Decide the build mode for a TensorRT flavour and version."""
     if flavour == "tensorrt-rtx":
-        return _Capabilities(strongly_typed=True, rtx=True, timing_cache=False, version_compatible=False)
+        return _Capabilities(strongly_typed=True, rtx=True, timing_cache=False, version_compatible=False,
+                             hardware_compatibility=False)
     return _Capabilities(strongly_typed=_version(version) >= (10, 12), rtx=False, timing_cache=True,
-                         version_compatible=True)
+                         version_compatible=True, hardware_compatibility=True)
 
 
 def _network_flags(trt, caps: _Capabilities) -> int:
@@ -101,7 +106,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                  timing_cache: str | None = None, compute_capabilities: Sequence[str] | None = None,
                  version_compatible: bool = False, progress: BuildProgress | None = None,
                  tf32: bool | None = None, detailed_profiling: bool = True,
-                 fp16_fallback: bool = False) -> EngineInfo:
+                 fp16_fallback: bool = False, hardware_compatibility: str | None = None,
+                 strip_weights: bool = False, refittable: bool = False) -> EngineInfo:
     """Build a serialized TensorRT plan from an ONNX file and write it atomically.
 
     Args:
@@ -124,6 +130,13 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             (tactics, formats); ``False`` records layer names only.
         fp16_fallback: With ``precision="int8"`` on weakly typed TensorRT (< 10.12), let the layers
             without Q/DQ run in FP16 (``BuilderFlag.FP16``); refused where precision is strongly typed.
+        hardware_compatibility: ``"ampere_plus"`` (the plan runs on any Ampere or later GPU) or
+            ``"same_compute_capability"`` (any GPU of the build GPU's compute capability); standard
+            TensorRT only (``HardwareCompatibilityLevel``; TensorRT-RTX targets compute capabilities).
+        strip_weights: A weight-stripped plan (``BuilderFlag.STRIP_PLAN`` + ``REFIT_IDENTICAL``): small,
+            refitted from the same ONNX's weights before it runs (the runner does it at activate,
+            ``unetrt refit`` writes the full plan).
+        refittable: A refittable plan (``BuilderFlag.REFIT``): weights can be replaced later.
 
     Returns:
         An :class:`EngineInfo`.
@@ -137,10 +150,15 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     caps = _capabilities(flavour, version)
     onnx_path, engine_path = os.fspath(onnx_path), os.fspath(engine_path)
     targets = _check_options(caps, flavour, precision, timing_cache, compute_capabilities, version_compatible,
-                             optimization_level, workspace_bytes, fp16_fallback)
+                             optimization_level, workspace_bytes, fp16_fallback, hardware_compatibility)
     if not os.path.isfile(onnx_path):
         raise EngineBuildError(f"ONNX file not found: {onnx_path}", "an existing .onnx file", "export it first")
     _check_onnx_precision(onnx_path, precision, caps)
+    if caps.rtx and (strip_weights or refittable) and _build_gpu() is None:
+        raise EngineBuildError("a weight-stripped or refittable TensorRT-RTX plan was requested without a GPU",
+                               "a CUDA GPU at build time (TensorRT-RTX 1.7.1 without one fails such builds of "
+                               "convolution networks with cudaError 35; plain plans build without a GPU)",
+                               "build it on a GPU machine, or drop --strip-weights/--refittable")
     logger = process_logger(trt).reset()
     builder: tensorrt.Builder = trt.Builder(logger)
     network: tensorrt.INetworkDefinition = builder.create_network(_network_flags(trt, caps))
@@ -153,6 +171,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     _add_profiles(builder, config, io, profiles)
     options = _configure(trt, builder, config, caps, precision, workspace_bytes, optimization_level,
                          targets, version_compatible, fp16_fallback)
+    options.update(_portability(trt, config, hardware_compatibility, strip_weights, refittable))
     use_tf32 = (precision != "fp32") if tf32 is None else bool(tf32)
     if not use_tf32:
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default in every flavour
@@ -193,7 +212,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
 
 
 def check_flavour_options(flavour: str, version: str, *, timing_cache: str | None = None,
-                          compute_capabilities: Sequence[str] | None = None, version_compatible: bool = False) -> None:
+                          compute_capabilities: Sequence[str] | None = None, version_compatible: bool = False,
+                          hardware_compatibility: str | None = None) -> None:
     """Refuse, before any export work, build options ``flavour`` cannot honour (what :func:`build_engine`
     would refuse after tracing and conversion).
 
@@ -201,7 +221,7 @@ def check_flavour_options(flavour: str, version: str, *, timing_cache: str | Non
         EngineBuildError: e.g. a timing cache on TensorRT-RTX or compute-capability targets on TensorRT.
     """
     _check_options(_capabilities(flavour, version), flavour, "fp32", timing_cache, compute_capabilities,
-                   version_compatible, None, None)
+                   version_compatible, None, None, hardware_compatibility=hardware_compatibility)
 
 
 def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildError:
@@ -217,8 +237,16 @@ def _build_failed(onnx_path: str, aborted: bool, summary: str) -> EngineBuildErr
 
 
 def _check_options(caps, flavour, precision, timing_cache, targets, version_compatible, level, workspace,
-                   fp16_fallback=False):
+                   fp16_fallback=False, hardware_compatibility=None):
     """Refuse options the flavour cannot honour; return the resolved TensorRT-RTX targets."""
+    if hardware_compatibility is not None and hardware_compatibility not in HARDWARE_LEVELS:
+        raise EngineBuildError(f"unknown hardware compatibility level {hardware_compatibility!r}",
+                               f"one of {sorted(HARDWARE_LEVELS)}", "pick one of those")
+    if hardware_compatibility is not None and not caps.hardware_compatibility:
+        raise EngineBuildError(f"hardware compatibility {hardware_compatibility!r} was requested on {flavour}",
+                               "standard TensorRT (TensorRT-RTX ignores HardwareCompatibilityLevel and builds for "
+                               "its compute-capability targets)",
+                               "drop hardware_compatibility and list targets with compute_capabilities")
     if precision not in ("fp32", "fp16", "int8"):
         raise EngineBuildError(f"unknown precision {precision!r}", "'fp32', 'fp16' or 'int8'", "pick one of those")
     if fp16_fallback and (precision != "int8" or caps.strongly_typed):
@@ -311,10 +339,30 @@ def _configure(trt: Any, builder: "tensorrt.Builder", config: "tensorrt.IBuilder
         rtx_config: Any = config  # TensorRT-RTX-only API: not in the TensorRT 10.13 stubs
         rtx_config.num_compute_capabilities = len(targets)
         for i, target in enumerate(targets):
-            rtx_config.set_compute_capability(getattr(trt.ComputeCapability, target), i)
+            if rtx_config.set_compute_capability(getattr(trt.ComputeCapability, target), i) is False:
+                raise EngineBuildError(f"TensorRT-RTX refused compute-capability target {target} at index {i}",
+                                       f"{len(targets)} targets set after num_compute_capabilities",
+                                       "report this with the TensorRT log")
     return {"strongly_typed": caps.strongly_typed, "builder_flags": flags, "fp16_fallback": fp16_fallback,
             "workspace_bytes": workspace,
             "optimization_level": level, "compute_capabilities": targets, "version_compatible": version_compatible}
+
+
+def _portability(trt: Any, config: "tensorrt.IBuilderConfig", hardware_compatibility: str | None,
+                 strip_weights: bool, refittable: bool) -> dict:
+    """Hardware compatibility and weight stripping / refit flags; return them as recorded in the manifest."""
+    flags = []
+    if hardware_compatibility is not None:
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel,
+                                                      HARDWARE_LEVELS[hardware_compatibility])
+    if strip_weights:  # refitted from the same ONNX: identical weights keep the full plan's speed
+        flags += ["STRIP_PLAN", "REFIT_IDENTICAL"]
+    elif refittable:
+        flags.append("REFIT")
+    for name in flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    return {"hardware_compatibility": hardware_compatibility, "weight_stripped": bool(strip_weights),
+            "refittable": bool(strip_weights or refittable), "portability_flags": flags}
 
 
 def _add_profiles(builder: "tensorrt.Builder", config: "tensorrt.IBuilderConfig", io: list[dict],

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from ..artifacts.sections import OutputCheck, ParityRow
 from ..errors import ParityError
 from ..models.geometry import round_up
 from ..parity import FP32_TOLERANCE, Tolerance, compare
@@ -114,11 +115,11 @@ def eager_outputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 def verify(model: nn.Module, onnx_path: str, in_channels: int, sizes: Sequence[SweepSize], *,
            tolerance: Tolerance = FP32_TOLERANCE, seed: int = 0, input_dtype=np.float32,
-           on_size: Callable[[SweepSize], None] | None = None) -> list[dict]:
-    """Run the sweep; one row per size with shape, errors and pass/fail.
+           on_size: Callable[[SweepSize], None] | None = None) -> list[ParityRow]:
+    """Run the sweep; one :class:`ParityRow` per size with shapes, errors and pass/fail.
 
-    Rows of a failed size carry ``passed: False`` and a ``reason``; ORT errors (a graph
-    that cannot run at that size) are rows too, so the whole table is shown.
+    A size that could not be compared (eager or ONNX Runtime failed, or the output counts differ) is a
+    failed row with a ``reason``, so the whole table is shown.
     """
     session = make_session(onnx_path)
     input_name = session.get_inputs()[0].name
@@ -130,76 +131,82 @@ def verify(model: nn.Module, onnx_path: str, in_channels: int, sizes: Sequence[S
             on_size(size)
         shape = [size.batch, in_channels, *size.spatial]
         x = rng.standard_normal(shape).astype(np.float32)
-        row: dict = {"input_shape": shape}
         try:
             refs = eager_all(model, x)
         except Exception as exc:  # the model's own error at a size the export claims to admit
             text = [ln for ln in str(exc).splitlines() if ln.strip()]
-            row.update(output_shape=None, passed=False,
-                       reason=f"eager PyTorch failed: {type(exc).__name__}: {text[-1] if text else ''}"[:300])
-            rows.append(row)
+            rows.append(_failed_row(shape, None, f"eager PyTorch failed: {type(exc).__name__}: "
+                                                 f"{text[-1] if text else ''}"[:300]))
             continue
         try:
             got = session.run(None, {input_name: x.astype(input_dtype)})
         except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
-            row.update(output_shape=None, passed=False, reason=f"onnxruntime failed: {str(exc).splitlines()[0]}")
-            rows.append(row)
+            rows.append(_failed_row(shape, None, f"onnxruntime failed: {str(exc).splitlines()[0]}"))
             continue
         if len(got) != len(refs):
-            row.update(output_shape=list(np.shape(got[0])), passed=False,
-                       reason=f"the ONNX graph has {len(got)} outputs, eager returns {len(refs)}")
-            rows.append(row)
+            rows.append(_failed_row(shape, list(np.shape(got[0])),
+                                    f"the ONNX graph has {len(got)} outputs, eager returns {len(refs)}"))
             continue
         parities = [compare(r, g, tolerance) for r, g in zip(refs, got)]
-        row.update(output_shape=list(np.shape(got[0])),
-                   **{k: v for k, v in parities[0].to_dict().items() if k != "shape"})
+        metrics = {k: v for k, v in parities[0].to_dict().items() if k != "shape"}
+        outputs = None
         if len(parities) > 1:
-            row["outputs"] = [{"name": n, "shape": list(p.shape), "max_abs": p.max_abs, "passed": p.passed,
-                               "reason": p.reason} for n, p in zip(names, parities)]
-            bad = [(n, p) for n, p in zip(names, parities) if not p.passed]
+            outputs = [OutputCheck(name=n, shape=list(p.shape), max_abs=p.max_abs, passed=p.passed, reason=p.reason)
+                       for n, p in zip(names, parities)]
+            bad = [o for o in outputs if not o.passed]
             if bad:
-                row.update(passed=False, reason=f"output {bad[0][0]!r}: {bad[0][1].reason}")
-        rows.append(row)
+                metrics.update(passed=False, reason=f"output {bad[0].name!r}: {bad[0].reason}")
+        rows.append(ParityRow(input_shape=shape, output_shape=list(np.shape(got[0])), outputs=outputs, **metrics))
     return rows
 
 
-def parity_table(rows: Sequence[dict], title: str | None = None) -> Table:
-    """The sweep's parity rows as a rich table (a ``reason`` column when a failed row has one)."""
-    reasons = any(not r["passed"] and r.get("reason") for r in rows)
+def _failed_row(shape: list[int], output_shape: list[int] | None, reason: str) -> ParityRow:
+    """A size that could not be compared: no error figures, only why."""
+    empty = dict.fromkeys(("max_abs", "mean_abs", "p99_abs", "max_rel", "rel_to_range", "argmax_agreement",
+                           "argmax_agreement_all", "decisive_fraction", "mean_iou", "dice", "atol"))
+    return ParityRow(input_shape=shape, output_shape=output_shape, passed=False, reason=reason, **empty)
+
+
+def parity_table(rows: Sequence[ParityRow], title: str | None = None, *, markup: bool = False) -> Table:
+    """The sweep's parity rows as a rich table (a ``reason`` column when a failed row has one).
+
+    ``markup`` colours the pass/fail column (for a terminal); the plain form goes into error messages.
+    """
+    reasons = any(not r.passed and r.reason for r in rows)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("input", "output", "max_abs", "mean_abs", "rel_range", "argmax", "ok"):
         table.add_column(col, justify="right")
     if reasons:
         table.add_column("reason", justify="left")
+    ok, bad = ("[green]yes[/]", "[red]NO[/]") if markup else ("yes", "NO")
     for r in rows:
-        cells = ["x".join(map(str, r["input_shape"])),
-                 "x".join(map(str, r["output_shape"])) if r.get("output_shape") else "-"]
-        if "max_abs" in r:
-            cells += [f"{r['max_abs']:.3g}", f"{r['mean_abs']:.3g}", f"{r['rel_to_range']:.3g}",
-                      f"{r['argmax_agreement']:.2%}", "yes" if r["passed"] else "NO"]
+        cells = ["x".join(map(str, r.input_shape)), "x".join(map(str, r.output_shape)) if r.output_shape else "-"]
+        if r.compared:
+            cells += [f"{r.max_abs:.3g}", f"{r.mean_abs:.3g}", f"{r.rel_to_range:.3g}", f"{r.argmax_agreement:.2%}",
+                      ok if r.passed else bad]
         else:
-            cells += ["-", "-", "-", "-", "NO"]
+            cells += ["-", "-", "-", "-", bad]
         if reasons:
-            cells.append("" if r["passed"] else r.get("reason", ""))
+            cells.append("" if r.passed else r.reason)
         table.add_row(*cells)
     return table
 
 
-def format_table(rows: Sequence[dict]) -> str:
+def format_table(rows: Sequence[ParityRow]) -> str:
     """The parity table as plain text (for errors and logs): no colours, never wrapped."""
     console = Console(file=io.StringIO(), width=4096, color_system=None, soft_wrap=True)
     console.print(parity_table(rows), crop=False)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines() if line.strip())
 
 
-def check(rows: Sequence[dict], what: str) -> None:
+def check(rows: Sequence[ParityRow], what: str) -> None:
     """Raise ParityError (with the table) if any row failed."""
-    failed = [r for r in rows if not r["passed"]]
+    failed = [r for r in rows if not r.passed]
     if not failed:
         return
     first = failed[0]
-    shape = "x".join(map(str, first["input_shape"]))
+    shape = "x".join(map(str, first.input_shape))
     raise ParityError(f"{what} parity failed at {len(failed)}/{len(rows)} sizes (first: input {shape}: "
-                      f"{first.get('reason', '')})", "outputs within tolerance at every admissible size",
+                      f"{first.reason})", "outputs within tolerance at every admissible size",
                       "inspect the table; export with --align N or --static if the model branches on sizes",
                       table=format_table(rows))

@@ -21,7 +21,10 @@ from ..exporter.staging import OutputLock, Staging, check_output_dir, terminate_
 from .network import FACTORY, build_network
 from .results import DEFAULT_CHECKPOINT, NnunetResults, read_results, safe_checkpoint_globals
 
-__all__ = ["export_nnunet", "nnunet_section"]
+__all__ = ["export_nnunet", "nnunet_section", "with_patch_profile", "PROFILE_BATCH"]
+
+#: Max batch of the engine profile written for nnU-Net folds (the predictor's default tiles x mirrors per call).
+PROFILE_BATCH = 8
 
 COPIED = ("plans.json", "dataset.json", "dataset_fingerprint.json")
 
@@ -54,6 +57,21 @@ def nnunet_section(results: NnunetResults, fold: int | str, checkpoint: str) -> 
         file_ending=str(dataset["file_ending"]), image_reader_writer=str(plans.get("image_reader_writer", "SimpleITKIO")))
 
 
+def with_patch_profile(base: ExportConfig, results: NnunetResults, batch: int = PROFILE_BATCH) -> ExportConfig:
+    """``base`` with one engine profile at the patch size (batch 1..``batch``) unless engines are off or
+    profiles were given: the predictor only feeds patch-size tiles, so the engine is tuned for exactly those."""
+    from ..artifacts.profiles import ShapeProfile
+    from ..exporter.onnx_io import INPUT_NAME
+
+    options = base.engine_options
+    if options.build is False or options.profiles:
+        return base
+    patch = [int(p) for p in results.config["patch_size"]]
+    c = results.input_channels
+    profile = ShapeProfile((1, c, *patch), (batch, c, *patch), (batch, c, *patch))
+    return replace_config(base, engine_options=replace(options, profiles=[{INPUT_NAME: profile}]))
+
+
 def _check_network(results: NnunetResults) -> None:
     """Build the network and apply every fold's weights before any export starts (one clear line on failure)."""
     from ..models.checkpoint import apply_checkpoint
@@ -77,7 +95,8 @@ def export_nnunet(results_dir: str | Path, output_dir: str | Path, *, configurat
         folds: Folds (``None``: every fold holding ``checkpoint``).
         checkpoint: Checkpoint file name in each fold folder.
         base: Export options (FP16, INT8, engine, static shape...) applied to every fold; its model
-            fields and output directory are set here.
+            fields and output directory are set here. Without engine profiles, engines get one at the
+            patch size (:func:`with_patch_profile`).
         progress: Called with a short message per step.
 
     Returns:
@@ -91,7 +110,7 @@ def export_nnunet(results_dir: str | Path, output_dir: str | Path, *, configurat
     step = progress or (lambda _m: None)
     results = read_results(results_dir, configuration, folds, checkpoint)
     _check_network(results)
-    base = base or ExportConfig()
+    base = with_patch_profile(base or ExportConfig(), results)
     target = check_output_dir(output_dir, base.force)
     done = []
     with terminate_as_interrupt(), OutputLock(target), Staging(target) as staging, safe_checkpoint_globals():

@@ -7,10 +7,13 @@ allowed axes, weight each tile by nnU-Net's Gaussian importance map and normalis
 The folds' logits are averaged (as ``nnUNetPredictor`` does), then mapped back to the input's space
 (:func:`unetrt.nnunet.preprocess.logits_to_output`).
 
-Aggregation: ``accumulate="float16"`` (default) sums the weighted tiles, the weights and the folds in
+Aggregation runs where the runner's outputs are: numpy on the host for CPU runners, torch on the GPU for
+runners that return device tensors (``infer(..., to_host=False)`` of the CUDA backends).
+``accumulate="float16"`` (default) sums the weighted tiles, the weights and the folds in
 float16 like ``nnUNetPredictor`` does; its Gaussian falls to float16's smallest values at the patch
 corners, so voxels covered only by tile corners (the image's own corners) carry float16 rounding there.
-``accumulate="float32"`` is the more precise choice and differs from nnU-Net exactly at those voxels.
+``accumulate="float32"`` is the more precise choice; it differs from nnU-Net by float16's rounding (a
+few 1e-3 in probabilities, more at those corner voxels).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..artifacts.manifest import Manifest, NnunetSection
 from ..errors import ManifestError, RunnerError
 from .preprocess import Preprocessed, logits_to_output, pad_to, preprocess
 
-__all__ = ["NnunetPredictor", "gaussian_importance", "sliding_steps", "fold_dirs"]
+__all__ = ["NnunetPredictor", "gaussian_importance", "sliding_steps", "fold_dirs", "export_sections"]
 
 
 @lru_cache(maxsize=4)
@@ -65,6 +68,72 @@ def fold_dirs(export_dir: str | Path) -> list[Path]:
         raise ManifestError(f"{root} holds no nnU-Net export (no fold_<k>/{names.MANIFEST})",
                             "a directory written by unet-export --nnunet", "export with unet-export --nnunet first")
     return found
+
+
+def export_sections(export_dir: str | Path, folds: Sequence[int | str] | None = None
+                    ) -> tuple[list[Path], NnunetSection]:
+    """The fold directories of an ``unet-export --nnunet`` directory (``folds``: only those) and their common
+    ``nnunet`` section (with the first fold's number).
+
+    Raises:
+        ManifestError: No fold exports, a fold without ``nnunet`` section, missing folds, or folds that disagree.
+    """
+    dirs = fold_dirs(export_dir)
+    sections = []
+    for d in dirs:
+        manifest = Manifest.read(d)
+        if manifest.nnunet is None:
+            raise ManifestError(f"{d / names.MANIFEST} has no nnunet section",
+                                "an export written by unet-export --nnunet", "re-export with --nnunet")
+        sections.append(manifest.nnunet)
+    if folds is not None:
+        wanted = {str(f) for f in folds}
+        picked = [(d, s) for d, s in zip(dirs, sections) if str(s.fold) in wanted]
+        if len(picked) != len(wanted):
+            have = ", ".join(str(s.fold) for s in sections)
+            raise ManifestError(f"folds {sorted(wanted)} requested; the export has {have}",
+                                "folds the export holds", "pass --folds with those")
+        dirs, sections = [d for d, _ in picked], [s for _, s in picked]
+    first = sections[0]
+    for d, s in zip(dirs, sections):
+        same, ref = asdict(s), asdict(first)
+        same.pop("fold"), ref.pop("fold")
+        if same != ref:
+            raise ManifestError(f"{d.name} has other nnU-Net settings than {dirs[0].name}",
+                                "folds of one training run", "re-export the results folder")
+    return dirs, first
+
+
+class _Aggregator:
+    """Gaussian-weighted sums of tile predictions, on the host (numpy) or on the device of torch outputs."""
+
+    def __init__(self, like: Any, shape: tuple[int, ...], dtype: np.dtype, gauss: np.ndarray):
+        self.device = not isinstance(like, np.ndarray)
+        if self.device:
+            import torch
+
+            kind = torch.float16 if dtype == np.float16 else torch.float32
+            self.acc = torch.zeros(shape, dtype=kind, device=like.device)
+            self.weight = torch.zeros(shape[1:], dtype=kind, device=like.device)
+            self.gauss = torch.as_tensor(gauss, device=like.device)
+        else:
+            self.acc, self.weight, self.gauss = np.zeros(shape, dtype), np.zeros(shape[1:], dtype), gauss
+
+    def flip(self, x: Any, axes: tuple[int, ...]) -> Any:
+        if not axes:
+            return x
+        dims = [a + 1 for a in axes]
+        return x.flip(dims) if self.device else np.flip(x, dims)
+
+    def add(self, where: tuple[Any, ...], mean: Any) -> None:
+        self.acc[(slice(None), *where)] += mean * self.gauss
+        self.weight[where] += self.gauss
+
+    def result(self, revert: tuple[slice, ...]) -> np.ndarray:
+        """The normalised sum, cropped to ``revert`` (a host array in the accumulation dtype)."""
+        self.acc /= self.weight
+        out = self.acc[(slice(None), *revert)]
+        return out.cpu().numpy() if self.device else out
 
 
 @dataclass
@@ -110,29 +179,7 @@ class NnunetPredictor:
         from ..runtime.loader import load
 
         own = {k: kw.pop(k) for k in ("batch_size", "use_mirroring", "tile_step_size", "accumulate") if k in kw}
-        dirs = fold_dirs(export_dir)
-        sections = []
-        for d in dirs:
-            manifest = Manifest.read(d)
-            if manifest.nnunet is None:
-                raise ManifestError(f"{d / names.MANIFEST} has no nnunet section",
-                                    "an export written by unet-export --nnunet", "re-export with --nnunet")
-            sections.append(manifest.nnunet)
-        if folds is not None:
-            wanted = {str(f) for f in folds}
-            picked = [(d, s) for d, s in zip(dirs, sections) if str(s.fold) in wanted]
-            if len(picked) != len(wanted):
-                have = ", ".join(str(s.fold) for s in sections)
-                raise ManifestError(f"folds {sorted(wanted)} requested; the export has {have}",
-                                    "folds the export holds", "pass --folds with those")
-            dirs, sections = [d for d, _ in picked], [s for _, s in picked]
-        first = sections[0]
-        for d, s in zip(dirs, sections):
-            same, ref = asdict(s), asdict(first)
-            same.pop("fold"), ref.pop("fold")
-            if same != ref:
-                raise ManifestError(f"{d.name} has other nnU-Net settings than {dirs[0].name}",
-                                    "folds of one training run", "re-export the results folder")
+        dirs, first = export_sections(export_dir, folds)
         runners = [load(d, backend, device, precision=precision, **kw) for d in dirs]
         return cls(runners, first, **own)
 
@@ -154,12 +201,13 @@ class NnunetPredictor:
             combos += [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
         return combos
 
-    def _run(self, runner: Any, batch: np.ndarray) -> np.ndarray:
+    def _run(self, runner: Any, batch: np.ndarray) -> Any:
+        """One runner call: a float32 numpy array, or a float32 torch tensor on the runner's device."""
         meta = runner.input_metadata
         name = next(iter(meta))
         dtype = np.dtype(meta[name].dtype)
-        out = runner.infer({name: np.ascontiguousarray(batch, dtype=dtype)})
-        return np.asarray(next(iter(out.values())), np.float32)
+        out = next(iter(runner.infer({name: np.ascontiguousarray(batch, dtype=dtype)}, to_host=False).values()))
+        return np.asarray(out, np.float32) if isinstance(out, np.ndarray) else out.float()
 
     def _tiles(self, shape: tuple[int, ...]) -> list[tuple[Any, ...]]:
         patch = list(self.section.patch_size)
@@ -171,32 +219,33 @@ class NnunetPredictor:
         return [tuple(slice(o, o + p) for o, p in zip(origin, patch)) for origin in itertools.product(*steps)]
 
     def sliding_window(self, runner: Any, data: np.ndarray) -> np.ndarray:
-        """``(C, *spatial)`` preprocessed data -> ``(K, *spatial)`` logits of one fold."""
+        """``(C, *spatial)`` preprocessed data -> ``(K, *spatial)`` logits of one fold (``accumulate`` dtype).
+
+        A runner that returns device tensors (CUDA backends with ``to_host=False``) has its tiles flipped,
+        averaged, weighted and summed on its device; only the fold's result comes back to the host.
+        """
         patch = list(self.section.patch_size)
         padded, revert = pad_to(data, patch if len(patch) == data.ndim - 1 else [1, *patch])
         tiles = self._tiles(padded.shape[1:])
         combos = self.mirror_combinations
         gauss = gaussian_importance(tuple(patch)) if self.section.use_gaussian else np.ones(patch, np.float32)
-        acc = np.zeros((self.section.num_outputs, *padded.shape[1:]), self.accumulate)
-        weight = np.zeros(padded.shape[1:], self.accumulate)
+        agg: _Aggregator | None = None
         jobs = [_Job(t, axes) for t in range(len(tiles)) for axes in combos]
-        partial: dict[int, np.ndarray] = {}
+        partial: dict[int, Any] = {}
         seen: dict[int, int] = {}
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
             batch = np.stack([self._flip(padded[(slice(None), *tiles[j.tile])], j.axes) for j in chunk])
             preds = self._run(runner, batch)
+            if agg is None:
+                agg = _Aggregator(preds, (self.section.num_outputs, *padded.shape[1:]), self.accumulate, gauss)
             for j, pred in zip(chunk, preds):
-                pred = self._flip(pred, j.axes)
+                pred = agg.flip(pred, j.axes)
                 partial[j.tile] = pred if j.tile not in partial else partial[j.tile] + pred
                 seen[j.tile] = seen.get(j.tile, 0) + 1
                 if seen[j.tile] == len(combos):
-                    mean = partial.pop(j.tile) / len(combos)
-                    sl = tiles[j.tile]
-                    acc[(slice(None), *sl)] += mean * gauss
-                    weight[sl] += gauss
-        np.divide(acc, weight, out=acc)
-        return acc[(slice(None), *revert)]
+                    agg.add(tiles[j.tile], partial.pop(j.tile) / len(combos))
+        return agg.result(revert)
 
     @staticmethod
     def _flip(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

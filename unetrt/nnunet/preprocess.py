@@ -2,8 +2,8 @@
 
 Order as in nnU-Net's ``DefaultPreprocessor``: transpose -> crop to the nonzero region -> normalise
 (per channel, before resampling) -> resample to the target spacing; the prediction goes back through
-resample -> uncrop -> transpose. Resampling uses nnunetv2's own ``resample_data_or_seg_to_shape`` when
-nnunetv2 imports (the maintained implementation; without it prediction raises MissingDependencyError).
+resample -> uncrop -> transpose. Resampling is nnU-Net's default rule (:mod:`unetrt.nnunet.resampling`),
+so prediction needs no nnunetv2.
 """
 
 from __future__ import annotations
@@ -36,13 +36,8 @@ def resampling_function(spec: NnunetResampling) -> Callable[..., np.ndarray]:
     if spec.function != "resample_data_or_seg_to_shape":
         raise ModelConfigError(f"resampling function {spec.function!r} of the plans is not supported",
                                "resample_data_or_seg_to_shape (nnU-Net's default)", "re-plan with the default")
-    try:
-        from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape as fn
-    except ImportError:
-        from ..errors import MissingDependencyError
+    from .resampling import resample_to_shape as fn
 
-        raise MissingDependencyError("nnunetv2 is not installed", "nnU-Net's resampling functions",
-                                     "pip install nnunetv2 (beside unetrt[nnunet])") from None
     kwargs = dict(spec.kwargs)
     return lambda data, shape, current, new: fn(data, shape, current, new, **kwargs)
 

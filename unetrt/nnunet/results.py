@@ -96,7 +96,7 @@ class NnunetResults:
     @property
     def num_outputs(self) -> int:
         """Segmentation heads: one per region (region-based) or per label."""
-        labels = self.dataset["labels"]
+        labels = {k: v for k, v in self.dataset["labels"].items() if k != "ignore"}  # no head for the ignore label
         if any(isinstance(v, (list, tuple)) for v in labels.values()):
             return len(self.dataset.get("regions_class_order") or [k for k in labels if k != "background"])
         return len(labels)
@@ -212,6 +212,8 @@ def read_results(folder: str | Path, configuration: str | None = None, folds: li
     if "channel_names" not in dataset and "modality" not in dataset:
         raise ModelConfigError(f"{root / 'dataset.json'} has no 'channel_names'", "dataset.json of nnU-Net v2",
                                "restore it from nnUNet_raw")
+    if configuration is not None:
+        resolve_configuration(plans, configuration, root)  # an unknown name fails before any checkpoint is read
     wanted = folds if folds is not None else _fold_dirs(root, checkpoint)
     if not wanted:
         raise CheckpointError(f"nnU-Net results folder {root} has no fold_<k>/{checkpoint}",

@@ -53,6 +53,8 @@ class Backend:
         adapt: ``(RunOptions) -> dict``: runner keyword arguments from the shared run settings.
         auto: Whether ``load(backend="auto")`` / a family may choose it (explicit names always work).
         notes: Caveats a reader of its benchmark rows should know.
+        parity: The parity bars when they differ from ``precision``'s: ``"tf32"`` for FP32 graphs that
+            TensorRT runs with TF32 (ONNX Runtime's TensorRT EP has no TF32 switch); ``""`` = the precision's.
         form: Which file of that kind and precision it runs when there are several (``"cpu"``:
             ``model_int8_cpu.onnx``); ``""`` = the standard one. :attr:`artifact` is the whole reference.
     """
@@ -71,6 +73,7 @@ class Backend:
     auto: bool = True
     notes: tuple[str, ...] = ()
     form: str = ""
+    parity: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

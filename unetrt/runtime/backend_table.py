@@ -77,7 +77,9 @@ BUILTIN: tuple[Backend, ...] = (
             notes=(_TRANSFER_NOTE,)),
     Backend("ort-trt", "ort", _ORT, "onnx", "fp32", ("cuda",), "ONNX Runtime TensorRT EP, FP32 ONNX",
             options={"providers": "tensorrt"}, available=lambda: _ort_missing("TensorrtExecutionProvider"),
-            adapt=_ort_trt_run, auto=False, notes=(_TRANSFER_NOTE,)),
+            adapt=_ort_trt_run, auto=False, parity="tf32",
+            notes=(_TRANSFER_NOTE, "the TensorRT EP has no TF32 switch: TensorRT's default (TF32 on, Ampere and "
+                                   "later) applies to this FP32 graph, so its parity bar is the TF32 one")),
     Backend("ort", "ort", _ORT, "onnx", "fp32", ("cpu",), "ONNX Runtime CPU, FP32 ONNX", aliases=("ort-cpu",),
             options={"providers": "cpu"}, available=_ort_missing, adapt=_ort_run),
     Backend("ort-fp16", "ort", _ORT, "onnx", "fp16", ("cpu",), "ONNX Runtime CPU, FP16 ONNX (FP32 I/O)",

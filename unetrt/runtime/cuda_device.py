@@ -80,6 +80,11 @@ class CudaDevice:
         """Capture ``enqueue()`` on ``stream`` into a CUDA graph: ``(graph, None)`` or ``(None, why)``."""
         return capture_graph(self.torch, stream, enqueue)
 
+    def hand_over(self, tensor: Any) -> None:
+        """Mark ``tensor`` (allocated on a runner's private stream) as used on the caller's current stream,
+        so the caching allocator does not reuse its memory while the caller's stream still reads it."""
+        tensor.record_stream(self.torch.cuda.current_stream(self.device))
+
     def events(self) -> tuple[Any, Any]:
         """A pair of timing events."""
         cuda = self.torch.cuda

@@ -19,7 +19,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _LAZY = {
-    "write_repository": "repository", "RepositoryPlan": "repository", "read_config": "configs",
+    "write_repository": "repository", "RepositoryPlan": "layout", "read_config": "configs",
     "TritonServer": "server", "free_port": "server",
     "TritonRunner": "client", "TritonClient": "client", "segment_image": "client",
     "run_load": "loadtest",

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ServeError
 from ..runtime.base import InputConstraint, Runner, TensorMeta, apply_manifest_input, to_numpy
-from .configs import PARAM_MANIFEST, TRITON_DTYPES
+from .configs import TRITON_DTYPES, served_manifest
 from .deps import require
 
 #: Triton config data type -> numpy dtype name.
@@ -136,15 +136,6 @@ class TritonClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def served_manifest(config: Mapping[str, Any]):
-    """The export's :class:`~unetrt.artifacts.manifest.Manifest` a unetrt-written model config carries
-    (``None`` for other models)."""
-    from ..artifacts.manifest import Manifest
-
-    raw = ((config.get("parameters") or {}).get(PARAM_MANIFEST) or {}).get("string_value")
-    return Manifest.from_dict(json.loads(raw), f"parameter {PARAM_MANIFEST}") if raw else None
 
 
 class TritonRunner(Runner):

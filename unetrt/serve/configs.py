@@ -186,3 +186,12 @@ def _validate_ensemble(config, models: Mapping[str, Any], fail) -> None:
     absent = [t.name for t in config.output if t.name not in produced]
     if absent:
         fail(f"outputs {absent} are produced by no step")
+
+
+def served_manifest(config: Mapping[str, Any]):
+    """The export's :class:`~unetrt.artifacts.manifest.Manifest` a unetrt-written model config carries
+    (``None`` for other models)."""
+    from ..artifacts.manifest import Manifest
+
+    raw = ((config.get("parameters") or {}).get(PARAM_MANIFEST) or {}).get("string_value")
+    return Manifest.from_dict(json.loads(raw), f"parameter {PARAM_MANIFEST}") if raw else None

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import ServeError
 from . import configs
 from .contract import Contract
-
-if TYPE_CHECKING:
-    from .repository import RepositoryPlan
+from .layout import PYTHON_SHIM, RepositoryPlan, write_config
 
 IMAGE_IN, MASK_OUT = "IMAGE", "MASK"
 
 
-def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan: "RepositoryPlan", *,
+def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan: RepositoryPlan, *,
                    scale: float, mask_threshold: float, device: str, instances: int,
                    shape_buckets: tuple[int, ...] = ()) -> None:
     """Write ``<name>_preprocess``, ``<name>_postprocess`` and the ``<name>_image`` ensemble over ``model``.
@@ -33,8 +30,6 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
     Raises:
         ServeError: A valid-convolution export, a static batch axis, or a bad scale/threshold.
     """
-    from .repository import _SHIM, _write_config
-
     if contract.geometry != "same":
         raise ServeError(f"--with-preprocess for a {contract.geometry}-geometry export",
                          "an export whose output has the input's size (geometry 'same')",
@@ -65,13 +60,13 @@ def write_ensemble(stage: Path, name: str, model: str, contract: Contract, plan:
                                 dynamic_batching=False, parameters=params)
     for config, cls, doc in ((pre, "PreprocessModel", "image bytes -> preprocessed, aligned input."),
                              (post, "PostprocessModel", "logits -> PNG mask bytes.")):
-        folder = _write_config(stage, config, plan)
-        (folder / "1" / "model.py").write_text(_SHIM.format(doc=doc, cls=cls))
+        folder = write_config(stage, config, plan)
+        (folder / "1" / "model.py").write_text(PYTHON_SHIM.format(doc=doc, cls=cls))
     steps = [(pre.name, {IMAGE_IN: IMAGE_IN}, {"INPUT": "preprocessed", "SIZE": "size"}),
              (model, {contract.input_name: "preprocessed"}, {contract.output_name: "logits"}),
              (post.name, {"LOGITS": "logits", "SIZE": "size"}, {MASK_OUT: MASK_OUT})]
     ens = configs.ensemble_config(f"{name}_image", inputs=[image], outputs=[mask], max_batch_size=1, steps=steps)
-    _write_config(stage, ens, plan)
+    write_config(stage, ens, plan)
     plan.models.update({"image": ens.name, "preprocess": pre.name, "postprocess": post.name})
     plan.notes.append(f"{ens.name}: post the image file's bytes as {IMAGE_IN} (UINT8, shape [1, n]); {MASK_OUT} "
                       f"(UINT8 [1, n]) holds the PNG file unet-predict writes (scale {scale:g})")

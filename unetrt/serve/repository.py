@@ -6,6 +6,7 @@ python model keeps ``unet`` and the others get a suffix)::
     REPO/unet/config.pbtxt, 1/model.py + the export's artifacts        (backend: python, unetrt runner)
     REPO/unet_onnx/config.pbtxt, 1/model.onnx                          (platform: onnxruntime_onnx)
     REPO/unet_tensorrt/config.pbtxt, 1/model.plan                      (platform: tensorrt_plan)
+    REPO/unet_tensorrt/export/ (--build-on-start: ONNX + manifest; ``unetrt build REPO`` writes 1/model.plan)
     REPO/unet_image/ (ensemble), unet_preprocess/, unet_postprocess/   (--with-preprocess)
     REPO/unetrt_repository.json                                        (what was written, notes)
 
@@ -20,14 +21,15 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..errors import OutputError, ServeError
 from ..fileio import atomic_write_bytes
 from . import configs
 from .contract import Contract, read_contract
+from .ensemble import write_ensemble
+from .layout import PYTHON_SHIM, RepositoryPlan, write_config
 
 PLATFORMS = ("python", "onnx", "tensorrt")
 SUFFIX = {"python": "", "onnx": "_onnx", "tensorrt": "_tensorrt"}
@@ -36,24 +38,6 @@ BATCHING_NOTE = ("Triton's dynamic batcher merges only requests of equal shape: 
                  "sizes (e.g. tiles or resized images) to get batches larger than 1.")
 PLAN_NOTE = ("A TensorRT plan runs only on the TensorRT version that built it and on GPUs it was built for: "
              "use a Triton release whose TensorRT matches {flavour} {version}.")
-_SHIM = '''"""Triton python-backend model written by `unetrt triton`: {doc}"""
-
-from unetrt.serve.triton_models import {cls} as TritonPythonModel  # noqa: F401
-'''
-
-
-@dataclass
-class RepositoryPlan:
-    """What a repository holds: model names by role, configs (``ModelConfig``) and notes."""
-
-    root: Path
-    models: dict[str, str] = field(default_factory=dict)   # role -> model name
-    configs: dict[str, Any] = field(default_factory=dict)  # model name -> ModelConfig
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": "unetrt-triton-repository", "version": 1, "models": self.models,
-                "notes": self.notes}
 
 
 def _platform_list(platforms: str | Sequence[str]) -> list[str]:
@@ -84,7 +68,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
                      threads: int | None = None, shape_buckets: str | Sequence[int] | None = None,
-                     force: bool = False) -> RepositoryPlan:
+                     force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -105,6 +89,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         shape_buckets: Sizes (``"256,512,1024"`` or ints) the ensemble pads H and W up to, so mixed-size
             requests batch (needs ``with_preprocess``; see :mod:`unetrt.serve.buckets`).
         force: Replace an existing non-empty ``repo``.
+        build_on_start: Ship the ONNX (and the manifest's engine entry) instead of a plan for the
+            ``tensorrt`` model: ``unetrt build REPO``, run in the serving image before the server starts
+            (e.g. a Kubernetes init container), builds ``1/model.plan`` with the server's TensorRT.
 
     Returns:
         The :class:`RepositoryPlan` written (``root`` is the final directory).
@@ -113,7 +100,15 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         ServeError: An unknown platform, a rejected name, a missing artifact, or bad sizes.
         OutputError: ``repo`` is a file, or non-empty without ``force``.
     """
+    from .nnunet_model import is_nnunet_export, write_nnunet_repository
+
+    if is_nnunet_export(export_dir):  # the whole nnU-Net pipeline as one python-backend model
+        return write_nnunet_repository(export_dir, repo, name=name, platforms=platforms, device=device, force=force,
+                                       with_preprocess=with_preprocess, instances=instances, threads=threads)
     kinds = _platform_list(platforms)
+    if build_on_start and "tensorrt" not in kinds:
+        raise ServeError(f"--build-on-start with --platform {','.join(kinds)}", "--platform tensorrt (or all): "
+                         "the plan is what is built on start", "add --platform tensorrt or drop --build-on-start")
     if device not in ("cpu", "gpu"):
         raise ServeError(f"device {device!r}", "'cpu' or 'gpu'", "fix --device")
     if instances < 1 or max_queue_delay_us < 0 or (max_batch is not None and max_batch < 1):
@@ -142,10 +137,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
             writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
-                   **common)
+                   **({"build_on_start": build_on_start} if kind == "tensorrt" else {}), **common)
         if with_preprocess:
-            from .ensemble import write_ensemble
-
             main = names.get("python") or names.get("onnx") or names["tensorrt"]
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
                            device=device, instances=instances, shape_buckets=buckets)
@@ -167,14 +160,6 @@ def _commit(stage: Path, target: Path) -> None:
     os.replace(stage, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_config(stage: Path, config, plan: RepositoryPlan) -> Path:
-    folder = stage / config.name
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / "config.pbtxt", configs.to_text(config).encode())
-    plan.configs[config.name] = config
-    return folder
 
 
 def _check_all(stage: Path, plan: RepositoryPlan) -> None:
@@ -216,8 +201,8 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
         params["unetrt.threads"] = str(int(threads))
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch, backend="python",
                                   kind="KIND_GPU" if device == "gpu" else "KIND_CPU", parameters=params, **common)
-    version = _write_config(stage, config, plan) / "1"
-    (version / "model.py").write_text(_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
+    version = write_config(stage, config, plan) / "1"
+    (version / "model.py").write_text(PYTHON_SHIM.format(doc="the export's unetrt runner (ONNX Runtime on CPU "
                                                        "instances, the TensorRT engine on GPU ones).",
                                                    cls="SegmentationModel"))
     for path in contract.files():
@@ -233,19 +218,28 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="onnxruntime_onnx", kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
                                   parameters=contract.parameters(), gpu_accelerator=accel, **common)
-    shutil.copy2(onnx, _write_config(stage, config, plan) / "1" / "model.onnx")
+    shutil.copy2(onnx, write_config(stage, config, plan) / "1" / "model.onnx")
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
-                    threads, **common) -> None:
-    engine = contract.engine()
+                    threads, build_on_start: bool = False, **common) -> None:
+    if build_on_start:
+        from .build_on_start import planned_engine, stage_export
+
+        engine = planned_engine(contract)
+    else:
+        engine = contract.engine()
     dims, max_n = contract.plan_dims(engine)
     batch = _batch(contract, max_batch, max_n) if max_n is not None else 0
     inputs, outputs = _io(contract, dims, batch > 0)
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    shutil.copy2(contract.directory / engine.path, _write_config(stage, config, plan) / "1" / "model.plan")
+    folder = write_config(stage, config, plan)
+    if build_on_start:
+        stage_export(contract, engine, folder, plan)
+        return
+    shutil.copy2(contract.directory / engine.path, folder / "1" / "model.plan")
     plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
     if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "

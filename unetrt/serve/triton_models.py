@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnetrtError, format_message
-from .configs import PARAM_MANIFEST
+from .configs import served_manifest
 
 
 #: The wheel's python backend (built for numpy 1) returns wrong or empty data from ``as_numpy`` and
@@ -58,9 +58,8 @@ class _PythonModel:
         self.config = json.loads(args["model_config"])
         self.params = {k: v.get("string_value", "") for k, v in (self.config.get("parameters") or {}).items()}
         self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
-        manifest = json.loads(self.params.get(PARAM_MANIFEST) or "{}")
-        self.input_section = manifest.get("input") or {}
-        self.mask_values = manifest.get("mask_values")
+        self.manifest = served_manifest(self.config)  # the export's typed manifest (None: not a unetrt config)
+        self.mask_values = self.manifest.mask_values if self.manifest is not None else None
         self.setup(args)
 
     def setup(self, args: dict[str, str]) -> None:
@@ -172,13 +171,14 @@ class PreprocessModel(_PythonModel):
     """Image bytes -> ``INPUT`` (1xCxHxW, padded to the alignment) and ``SIZE`` ([H, W, h, w])."""
 
     def setup(self, args: dict[str, str]) -> None:
-        self.scale = float(self.params.get("unetrt.scale") or 1.0)
-        self.channels = int(self.input_section.get("channels") or 3)
-        self.alignment = int(self.input_section.get("alignment") or 1)
-        self.min_size = int(self.input_section.get("min_size") or 1)
-        self.dtype = self.input_section.get("dtype", "float32")
         from .buckets import PARAM_BUCKETS
 
+        self.scale = float(self.params.get("unetrt.scale") or 1.0)
+        section = self.manifest.input
+        self.channels = section.channels
+        self.alignment = section.alignment
+        self.min_size = section.min_size or 1
+        self.dtype = section.dtype
         self.buckets = tuple(json.loads(self.params.get(PARAM_BUCKETS) or "[]"))
 
     def _one(self, data: bytes):

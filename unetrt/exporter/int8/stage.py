@@ -166,7 +166,7 @@ def int8_engine_stage(onnx_int8: Path, out_dir: Path, mode: tuple[str, str, bool
                         workspace_bytes=opts.workspace_bytes, optimization_level=opts.optimization_level,
                         timing_cache=opts.timing_cache, compute_capabilities=opts.compute_capabilities,
                         version_compatible=opts.version_compatible, fp16_fallback=fp16 and not strongly_typed,
-                        progress=on_progress).to_dict()
+                        progress=on_progress, **opts.portability()).to_dict()
     if strongly_typed:
         how = "strongly typed: Q/DQ layers INT8, the other layers in the ONNX's types (FP32)"
         if fp16:

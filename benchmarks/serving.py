@@ -219,10 +219,10 @@ def buckets_markdown(data: dict) -> str:
     m, cfg, mk = data["machine"], data["config"], data["masks"]
     lines = [f"# Shape buckets: mixed-size images through unet_image on {m['cpu']} ({m['usable_cores']} usable "
              "cores, no GPU)", "",
-             f"Model: {cfg['model']}; {cfg['images']} PNG images, H and W uniform in {cfg['sizes'][0]}..{cfg['sizes'][1]}; "
-             f"{cfg['clients']} client threads x {cfg['requests']} requests (+2 warm-up) per round, {cfg['rounds']} "
-             f"rounds interleaved, medians; one instance per model, max batch 8, queue delay {cfg['queue_delay_us']} us, "
-             f"ONNX Runtime {cfg['threads']} thread(s). The machine is shared with other work: load average "
+             f"Model: {cfg['model']}; {cfg['images']} PNG images, H and W uniform in "
+             f"{cfg['sizes'][0]}..{cfg['sizes'][1]}; {cfg['clients']} client threads x {cfg['requests']} requests "
+             f"(+2 warm-up) per round, {cfg['rounds']} rounds interleaved, medians; one instance per model, max batch "
+             f"8, queue delay {cfg['queue_delay_us']} us, ONNX Runtime {cfg['threads']} thread(s). The machine is shared with other work: load average "
              f"{cfg['load_average_before']} before, {cfg['load_average_after']} after.", "",
              "| repository | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in data["results"]:

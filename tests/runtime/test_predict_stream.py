@@ -223,6 +223,8 @@ def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_p
     assert res.exit_code == 143, res.output
     assert "terminated after" in res.output and "--skip-existing" in res.output and "Traceback" not in res.output
     assert signal.getsignal(signal.SIGTERM) == previous
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(("read-", "infer", "write-"))]
+    assert not alive, alive                                      # no thread left blocked on a full queue
     written = sorted(out.glob("*_OUT.png"))
     assert 3 <= len(written) < len(images) and not [p for p in out.iterdir() if p.name.startswith(".")]
     for p in written:

@@ -153,3 +153,21 @@ def test_mixed_sizes_batch_and_masks_are_the_bucket_padded_predictions(bucket_se
                 assert np.array_equal(served_arr, plain)  # no padding beyond the alignment: the same mask
             agreement.append(float((served_arr == plain).mean()))
     assert min(agreement) > 0.9, agreement  # only the context beyond the border changed
+
+
+@pytest.mark.slow
+def test_buckets_must_fit_a_tensorrt_models_profile(demo_export, tmp_path):
+    from tests.helpers import trt_available
+    from unetrt.cli.triton import triton_cmd
+    from unetrt.serve.contract import read_contract
+
+    if not trt_available():
+        pytest.skip("needs tensorrt or tensorrt_rtx to build the engine")
+    profile = read_contract(demo_export).engine().profiles[0]["input"]
+    top = min(profile["max"][2:])
+    base = [str(demo_export), "--platform", "tensorrt", "--with-preprocess", "--shape-buckets"]
+    res = CliRunner().invoke(triton_cmd, base + [f"{top},{top + 1}", "-o", str(tmp_path / "bad")])
+    assert res.exit_code != 0 and f"shape bucket {top + 1} exceeds the engine profile" in res.output
+    assert not (tmp_path / "bad").exists()
+    res = CliRunner().invoke(triton_cmd, base + [str(top), "-o", str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output

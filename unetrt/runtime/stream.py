@@ -264,7 +264,7 @@ class _Pipeline:
             with self.lock:
                 self.readers_left -= 1
                 if self.readers_left == 0:
-                    self.decoded.put(_DONE)
+                    self._put(self.decoded, _DONE)  # never blocks once stopped (a full queue would)
 
     def _run(self, group: list[_Work]) -> None:
         t = time.perf_counter()

@@ -26,6 +26,18 @@ from ..errors import ServeError
 from .deps import tritonserver_dist
 
 
+_STUB = "triton_python_backend_stub"
+
+
+def _link(path: Path, target: Path) -> None:
+    """``path`` -> ``target``, replacing whatever link or file ``path`` was (idempotent)."""
+    if path.is_symlink() or path.is_file():
+        if path.is_symlink() and path.resolve() == target.resolve():
+            return
+        path.unlink()
+    path.symlink_to(target)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -94,19 +106,37 @@ class TritonServer:
 
     # lifecycle -----------------------------------------------------------------------------
     def _backends(self, root: Path) -> Path:
-        """A backend directory: the wheel's python backend with the stub for this Python version."""
+        """A backend directory of our own under ``root``: links to the wheel's python backend files and
+        to the stub of this Python version.
+
+        The wheel is only read: a stub already placed in its ``backends/python/`` (the documented manual
+        setup), stale links there, or a read-only site-packages change nothing.
+        """
         dist = tritonserver_dist()
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+        stubs = dist / "python_backend_stubs"
+        stub = stubs / version / _STUB
         if not stub.is_file():
-            raise ServeError(f"nvidia-pytriton ships no python-backend stub for Python {version}",
-                             f"one of {', '.join(sorted(p.name for p in (dist / 'python_backend_stubs').iterdir()))}",
-                             "run the server from a supported Python version")
+            found = sorted(p.name for p in stubs.iterdir()) if stubs.is_dir() else []
+            raise ServeError(f"nvidia-pytriton ships no python-backend stub for Python {version} in {stubs}",
+                             f"one of {', '.join(found) or '(none)'}",
+                             "run the server from a supported Python version or reinstall nvidia-pytriton")
+        source_dir = dist / "backends" / "python"
+        if not (source_dir / "libtriton_python.so").is_file():
+            raise ServeError(f"no python backend (libtriton_python.so) in {source_dir}",
+                             "nvidia-pytriton's wheel layout", "reinstall: pip install 'unetrt[serve]'")
         python = root / "backends" / "python"
-        python.mkdir(parents=True)
-        for source in (dist / "backends" / "python").iterdir():
-            (python / source.name).symlink_to(source)
-        (python / stub.name).symlink_to(stub)
+        try:
+            python.mkdir(parents=True, exist_ok=True)
+            for source in source_dir.iterdir():
+                # our stub replaces any the user copied there; dangling links and caches are left out
+                if source.name in (_STUB, "__pycache__") or not source.exists():
+                    continue
+                _link(python / source.name, source)
+            _link(python / _STUB, stub)
+        except OSError as exc:
+            raise ServeError(f"cannot prepare the python backend directory {python}: {exc.strerror or exc}",
+                             "a writable temporary directory", "point TMPDIR at a writable directory") from None
         return root / "backends"
 
     def _env(self, dist: Path) -> dict[str, str]:

@@ -33,6 +33,9 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
     from ..serve.repository import write_repository
     from ..serve.server import TritonServer, check_port
 
+    from ..serve.deps import tritonserver_dist
+
+    tritonserver_dist()  # a missing serving extra is said before anything about ports
     err_console = make_console()
     for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
         check_port(host, port, flag)

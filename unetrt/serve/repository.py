@@ -127,8 +127,12 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                           "a repository outside the export", "choose another -o")
     plan = RepositoryPlan(target, models=dict(names))
     common = dict(instances=instances, max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the repository {target}: {exc.strerror or exc}", "a writable directory",
+                          "choose another -o, or make its parent writable") from None
     try:
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
@@ -212,7 +216,7 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
                                                        "instances, the TensorRT engine on GPU ones).",
                                                    cls="SegmentationModel"))
     for path in contract.files():
-        shutil.copy2(path, version / path.name)
+        contract.copy(path, version / path.name)
 
 
 def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -224,7 +228,7 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="onnxruntime_onnx", kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
                                   parameters=contract.parameters(), gpu_accelerator=accel, **common)
-    shutil.copy2(onnx, _write_config(stage, config, plan) / "1" / "model.onnx")
+    contract.copy(onnx, _write_config(stage, config, plan) / "1" / "model.onnx")
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -236,7 +240,7 @@ def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: Repository
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="tensorrt_plan", kind="KIND_GPU", parameters=contract.parameters(),
                                   **common)
-    shutil.copy2(contract.directory / engine.path, _write_config(stage, config, plan) / "1" / "model.plan")
+    contract.copy(contract.directory / engine.path, _write_config(stage, config, plan) / "1" / "model.plan")
     plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
     if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..serve.configs import DEFAULT_MAX_PIXELS
 from .options import apply_options, handle_errors, make_console
 
 PLATFORM_CHOICES = ("python", "onnx", "tensorrt", "all")
@@ -20,6 +21,9 @@ def serving_options(f):
                      help="How long the dynamic batcher may wait to form a larger batch."),
         click.option("--dynamic-batching/--no-dynamic-batching", default=True, show_default=True,
                      help="Dynamic batching (Triton merges only requests of equal shape)."),
+        click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+                     help="Most pixels one request may carry (N x H x W, or H x W of an image for NAME_image); "
+                          "larger requests get 400 / INVALID_ARG."),
     ]
     return apply_options(f, options)
 
@@ -38,15 +42,15 @@ def serving_options(f):
 @click.option("-s", "--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Image downscaling factor of NAME_image (as unet-predict --scale).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty repository.")
-def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching, device,
-               with_preprocess, scale, force):
+def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching,
+               max_pixels, device, with_preprocess, scale, force):
     """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
     from ..serve.repository import write_repository
 
     plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
                             instances=instances, max_queue_delay_us=max_queue_delay_us,
                             dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
-                            scale=scale, force=force)
+                            scale=scale, max_pixels=max_pixels, force=force)
     err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"

@@ -18,7 +18,7 @@ from ..artifacts.manifest import EngineEntry, Manifest
 from ..artifacts.refs import ArtifactRef
 from ..errors import ServeError
 from ..runtime.choice import locate
-from .configs import PARAM_MANIFEST
+from .configs import DEFAULT_MAX_PIXELS, PARAM_MANIFEST, PARAM_MAX_PIXELS
 
 MANIFEST_NAME = names.MANIFEST
 
@@ -29,6 +29,7 @@ class Contract:
 
     directory: Path
     manifest: Manifest
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per request, written into every model's parameters
 
     # input -----------------------------------------------------------------------------------
     @property
@@ -89,7 +90,7 @@ class Contract:
             data["fp16"]["parity"] = []
             if data["fp16"].get("verification"):
                 data["fp16"]["verification"]["sizes"] = []
-        return {PARAM_MANIFEST: json.dumps(data, sort_keys=True)}
+        return {PARAM_MANIFEST: json.dumps(data, sort_keys=True), PARAM_MAX_PIXELS: str(int(self.max_pixels))}
 
     # artifacts -------------------------------------------------------------------------------
     def files(self) -> list[Path]:

@@ -83,7 +83,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      platforms: str | Sequence[str] = "python", max_batch: int | None = None, instances: int = 1,
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
-                     threads: int | None = None, force: bool = False) -> RepositoryPlan:
+                     threads: int | None = None, max_pixels: int | None = None,
+                     force: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -101,6 +102,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         scale: Image downscaling factor of the ensemble's preprocessing (milesial's ``--scale``).
         mask_threshold: Sigmoid threshold of one-class models in the ensemble.
         threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
+        max_pixels: Most pixels one request may carry (N x H x W of a tensor, H x W of an image;
+            default :data:`~unetrt.serve.configs.DEFAULT_MAX_PIXELS`): the python models and the
+            ensemble answer larger requests with 400 / INVALID_ARG.
         force: Replace an existing non-empty ``repo``.
 
     Returns:
@@ -117,7 +121,11 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         raise ServeError(f"instances={instances}, max_queue_delay_us={max_queue_delay_us}, max_batch={max_batch}",
                          "instances >= 1, a queue delay >= 0 and max batch >= 1", "fix the options")
     configs.check_name(name)
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise ServeError(f"max_pixels={max_pixels}", "a positive pixel count", "fix --max-pixels")
     contract = read_contract(export_dir)
+    if max_pixels is not None:
+        contract.max_pixels = int(max_pixels)
     names = {k: name + (SUFFIX[k] if len(kinds) > 1 else "") for k in kinds}
     for extra in ("image", "preprocess", "postprocess") if with_preprocess else ():
         configs.check_name(f"{name}_{extra}")

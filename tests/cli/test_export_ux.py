@@ -172,10 +172,14 @@ def test_summary_names_random_weights_alignment_cost_and_progress(tmp_path):
 
 
 def test_shape_error_suggests_the_forms_it_accepts(tmp_path):
-    res = CliRunner().invoke(main, ["export", "--static", "--shape", "1x3x256x256", "-o", str(tmp_path / "o")])
+    res = CliRunner().invoke(main, ["export", "--static", "--shape", "1x1x3x256x256", "-o", str(tmp_path / "o")])
     assert res.exit_code == 2
-    assert "expected HxW or NxHxW with positive integers, e.g. 256x256 or 1x256x256" in res.output
-    assert "e.g. 1x3x256x256" not in res.output
+    assert ("expected HxW or NxHxW, DxHxW or NxDxHxW with positive integers, e.g. 256x256 or 1x256x256, "
+            "64x64x64 or 1x64x64x64") in " ".join(res.output.split())
+    assert "NxCxHxW" not in res.output
+    res = CliRunner().invoke(main, ["export", "--help"])
+    help_text = " ".join(res.output.split())
+    assert "without --shape: 1x256x256, 2-D models only" in help_text and "DxHxW or NxDxHxW (3-D models)" in help_text
 
 
 def test_debug_flag_and_env_show_the_traceback(tmp_path, monkeypatch):

@@ -100,8 +100,9 @@ class Shape(click.ParamType):
 
     name = "SHAPE"
 
-    def __init__(self, ranks: tuple[int, ...] = (2, 3, 4)):
+    def __init__(self, ranks: tuple[int, ...] = (2, 3, 4), forms: dict[int, str] | None = None):
         self.ranks = ranks
+        self.forms = forms or {}
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -111,8 +112,11 @@ class Shape(click.ParamType):
         except ValueError:
             dims = ()
         if len(dims) not in self.ranks or any(d < 1 for d in dims):
-            forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}[r] for r in self.ranks)
+            names = {2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}
             example = {2: "256x256", 3: "1x256x256", 4: "1x3x256x256", 5: "1x1x64x96x80"}
+            for rank, (form, ex) in self.forms.items():
+                names[rank], example[rank] = form, ex
+            forms = " or ".join(names[r] for r in self.ranks)
             examples = " or ".join(example[r] for r in self.ranks)
             self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. {examples}",
                       param, ctx)

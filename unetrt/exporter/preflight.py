@@ -69,12 +69,13 @@ def _check_align(config, spec) -> list[str]:
 def _check_static(config, spec, in_ch: int) -> None:
     if config.static_shape is None:
         return
-    n, h, w = config.static_shape
+    n, *sizes = config.static_shape
     min_size = spec.min_size if spec else 1
     align = config.align or (spec.alignment if spec else 1)
-    if n < 1 or h < min_size or w < min_size or h % align or w % align:
-        raise AlignmentError(f"static shape {n}x{in_ch}x{h}x{w} is not admissible",
-                             f"batch >= 1, H and W >= {min_size}" + (f" and multiples of {align}" if align > 1 else ""),
+    axes = "D, H and W" if len(sizes) == 3 else "H and W"
+    if n < 1 or min(sizes) < min_size or any(s % align for s in sizes):
+        raise AlignmentError(f"static shape {'x'.join(str(d) for d in (n, in_ch, *sizes))} is not admissible",
+                             f"batch >= 1, {axes} >= {min_size}" + (f" and multiples of {align}" if align > 1 else ""),
                              "choose another --shape")
 
 
@@ -87,8 +88,8 @@ def _check_profiles(config, spec, in_ch: int) -> None:
                            "drop the shapes or the --no-engine")
     static = None
     if config.static_shape is not None:
-        n, h, w = config.static_shape
-        static = (n, in_ch, h, w)
+        n, *sizes = config.static_shape
+        static = (n, in_ch, *sizes)
     alignment = config.align or (spec.alignment if spec else 1)
     check_profiles(profiles, in_ch, alignment, spec.min_size if spec else None, static)
 

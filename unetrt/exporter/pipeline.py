@@ -30,7 +30,7 @@ from .failures import explain
 from .fp16 import stage as fp16_stage
 from .int8 import stage as int8_stage
 from .int8.calib import load_calibration_files
-from .probe import probe
+from .probe import eager_minimum, probe
 from .simplify import simplify as run_onnxsim
 from .staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .trace import NotTraceableError, sample_shape, trace
@@ -312,8 +312,9 @@ def _trace_step(config: ExportConfig, model: nn.Module, in_ch: int, spec) -> _Tr
         return _Traced(None, sample, alignment, min_size, "torchscript", 32, notes + [note], source=source,
                        spatial_dims=dims, export_error=str(exc))
     source = _alignment_source(config, spec, found, start_align, t.alignment)
-    return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, t.min_size, notes=notes + t.notes,
-                   guards=t.guards, source=source, spatial_dims=dims)
+    min_size, note = eager_minimum(model, in_ch, t.alignment, t.min_size or 1, dims)
+    return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, min_size,
+                   notes=notes + t.notes + ([note] if note else []), guards=t.guards, source=source, spatial_dims=dims)
 
 
 def _size_rule(config: ExportConfig, model: nn.Module, in_ch: int, spec, dims: int):

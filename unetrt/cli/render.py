@@ -87,16 +87,19 @@ def render_export(manifest: dict, out_dir, console: Console | None = None) -> No
     name = manifest["model"]["arch"] or manifest["model"]["factory"]
     err_console.print(f"[bold]{name}[/] → {out_dir}  ({manifest['model']['params']:,} params)")
     dyn = [k for k, v in inp["dynamic"].items() if v]
-    sizes = (f"H, W multiples of {inp['alignment']}" if inp["alignment"] > 1 else "any H, W") + \
+    volume = inp.get("layout") == "NCDHW"
+    axes = "D, H, W" if volume else "H, W"
+    sizes = (f"{axes} multiples of {inp['alignment']}" if inp["alignment"] > 1 else f"any {axes}") + \
         (f" ≥ {inp['min_size']}" if inp["min_size"] else "")
-    err_console.print(f"  input  {inp['name']} [N,{inp['channels']},H,W] dynamic: {', '.join(dyn) or 'none'}; "
+    err_console.print(f"  input  {inp['name']} [N,{inp['channels']},{axes.replace(' ', '')}] dynamic: "
+                      f"{', '.join(dyn) or 'none'}; "
                       f"{sizes if dyn else 'static ' + 'x'.join(map(str, inp['static_shape']))}")
     if inp.get("pad_to_alignment"):
         err_console.print(f"  runtime pads inputs to multiples of {inp['alignment']} and crops outputs back")
         if not any(n.startswith("alignment ") for n in manifest["export"]["notes"]):
             from ..exporter.preflight import alignment_cost
 
-            err_console.print(f"  cost   {alignment_cost(inp['alignment'])}")
+            err_console.print(f"  cost   {alignment_cost(inp['alignment'], spatial_dims=3 if volume else 2)}")
     model = manifest["model"]
     if model.get("weights") == "random-init":
         err_console.print("  [yellow]weights random-init: no --checkpoint was given, so the masks mean nothing; "

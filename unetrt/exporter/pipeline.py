@@ -26,7 +26,7 @@ from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io, preflight, steps
 from .config import DEFAULT_OPSET, ExportConfig
-from .failures import explain
+from .failures import explain, frozen_branch_fix
 from .fp16 import stage as fp16_stage
 from .int8 import stage as int8_stage
 from .int8.calib import load_calibration_files
@@ -162,7 +162,7 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
         config = replace(config, static_shape=static_shape_for(config.static_shape, spatial_dims(model)))
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
-        checked = preflight.check(config, spec, in_ch)
+        checked = preflight.check(config, spec, in_ch, spatial_dims(model))
         int8_plan = int8_stage.options(config.int8_options) if config.int8_options.wanted else None
         calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.int8_options.calib_count)) \
             if (config.fp16_options.enabled or int8_plan) and config.calib_images else None
@@ -204,7 +204,8 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
             step("verifying parity (onnxruntime CPU vs eager)")
             with clock("verify"):
                 rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.verify_options.atol_factor))
-                check(rows, "ONNX (onnxruntime CPU) vs eager")
+                check(rows, "ONNX (onnxruntime CPU) vs eager", fix=frozen_branch_fix(traced.exporter,
+                                                                                 traced.export_error))
         out.examples = [SizeExample(input=r["input_shape"][2:], output=r["output_shape"][2:])
                         for r in rows[:3] if r.get("output_shape")]
         placeholder = OnnxArtifact(path=ONNX_NAME, sha256="0" * 64)

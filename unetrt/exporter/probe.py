@@ -190,7 +190,7 @@ def probe(model: nn.Module, in_channels: int, spatial_dims: int = 2, *, spec_ali
                         f"multiples of {a}, from {min_size} ({run.runs} eager runs, {seconds:.2f} s)")
                 return ProbeResult(a, min_size, True, geometry, run.runs, seconds, [note])
     _, sizes, exc = run.smallest_failure
-    raise explain("eager probe", exc, shape=(1, in_channels, *sizes), every_size=True) from exc
+    raise explain("eager probe", exc, shape=(1, in_channels, *sizes), every_size=True, model=model) from exc
 
 
 def eager_minimum(model: nn.Module, in_channels: int, alignment: int, min_size: int, spatial_dims: int = 2,

@@ -196,8 +196,8 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines() if line.strip())
 
 
-def check(rows: Sequence[dict], what: str) -> None:
-    """Raise ParityError (with the table) if any row failed."""
+def check(rows: Sequence[dict], what: str, fix: str | None = None) -> None:
+    """Raise ParityError (with the table) if any row failed (``fix``: a known cause's remedy)."""
     failed = [r for r in rows if not r["passed"]]
     if not failed:
         return
@@ -205,5 +205,5 @@ def check(rows: Sequence[dict], what: str) -> None:
     shape = "x".join(map(str, first["input_shape"]))
     raise ParityError(f"{what} parity failed at {len(failed)}/{len(rows)} sizes (first: input {shape}: "
                       f"{first.get('reason', '')})", "outputs within tolerance at every admissible size",
-                      "inspect the table; export with --align N or --static if the model branches on sizes",
+                      fix or "inspect the table; export with --align N or --static if the model branches on sizes",
                       table=format_table(rows))

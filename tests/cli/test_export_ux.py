@@ -282,3 +282,20 @@ def test_flavour_refusals_come_before_tracing(tmp_path, no_trace, monkeypatch, o
         export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "m"), engine=True,
                             engine_options=EngineOptions(**opts)))
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "--width", "4", "--no-engine", "-o", "{long}"],
+    ["export", "--width", "4", "--no-engine", "--fp16", "--calib-images", "{long}", "-o", "{tmp}/o"],
+    ["triton", "{long}", "-o", "{tmp}/r"],
+    ["inspect", "{long}"],
+])
+def test_paths_over_255_characters_are_one_line(tmp_path, args):
+    """A name the file system refuses (ENAMETOOLONG) is one line in every command, nothing written (19.11)."""
+    long = str(tmp_path / ("a" * 300))
+    res = CliRunner().invoke(main, [a.format(long=long, tmp=tmp_path) for a in args])
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]  # after progress lines, if any
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert "255 characters" in lines[0] and res.output.rstrip().endswith(lines[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -183,3 +183,9 @@ def test_read_only_directory_is_one_line(aligned_export, tmp_path):
         target = ro / "r"
     line = _one_line(_run("triton", aligned_export, "-o", target))
     assert "cannot write the repository" in line and "choose another -o" in line
+
+
+def test_repository_path_over_255_characters_is_one_line(aligned_export, tmp_path):
+    line = _one_line(_run("triton", aligned_export, "-o", tmp_path / ("r" * 300)))
+    assert "cannot be used: File name too long" in line and "255 characters" in line
+    assert not list(tmp_path.iterdir())

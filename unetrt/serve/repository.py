@@ -71,6 +71,12 @@ def _platform_list(platforms: str | Sequence[str]) -> list[str]:
 def check_target(repo: Path, force: bool) -> Path:
     """Refuse a file, or a non-empty directory without ``force``, before any work is done."""
     repo = Path(repo).expanduser().resolve()
+    try:
+        repo.exists()
+    except OSError as exc:  # e.g. a name over 255 characters
+        raise OutputError(f"repository path {str(repo)[:80]}… cannot be used: {exc.strerror or exc}",
+                          "a path the file system accepts (each name at most 255 characters)",
+                          "choose a shorter -o") from None
     if repo.exists() and not repo.is_dir():
         raise OutputError(f"repository path {repo} is a file", "a directory (new or empty)", "choose another -o")
     if repo.is_dir() and any(repo.iterdir()) and not force:

@@ -97,7 +97,6 @@ def test_decode_image_refusals(monkeypatch):
 
 def test_non_loopback_host_is_warned_about(aligned_export):
     from unetrt.cli import main as cli
-
     from unetrt.serve.server import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
@@ -116,8 +115,6 @@ def test_non_loopback_host_is_warned_about(aligned_export):
 @pytest.mark.slow
 @pytest.mark.serve
 def test_kill_9_leaves_no_shm_regions_and_stop_reports_the_exit(aligned_export, tmp_path):
-    import numpy as np
-
     from unetrt.serve.client import TritonClient
     from unetrt.serve.server import TritonServer
 

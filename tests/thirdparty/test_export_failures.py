@@ -79,11 +79,12 @@ class ItemInIf(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
+        torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
 
     def forward(self, x):
         y = self.conv(x)
-        if y.mean().item() > 0:
+        if x.mean().item() > 0:  # random inputs: either way at about half the sweep's sizes
             y = y * 2
         return y
 

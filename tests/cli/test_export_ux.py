@@ -172,10 +172,14 @@ def test_summary_names_random_weights_alignment_cost_and_progress(tmp_path):
 
 
 def test_shape_error_suggests_the_forms_it_accepts(tmp_path):
-    res = CliRunner().invoke(main, ["export", "--static", "--shape", "1x3x256x256", "-o", str(tmp_path / "o")])
+    res = CliRunner().invoke(main, ["export", "--static", "--shape", "1x1x3x256x256", "-o", str(tmp_path / "o")])
     assert res.exit_code == 2
-    assert "expected HxW or NxHxW with positive integers, e.g. 256x256 or 1x256x256" in res.output
-    assert "e.g. 1x3x256x256" not in res.output
+    assert ("expected HxW or NxHxW, DxHxW or NxDxHxW with positive integers, e.g. 256x256 or 1x256x256, "
+            "64x64x64 or 1x64x64x64") in " ".join(res.output.split())
+    assert "NxCxHxW" not in res.output
+    res = CliRunner().invoke(main, ["export", "--help"])
+    help_text = " ".join(res.output.split())
+    assert "without --shape: 1x256x256, 2-D models only" in help_text and "DxHxW or NxDxHxW (3-D models)" in help_text
 
 
 def test_debug_flag_and_env_show_the_traceback(tmp_path, monkeypatch):
@@ -278,3 +282,20 @@ def test_flavour_refusals_come_before_tracing(tmp_path, no_trace, monkeypatch, o
         export(ExportConfig(arch="milesial", model_kwargs=TINY, output_dir=str(tmp_path / "m"), engine=True,
                             engine_options=EngineOptions(**opts)))
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "--width", "4", "--no-engine", "-o", "{long}"],
+    ["export", "--width", "4", "--no-engine", "--fp16", "--calib-images", "{long}", "-o", "{tmp}/o"],
+    ["triton", "{long}", "-o", "{tmp}/r"],
+    ["inspect", "{long}"],
+])
+def test_paths_over_255_characters_are_one_line(tmp_path, args):
+    """A name the file system refuses (ENAMETOOLONG) is one line in every command, nothing written (19.11)."""
+    long = str(tmp_path / ("a" * 300))
+    res = CliRunner().invoke(main, [a.format(long=long, tmp=tmp_path) for a in args])
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]  # after progress lines, if any
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert "255 characters" in lines[0] and res.output.rstrip().endswith(lines[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -85,3 +85,26 @@ def test_example_usage_error():
     res = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode == 2
     assert "usage:" in res.stderr
+    help_text = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True,
+                               timeout=300, cwd=ROOT).stdout
+    assert "export/milesial image.png mask.png" in help_text and "export/demo" not in help_text
+    assert "Usage: python examples/python/segment.py export/milesial image.png mask.png" in EXAMPLE.read_text()
+
+
+def test_example_missing_inputs_are_one_line(demo_export, tmp_path):
+    """A missing export, a missing image, an unwritable output: one error line, exit 1, no traceback."""
+    image = tmp_path / "in.png"
+    Image.new("RGB", (20, 20)).save(image)
+    missing = tmp_path / "export" / "milesial"
+    cases = [([missing, image, tmp_path / "m.png"], f"error: no export in {missing} (no manifest.json) | expected a "
+                                                   "directory written by unet-export | run unet-export first"),
+             ([demo_export, tmp_path / "missing.png", tmp_path / "m.png"],
+              f"error: No such file or directory: {tmp_path / 'missing.png'}"),
+             ([demo_export, image, tmp_path / "no" / "dir" / "m.png"], "error: No such file or directory: ")]
+    for args, needle in cases:
+        res = subprocess.run([sys.executable, str(EXAMPLE), *map(str, args)], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT)
+        assert res.returncode == 1, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(needle) and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "m.png").exists()

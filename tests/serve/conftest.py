@@ -42,6 +42,7 @@ if _WHY:
 from tests.helpers import trt_available  # noqa: E402
 
 SERVER_START_S = 180
+ALIGNED_MAX_PIXELS = 2 * 64 * 64  # unet16's request limit (N x H x W)
 
 
 @pytest.fixture(scope="session")
@@ -74,12 +75,13 @@ def aligned_export(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def repositories(demo_export, aligned_export, tmp_path_factory) -> list[Path]:
-    """``unet`` (+ ``unet_image`` ensemble) from the demo, ``unet16`` from the aligned export."""
+    """``unet`` (+ ``unet_image`` ensemble) from the demo (default pixel limit), ``unet16`` from the aligned
+    export (at most ``ALIGNED_MAX_PIXELS`` pixels per request)."""
     from unetrt.serve.repository import write_repository
 
     root = tmp_path_factory.mktemp("serve_repos")
     write_repository(demo_export, root / "demo", name="unet", with_preprocess=True, max_queue_delay_us=500)
-    write_repository(aligned_export, root / "aligned", name="unet16")
+    write_repository(aligned_export, root / "aligned", name="unet16", max_pixels=ALIGNED_MAX_PIXELS)
     return [root / "demo", root / "aligned"]
 
 

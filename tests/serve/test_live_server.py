@@ -174,3 +174,99 @@ def test_loadtest_command(server):
     assert all(0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"] for r in rows)
     bad = CliRunner().invoke(cli, ["loadtest", server.http_url, "--model", "nope"])
     assert bad.exit_code != 0 and "Error: Triton at" in bad.output and "nope" in bad.output
+    # every request refused (40 is no multiple of 16): the table, then one error line and exit 1
+    res = CliRunner().invoke(cli, ["loadtest", server.http_url, "--model", "unet16", "--concurrency", "2",
+                                   "--requests", "3", "--shape", "1x3x40x40"])
+    assert res.exit_code == 1, res.output
+    assert "Error: 6 of 6 requests failed (first: " in res.output and "not a multiple of 16" in res.output
+    assert "nan" not in res.output
+
+
+def test_loadtest_checks_responses(server, monkeypatch):
+    """A response of the wrong shape or with NaN values counts as an error, not as a served request."""
+    from unetrt.serve.client import TritonClient
+    from unetrt.serve.loadtest import run_load, triton_infer
+
+    make, close = triton_infer(server.grpc_url, "unet16")
+    real = TritonClient.infer
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    assert run_load(make, [x], concurrency=1, requests_per_worker=2, warmup=0, close=close).errors == 0
+    for corrupt, needle in ((lambda y: y[:, :1], "answered logits float32 [1, 1, 32, 32]"),
+                            (lambda y: np.concatenate([y, y]), "[2, 2, 32, 32]"),
+                            (lambda y: np.full_like(y, np.nan), "NaN")):
+        monkeypatch.setattr(TritonClient, "infer",
+                            lambda self, *a, c=corrupt, **k: {n: c(v) for n, v in real(self, *a, **k).items()})
+        result = run_load(make, [x], concurrency=1, requests_per_worker=2, warmup=0, close=close)
+        assert result.errors == 2 and needle in result.error_samples[0], result.error_samples
+
+
+def _png(size: tuple[int, int], mode: str = "1") -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="PNG")
+    return np.frombuffer(buf.getvalue(), np.uint8)[None]
+
+
+# what the client sent is wrong: 400 (HTTP) / INVALID_ARGUMENT (gRPC), with the reason
+CLIENT_ERRORS = [
+    ("unet", "input", np.zeros((1, 3, 8, 40), np.float32), "H is 8 < 16"),
+    ("unet16", "input", np.zeros((1, 3, 40, 48), np.float32), "not a multiple of 16"),
+    ("unet16", "input", np.zeros((3, 3, 64, 64), np.float32), "holds 12288 pixels, more than the 8192"),
+    ("unet_image", "IMAGE", np.frombuffer(b"\x89PNG not really", np.uint8)[None], "not an image format"),
+    ("unet_image", "IMAGE", _png((4096, 2048)), "image 4096x2048 holds 8388608 pixels, more than the 4194304"),
+]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_client_errors_are_invalid_arg(server, protocol):
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+    mod = httpclient if protocol == "http" else grpcclient
+    client = mod.InferenceServerClient((server.http_url if protocol == "http" else server.grpc_url).split("//")[1])
+    try:
+        for model, name, x, needle in CLIENT_ERRORS:
+            item = mod.InferInput(name, list(x.shape), np_to_triton_dtype(x.dtype))
+            item.set_data_from_numpy(x)
+            with pytest.raises(InferenceServerException) as info:
+                client.infer(model, [item])
+            status, message = str(info.value.status()), info.value.message()
+            assert status == ("400" if protocol == "http" else "StatusCode.INVALID_ARGUMENT"), (model, status, message)
+            assert needle in message and "BytesIO" not in message and " at 0x" not in message, message
+        ok = mod.InferInput("input", [2, 3, 64, 64], "FP32")  # exactly the limit is served
+        ok.set_data_from_numpy(np.zeros((2, 3, 64, 64), np.float32))
+        assert client.infer("unet16", [ok]).as_numpy("logits").shape == (2, 2, 64, 64)
+    finally:
+        client.close()
+
+
+def test_admin_apis_are_restricted_and_shm_regions_are_the_servers(server):
+    import glob
+    import urllib.error
+    import urllib.request
+
+    from unetrt.serve.server import ADMIN_HEADER
+
+    for path in ("/v2/logging", "/v2/trace/setting", "/v2/systemsharedmemory/status", "/v2/repository/index"):
+        method = "POST" if path.endswith("index") else "GET"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(urllib.request.Request(server.http_url + path, method=method), timeout=10)
+        assert info.value.code == 403, path
+        request = urllib.request.Request(server.http_url + path, method=method,
+                                         headers={ADMIN_HEADER: server.admin_key})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200, path
+    with urllib.request.urlopen(f"{server.http_url}/v2/models/unet/stats", timeout=10) as r:
+        assert r.status == 200  # statistics stay open
+    assert server.shm_prefix.startswith("unetrt_") and glob.glob(f"/dev/shm/{server.shm_prefix}*")
+
+
+def test_server_log_has_no_python_traceback(server):
+    """Runs last: every output above went through DLPack (numpy 2) without the stub logging a traceback."""
+    log = server.log_path.read_text(errors="replace")
+    assert "Started HTTPService" in log
+    assert "Traceback" not in log and "PyCapsule" not in log, log[-2000:]

@@ -4,6 +4,7 @@ plan dims against the engine profile, and bad input (one line, exit != 0, nothin
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -117,8 +118,18 @@ def test_missing_extra_is_one_line(aligned_export, tmp_path, monkeypatch):
     line = _one_line(_run("triton", aligned_export, "-o", tmp_path / "r"))
     assert "pip install 'unetrt[serve]'" in line and not list(tmp_path.iterdir())
     monkeypatch.setitem(sys.modules, "pytriton", None)
-    line = _one_line(_run("serve", aligned_export, "--http-port", "1"))
-    assert "pip install 'unetrt[serve]'" in line
+    from unetrt.serve.server import free_port
+
+    # whatever holds the default ports (8000-8002) or a given one, the missing extra is what is said
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ports = [busy.getsockname()[1], free_port(), free_port()]
+        line = _one_line(_run("serve", aligned_export, "--http-port", ports[0], "--grpc-port", ports[1],
+                              "--metrics-port", ports[2]))
+        assert "pip install 'unetrt[serve]'" in line
+        line = _one_line(_run("serve", aligned_export))
+        assert "pip install 'unetrt[serve]'" in line
 
 
 def test_import_unetrt_without_serving_packages():
@@ -133,3 +144,48 @@ def test_import_unetrt_without_serving_packages():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "missing the Triton HTTP client needs tritonclient" in res.stdout
+
+
+def test_every_copy_is_checked_against_its_sha256(aligned_export, tmp_path):
+    """A file changed after export is refused (nothing written), whichever platform copies it."""
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(aligned_export, export)
+    with open(export / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    for platform in ("python", "onnx"):
+        line = _one_line(_run("triton", export, "-o", tmp_path / "r", "--platform", platform))
+        assert "model.onnx does not match its sha256 in the manifest" in line and "re-export" in line
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    shutil.copy2(aligned_export / "model.onnx", export / "model.onnx")
+    res = _run("triton", export, "-o", tmp_path / "r", "--platform", "python,onnx")
+    assert res.exit_code == 0, res.output
+
+
+def test_read_only_directory_is_one_line(aligned_export, tmp_path):
+    import os
+
+    if os.geteuid() == 0:  # root writes through file modes: use a directory no one may create entries in
+        parent = "/sys"
+        if os.path.isdir(parent) and os.access(parent, os.W_OK):
+            try:
+                os.mkdir(os.path.join(parent, "unetrt-probe"))
+            except OSError:
+                pass
+            else:
+                os.rmdir(os.path.join(parent, "unetrt-probe"))
+                pytest.skip("no read-only directory on this machine")
+        target = os.path.join(parent, "unetrt-repo", "r")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        target = ro / "r"
+    line = _one_line(_run("triton", aligned_export, "-o", target))
+    assert "cannot write the repository" in line and "choose another -o" in line
+
+
+def test_repository_path_over_255_characters_is_one_line(aligned_export, tmp_path):
+    line = _one_line(_run("triton", aligned_export, "-o", tmp_path / ("r" * 300)))
+    assert "cannot be used: File name too long" in line and "255 characters" in line
+    assert not list(tmp_path.iterdir())

@@ -82,7 +82,10 @@ def test_serve_busy_port_is_one_line(aligned_export):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        res = subprocess.run(_unetrt() + ["serve", str(aligned_export), "--http-port", str(port)],
+        from unetrt.serve.server import free_port
+
+        res = subprocess.run(_unetrt() + ["serve", str(aligned_export), "--http-port", str(port), "--grpc-port",
+                                          str(free_port()), "--metrics-port", str(free_port())],
                              capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

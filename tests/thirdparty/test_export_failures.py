@@ -72,3 +72,108 @@ def test_cli_prints_one_line_and_debug_keeps_the_traceback(tmp_path, monkeypatch
     text = result.output + (result.stderr if result.stderr_bytes is not None else "")
     # the chained traceback ends with the model's own raise, then the one-line error
     assert "Traceback" in text and "raise RuntimeError(f\"weights not loaded" in text
+
+
+class ItemInIf(torch.nn.Module):
+    """``.item()`` in an ``if``: torch.export refuses it, the TorchScript fallback freezes the branch."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if x.mean().item() > 0:  # random inputs: either way at about half the sweep's sizes
+            y = y * 2
+        return y
+
+
+class SampleAndTimestep(torch.nn.Module):
+    """``forward(sample, timestep)`` as diffusers' UNets have it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, sample, timestep):
+        return self.conv(sample) + timestep
+
+
+def unetr_2d(img_size=(32, 32)):
+    from monai.networks.nets import UNETR
+
+    torch.manual_seed(0)
+    return UNETR(in_channels=1, out_channels=2, img_size=img_size, spatial_dims=2, feature_size=4, hidden_size=48,
+                 mlp_dim=96, num_heads=4)
+
+
+def _error_line(args, tmp_path) -> str:
+    res = CliRunner().invoke(export_cmd, [*args, "-o", str(tmp_path / "o"), "--no-engine"])
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "o").exists()
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_item_in_an_if_is_named_as_a_branch_on_values(tmp_path):
+    line = _error_line(["--model", "tests.thirdparty.test_export_failures:ItemInIf"], tmp_path)
+    assert "parity failed" in line and "the model branches on tensor values" in line
+    assert "TorchScript fallback froze that branch" in line and "torch.where" in line
+    assert "branches on sizes" not in line and "--align N or --static" not in line
+
+
+def test_forward_with_a_second_input_says_how_to_wrap(tmp_path):
+    line = _error_line(["--model", "tests.thirdparty.test_export_failures:SampleAndTimestep"], tmp_path)
+    assert "missing 1 required positional argument: 'timestep'" in line
+    assert "expected a model whose forward takes one tensor" in line and "forward(x)" in line
+    assert "in_channels" not in line
+
+
+def test_unetr_points_to_its_own_img_size(tmp_path):
+    line = _error_line(["--model", "tests.thirdparty.test_export_failures:unetr_2d",
+                        "--model-kwargs", '{"img_size": [32, 48]}'], tmp_path)
+    assert "expected the one input size the model is built for (32x48, its img_size)" in line
+    assert "--static --shape 32x48" in line and "--align" not in line
+
+
+@pytest.mark.slow
+def test_unetr_static_at_its_img_size_exports(tmp_path):
+    res = CliRunner().invoke(export_cmd, ["--model", "tests.thirdparty.test_export_failures:unetr_2d", "--static",
+                                          "--shape", "32x32", "-o", str(tmp_path / "o"), "--no-engine"])
+    assert res.exit_code == 0, res.output
+
+
+def test_fixed_size_hints():
+    from unetrt.exporter.failures import fixed_size
+
+    assert fixed_size(unetr_2d((32, 48))) == (32, 48)
+    assert fixed_size(torch.nn.Conv2d(1, 1, 1)) is None
+
+
+def test_volume_wording_in_notes_and_summary():
+    from unetrt.cli.render import render_export
+    from unetrt.exporter.preflight import alignment_cost
+
+    assert alignment_cost(16, spatial_dims=3) == ("alignment 16: 64x64x64 runs as 64x64x64 (+0.0% voxels); worst "
+                                                  "case near it 65x65x65 -> 80x80x80 (+86.4%)")
+    assert alignment_cost(16).startswith("alignment 16: 256x256 runs as 256x256 (+0.0% pixels)")
+    import io
+
+    from rich.console import Console
+
+    manifest = {"input": {"name": "input", "channels": 1, "layout": "NCDHW", "alignment": 4, "min_size": 4,
+                          "dynamic": {"batch": True, "depth": True, "height": True, "width": True},
+                          "pad_to_alignment": True, "static_shape": None},
+                "onnx": {"path": "model.onnx", "nodes": 1, "opset": 18}, "export": {"notes": []},
+                "model": {"arch": None, "factory": "f", "params": 1}}
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    try:
+        render_export(manifest, "out", console)
+    except (KeyError, TypeError):
+        pass  # the rest of the summary needs a full manifest; the input lines come first
+    text = console.file.getvalue()
+    assert "[N,1,D,H,W]" in text and "D, H, W multiples of 4" in text and "64x64x64 runs as 64x64x64" in text
+    assert "H,W]" not in text.replace("D,H,W]", "")

@@ -107,3 +107,37 @@ def test_unet_predict_on_an_image_with_a_3d_model_says_expected_5d(export_3d, tm
     assert result.exit_code == 1
     assert "rank 4 (an image) for a volumetric model: expected 5-D NxCxDxHxW" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, expected", [("8x12x16", [1, 1, 8, 12, 16]), ("2x8x8x8", [2, 1, 8, 8, 8])])
+def test_static_3d_export_takes_dxhxw_and_nxdxhxw(tmp_path, shape, expected):
+    """--static --shape DxHxW / NxDxHxW for a volumetric model (issue 19.7)."""
+    from unetrt.cli import main as cli
+    from unetrt.runtime import load
+
+    out = tmp_path / "o"
+    res = CliRunner().invoke(cli, ["export", "--model", "tests.fixtures.thirdparty:plain3d", "--model-kwargs",
+                                   '{"width": 2}', "--static", "--shape", shape, "--no-engine", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input"]["static_shape"] == expected
+    assert [s["input_shape"] for s in manifest["verification"]["sizes"]] == [expected]
+    with load(str(out), backend="ort") as runner:
+        y = runner.infer({"input": np.zeros(expected, np.float32)})["logits"]
+    assert y.shape[0] == expected[0] and y.shape[2:] == tuple(expected[2:])
+
+
+def test_static_shape_of_the_wrong_rank_is_one_line(tmp_path):
+    from unetrt.cli import main as cli
+
+    for args, needle in (
+            (["--model", "tests.fixtures.thirdparty:plain3d", "--model-kwargs", '{"width": 2}', "--shape", "32x32"],
+             "static shape 32x32 for a 3-D model | expected DxHxW or NxDxHxW"),
+            (["--arch", "milesial", "--width", "4", "--shape", "1x3x64x64"],
+             "static shape 1x3x64x64 for a 2-D model | expected HxW or NxHxW")):
+        res = CliRunner().invoke(cli, ["export", *args, "--static", "--no-engine", "-o", str(tmp_path / "o")])
+        assert res.exit_code == 1, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+        assert len(lines) == 1 and needle in lines[0], res.output
+        assert not (tmp_path / "o").exists()

@@ -23,8 +23,11 @@ DEFAULT_STATIC_SIDE = 256
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: export/<name>).")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
-@click.option("--static", is_flag=True, help="Fix N, H, W to --shape instead of exporting them dynamic.")
-@click.option("--shape", type=Shape((2, 3)), default=None, help="Static export size: HxW or NxHxW.")
+@click.option("--static", is_flag=True, help="Fix N and the spatial axes to --shape instead of exporting them "
+              f"dynamic (without --shape: 1x{DEFAULT_STATIC_SIDE}x{DEFAULT_STATIC_SIDE}, 2-D models only).")
+@click.option("--shape", type=Shape((2, 3, 4), {3: ("NxHxW, DxHxW", "1x256x256, 64x64x64"),
+                                                 4: ("NxDxHxW", "1x64x64x64")}), default=None,
+              help="Static export size: HxW or NxHxW (2-D models), DxHxW or NxDxHxW (3-D models).")
 @click.option("--align", type=ALIGN, default="auto", show_default=True,
               help="auto: derived from the model's shape guards; N: H and W multiples of N (1: every size).")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
@@ -50,11 +53,10 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
     if not arch and not factory:
         arch = DEFAULT_ARCH
     if shape and not static:
-        raise UnetrtError("--shape is only used with --static", "--static --shape HxW", "add --static")
+        raise UnetrtError("--shape is only used with --static", "--static --shape HxW (or DxHxW)", "add --static")
     static_shape = None
-    if static:
-        side = DEFAULT_STATIC_SIDE
-        static_shape = (1, *shape) if shape and len(shape) == 2 else (tuple(shape) if shape else (1, side, side))
+    if static:  # batch 1 is added by the exporter, which knows whether 3 sizes are NxHxW or DxHxW
+        static_shape = tuple(shape) if shape else (DEFAULT_STATIC_SIDE, DEFAULT_STATIC_SIDE)
     name = arch or factory.split(":")[-1]
     if nnunet_dir is not None:
         base = ExportConfig(static_shape=static_shape, align=align, opset=opset, simplify=not no_simplify,

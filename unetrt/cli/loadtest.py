@@ -22,8 +22,6 @@ from .options import Shape, handle_errors
 def loadtest_cmd(url, model, concurrency, per_worker, shapes, as_json):
     """Load-test URL (http://HOST:PORT or grpc://HOST:PORT) with random inputs."""
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
 
     from ..errors import UnetrtError
     from ..serve.client import TritonClient
@@ -45,12 +43,24 @@ def loadtest_cmd(url, model, concurrency, per_worker, shapes, as_json):
                for c in levels]
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
-        return
+    else:
+        _table(model, url, results)
+    failed = sum(r.errors for r in results)
+    if failed:
+        sample = next((e for r in results for e in r.error_samples), "no message")
+        raise UnetrtError(f"{failed} of {sum(r.requests for r in results)} requests failed (first: {sample})",
+                          "every request answered with a valid output", "fix what the first error says")
+
+
+def _table(model, url, results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{model} at {url}")
     for col in ("concurrency", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(col, justify="right")
     for r in results:
         lat = r.latency_ms
         table.add_row(str(r.concurrency), str(r.requests), str(r.errors), f"{r.throughput_rps:.1f}",
-                      *(f"{lat.get(k, float('nan')):.1f}" for k in ("p50", "p90", "p99")))
+                      *(f"{lat[k]:.1f}" if k in lat else "-" for k in ("p50", "p90", "p99")))
     Console().print(table)

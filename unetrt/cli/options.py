@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import traceback
 from functools import wraps
@@ -11,7 +12,7 @@ import click
 
 from rich.console import Console
 
-from ..errors import ParityError, Terminated, UnetrtError
+from ..errors import ParityError, Terminated, UnetrtError, format_message
 
 #: The zoo variant used when neither --arch nor --model is given.
 DEFAULT_ARCH = "milesial"
@@ -58,6 +59,16 @@ def handle_errors(fn):
             if isinstance(exc, ParityError) and exc.table:
                 click.echo(exc.table, err=True)
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:  # other OS errors keep their traceback (a bug to report)
+                raise
+            if debug:
+                traceback.print_exc()
+            name = str(exc.filename or "")
+            raise click.ClickException(format_message(
+                f"path {name[:80]}{'…' if len(name) > 80 else ''} is too long ({len(name)} characters)",
+                "a path the file system accepts (each name at most 255 characters)",
+                "use a shorter path (or a symlink to its folder)")) from exc
     return click.option("--debug", is_flag=True, envvar="UNETRT_DEBUG", show_envvar=True,
                         help="Show the full traceback of errors too (for bug reports).")(wrapper)
 
@@ -100,8 +111,9 @@ class Shape(click.ParamType):
 
     name = "SHAPE"
 
-    def __init__(self, ranks: tuple[int, ...] = (2, 3, 4)):
+    def __init__(self, ranks: tuple[int, ...] = (2, 3, 4), forms: dict[int, str] | None = None):
         self.ranks = ranks
+        self.forms = forms or {}
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -111,8 +123,11 @@ class Shape(click.ParamType):
         except ValueError:
             dims = ()
         if len(dims) not in self.ranks or any(d < 1 for d in dims):
-            forms = " or ".join({2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}[r] for r in self.ranks)
+            names = {2: "HxW", 3: "NxHxW", 4: "NxCxHxW", 5: "NxCxDxHxW"}
             example = {2: "256x256", 3: "1x256x256", 4: "1x3x256x256", 5: "1x1x64x96x80"}
+            for rank, (form, ex) in self.forms.items():
+                names[rank], example[rank] = form, ex
+            forms = " or ".join(names[r] for r in self.ranks)
             examples = " or ".join(example[r] for r in self.ranks)
             self.fail(f"invalid shape {value!r} | expected {forms} with positive integers, e.g. {examples}",
                       param, ctx)

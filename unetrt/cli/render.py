@@ -91,7 +91,7 @@ def render_export(manifest: Manifest, out_dir, console: Console | None = None) -
         if not any(n.startswith("alignment ") for n in export.notes):
             from ..exporter.preflight import alignment_cost
 
-            err_console.print(f"  cost   {alignment_cost(inp.alignment)}")
+            err_console.print(f"  cost   {alignment_cost(inp.alignment, spatial_dims=inp.spatial_dims)}")
     if model.weights == "random-init":
         err_console.print("  [yellow]weights random-init: no --checkpoint was given, so the masks mean nothing; "
                           "pass --checkpoint PATH to export trained weights[/]")

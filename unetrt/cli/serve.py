@@ -27,22 +27,38 @@ from .triton import serving_options
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads per CPU instance (default: ONNX Runtime's).")
 @click.option("--startup-timeout", type=click.FloatRange(min=1), default=180, show_default=True, metavar="S")
+@click.option("--drain-timeout", type=click.IntRange(min=0), default=5, show_default=True, metavar="S",
+              help="Seconds in-flight requests may take to finish on SIGINT/SIGTERM (tritonserver's "
+                   "--exit-timeout-secs); the server is killed after S + 5.")
+@click.option("--allow-admin-apis", is_flag=True,
+              help="Leave Triton's shared-memory, model-repository, trace and logging APIs open (closed by "
+                   "default: they answer 403 without a key only this process knows).")
 def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_batch, instances, max_queue_delay_us,
-              dynamic_batching, device, with_preprocess, threads, startup_timeout):
+              dynamic_batching, max_pixels, device, with_preprocess, threads, startup_timeout, drain_timeout,
+              allow_admin_apis):
     """Serve EXPORT_DIR with Triton (python backend running the unetrt runner) until SIGINT/SIGTERM."""
+    from ..errors import ServeError
+    from ..serve.deps import tritonserver_dist
     from ..serve.repository import write_repository
-    from ..serve.server import TritonServer, check_port
+    from ..serve.server import TritonServer, check_port, is_loopback
 
+    tritonserver_dist()  # a missing serving extra is said before anything about ports
     err_console = make_console()
+    if not is_loopback(host):
+        err_console.print(f"[yellow]warning:[/] --host {host} exposes the server to the network without "
+                          "authentication: anyone who reaches it may run inference"
+                          + ("" if allow_admin_apis else " (the admin APIs stay closed)")
+                          + "; bind 127.0.0.1 behind a proxy unless that is what you want")
     for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
         check_port(host, port, flag)
     with tempfile.TemporaryDirectory(prefix="unetrt-serve-") as tmp:
         repo = Path(tmp) / "repository"
         write_repository(export_dir, repo, name=name, platforms="python", max_batch=max_batch, instances=instances,
                          max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching,
-                         with_preprocess=with_preprocess, device=device, threads=threads)
+                         with_preprocess=with_preprocess, device=device, threads=threads, max_pixels=max_pixels)
         server = TritonServer(repo, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                              startup_timeout_s=startup_timeout)
+                              startup_timeout_s=startup_timeout, exit_timeout_s=drain_timeout,
+                              restrict_admin_apis=not allow_admin_apis)
         err_console.print(f"starting tritonserver for {export_dir} …")
         server.start()
         models = f"{name}" + (f", {name}_image" if with_preprocess else "")
@@ -52,4 +68,8 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
             code = server.serve_forever()
         finally:
             server.stop()
+        if code:
+            raise ServeError(f"tritonserver exited with code {code} on shutdown: {server.last_errors}",
+                             "exit code 0 (every in-flight request finished)",
+                             "raise --drain-timeout if requests were cut off, else see the quoted log lines")
         err_console.print(f"stopped (tritonserver exit code {code})")

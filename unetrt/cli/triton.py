@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..serve.configs import DEFAULT_MAX_PIXELS
 from .options import apply_options, handle_errors, make_console
 
 PLATFORM_CHOICES = ("python", "onnx", "tensorrt", "all")
@@ -20,6 +21,9 @@ def serving_options(f):
                      help="How long the dynamic batcher may wait to form a larger batch."),
         click.option("--dynamic-batching/--no-dynamic-batching", default=True, show_default=True,
                      help="Dynamic batching (Triton merges only requests of equal shape)."),
+        click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+                     help="Most pixels one request may carry (N x H x W, or H x W of an image for NAME_image); "
+                          "larger requests get 400 / INVALID_ARG."),
     ]
     return apply_options(f, options)
 
@@ -44,15 +48,16 @@ def serving_options(f):
 @click.option("--build-on-start", is_flag=True,
               help="Ship the ONNX instead of a TensorRT plan; `unetrt build REPO` in the serving image (e.g. a "
                    "Kubernetes init container) builds the plan with the server's TensorRT.")
-def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching, device,
-               with_preprocess, scale, shape_buckets, force, build_on_start):
+def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching,
+               max_pixels, device, with_preprocess, scale, shape_buckets, force, build_on_start):
     """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
     from ..serve.repository import write_repository
 
     plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
                             instances=instances, max_queue_delay_us=max_queue_delay_us,
                             dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
-                            scale=scale, shape_buckets=shape_buckets, force=force, build_on_start=build_on_start)
+                            scale=scale, shape_buckets=shape_buckets, max_pixels=max_pixels, force=force,
+                            build_on_start=build_on_start)
     err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"

@@ -153,6 +153,7 @@ class ExportConfig(_ExportFields):
         align: ``None`` = auto (derived from the spec and torch.export's shape guards); an int
             forces that alignment (1 = exact at every size or fail).
         static_shape: ``(batch, H, W)`` (or ``(batch, D, H, W)``) to export a static graph;
+            ``(H, W)`` for a 2-D and ``(D, H, W)`` for a 3-D model mean batch 1;
             ``None`` = dynamic N and spatial axes.
         calib_images: Folder of images / .npy arrays driving the FP16 search and INT8 calibration
             (default: sweep sizes).

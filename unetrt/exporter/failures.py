@@ -27,6 +27,41 @@ _DATA_DEPENDENT = ("data-dependent", "data dependent", "GuardOnDataDependentSymN
                    ".item()", "Could not extract specialized integer", "nonzero", "aten._local_scalar_dense")
 
 
+VALUE_BRANCH_FIX = ("replace .item()/bool(tensor)/nonzero-driven branches in forward with tensor ops "
+                    "(torch.where, torch.cond): a fixed --shape or --align does not help, the branch depends on "
+                    "the data")
+_MISSING_ARG = re.compile(r"forward\(\) missing (\d+) required positional argument")
+
+
+def frozen_branch_fix(exporter: str, export_error: str) -> str | None:
+    """The fix for a parity failure when torch.export refused a branch on tensor values and the
+    TorchScript fallback traced it as a constant (``None`` otherwise)."""
+    if exporter != "torchscript" or not any(n in (export_error or "") for n in _DATA_DEPENDENT):
+        return None
+    return ("the model branches on tensor values (torch.export refused it: data-dependent control flow), "
+            "and the TorchScript fallback froze that branch at the sample; " + VALUE_BRANCH_FIX)
+
+
+def fixed_size(model) -> tuple[int, ...] | None:
+    """The one input size a model is built for, when it says so: an ``img_size`` factory argument or
+    attribute, or MONAI's ViT-based ``feat_size`` x ``patch_size`` (UNETR)."""
+    from ..models.build_info import build_config
+
+    size = build_config(model).get("img_size") if model is not None else None
+    size = size if size is not None else getattr(model, "img_size", None)
+    if size is None and hasattr(model, "feat_size") and hasattr(model, "patch_size"):
+        try:
+            size = [int(f) * int(p) for f, p in zip(model.feat_size, model.patch_size)]
+        except TypeError:
+            size = None
+    if isinstance(size, int):
+        return None
+    try:
+        return tuple(int(s) for s in size) if size else None
+    except (TypeError, ValueError):
+        return None
+
+
 def last_line(exc: BaseException) -> str:
     """``Type: last non-empty line`` of an exception's message (the model's own words)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
@@ -76,7 +111,7 @@ def _matches(exc: BaseException, needles) -> bool:
 
 
 def explain(step: str, exc: BaseException, *, shape: tuple[int, ...] | None = None, every_size: bool = False,
-            alignment: int | None = None) -> ExportError:
+            alignment: int | None = None, model=None) -> ExportError:
     """An :class:`ExportError` naming the failed ``step``, the error's last line and the fix.
 
     Args:
@@ -85,6 +120,7 @@ def explain(step: str, exc: BaseException, *, shape: tuple[int, ...] | None = No
         shape: The input shape the step ran at, for the message.
         every_size: The probe failed at every size it tried (``shape`` is the smallest).
         alignment: An alignment known to work, for the ``--align`` hint.
+        model: The model, for hints from its own attributes (the one size it is built for).
     """
     text = "x".join(map(str, shape)) if shape else ""
     if every_size:
@@ -97,10 +133,21 @@ def explain(step: str, exc: BaseException, *, shape: tuple[int, ...] | None = No
         return ExportError(f"{where}: the model needs an optional package that is not installed "
                            f"({last_line(exc)})", f"{package} importable", f"pip install {package}")
     what = f"{where}: {last_line(exc)}"
+    missing = next((m for e in _chain(exc) if isinstance(e, TypeError) for m in [_MISSING_ARG.search(str(e))] if m),
+                   None)
+    if missing:
+        return ExportError(what, "a model whose forward takes one tensor (the image batch)",
+                           "wrap it: a factory returning an nn.Module whose forward(x) calls the model with x and "
+                           "fixed values for its other inputs (e.g. model(x, timestep=0).sample for a diffusers "
+                           "UNet), passed as --model pkg.module:factory")
     if _matches(exc, _DATA_DEPENDENT):
-        return ExportError(what, "control flow that depends on shapes, not on tensor values",
-                           "replace .item()/bool(tensor)/nonzero-driven branches in forward with tensor ops "
-                           "(torch.where, torch.cond), or export with --static --shape")
+        return ExportError(what, "control flow that depends on shapes, not on tensor values", VALUE_BRANCH_FIX)
+    size = fixed_size(model) if every_size else None
+    if size and _matches(exc, _SIZE):
+        text_size = "x".join(map(str, size))
+        return ExportError(what, f"the one input size the model is built for ({text_size}, its img_size)",
+                           f"export with --static --shape {text_size}, or build the model with the img_size "
+                           "you will serve")
     if _matches(exc, _SIZE):
         hint = f"--align {alignment}" if alignment else "--align auto (the eager probe finds the size rule) or --align N"
         expected = "input sizes the model accepts" + (" (check its in_channels)" if every_size else "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,17 +22,16 @@ from ..artifacts.manifest import (ArtifactFile, CheckpointRef, DynamicAxes, Expo
 from ..artifacts.source import ModelSource
 from ..errors import AlignmentError
 from ..fileio import sha256_file
-from ..models import output_hw
 from ..models.build_info import build_config
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io, preflight, steps
 from .config import DEFAULT_OPSET, ExportConfig
-from .failures import explain
+from .failures import explain, frozen_branch_fix
 from .fp16 import stage as fp16_stage
 from .int8 import stage as int8_stage
 from .int8.calib import load_calibration_files
-from .probe import probe
+from .probe import eager_minimum, probe
 from .simplify import simplify as run_onnxsim
 from .staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
 from .trace import NotTraceableError, sample_shape, trace
@@ -97,13 +96,36 @@ def _resolve_alignment(config: ExportConfig, spec) -> None:
                                  f"use --align {need} (or auto)")
 
 
-def _check_static(model: nn.Module, in_ch: int, shape: tuple[int, int, int], spec) -> None:
-    n, h, w = shape
+def static_shape_for(shape: tuple[int, ...] | None, dims: int) -> tuple[int, ...] | None:
+    """``static_shape`` as ``(batch, *spatial)`` for a model of ``dims`` spatial axes: ``(H, W)`` and
+    ``(D, H, W)`` get batch 1; ``(N, H, W)`` / ``(N, D, H, W)`` are kept.
+
+    Raises:
+        AlignmentError: A shape of another length (e.g. ``HxW`` for a volumetric model).
+    """
+    if shape is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    if dims == 3 and len(shape) == 3:
+        return (1, *shape)
+    if dims == 2 and len(shape) == 2:
+        return (1, *shape)
+    if len(shape) == dims + 1:
+        return shape
+    forms = "DxHxW or NxDxHxW" if dims == 3 else "HxW or NxHxW"
+    raise AlignmentError(f"static shape {'x'.join(map(str, shape))} for a {dims}-D model", forms,
+                         f"pass --shape {'64x64x64' if dims == 3 else '256x256'} (or with the batch first)")
+
+
+def _check_static(model: nn.Module, in_ch: int, shape: tuple[int, ...], spec) -> None:
+    n, *sizes = shape
     min_size = spec.min_size if spec else 1
     align = spec.alignment if spec else 1
-    if n < 1 or h < min_size or w < min_size or h % align or w % align or output_hw(model, h, w, in_ch) is None:
-        what = f"static shape {n}x{in_ch}x{h}x{w} is not admissible"
-        expected = f"batch >= 1, H and W >= {min_size}" + (f" and multiples of {align}" if align > 1 else "")
+    axes = "D, H and W" if len(sizes) == 3 else "H and W"
+    if (n < 1 or min(sizes) < min_size or any(s % align for s in sizes)
+            or output_spatial(model, tuple(sizes), in_ch) is None):
+        what = f"static shape {'x'.join(str(d) for d in (n, in_ch, *sizes))} is not admissible"
+        expected = f"batch >= 1, {axes} >= {min_size}" + (f" and multiples of {align}" if align > 1 else "")
         raise AlignmentError(what, expected, "choose another --shape")
 
 
@@ -138,9 +160,10 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
     step("building model")
     with clock("build"):
         model, model_section, mask_values, spec = build_model(config)
+        config = replace(config, static_shape=static_shape_for(config.static_shape, spatial_dims(model)))
         _resolve_alignment(config, spec)
         in_ch = input_channels(model)
-        checked = preflight.check(config, spec, in_ch)
+        checked = preflight.check(config, spec, in_ch, spatial_dims(model))
         int8_plan = int8_stage.options(config.int8_options) if config.int8_options.wanted else None
         calib_files = load_calibration_files(config.calib_images, in_ch, max(8, 2 * config.int8_options.calib_count)) \
             if (config.fp16_options.enabled or int8_plan) and config.calib_images else None
@@ -182,7 +205,8 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
             step("verifying parity (onnxruntime CPU vs eager)")
             with clock("verify"):
                 rows = verify(model, str(onnx_path), in_ch, sizes, tolerance=Tolerance(config.verify_options.atol_factor))
-                check(rows, "ONNX (onnxruntime CPU) vs eager")
+                check(rows, "ONNX (onnxruntime CPU) vs eager", fix=frozen_branch_fix(traced.exporter,
+                                                                                 traced.export_error))
         out.examples = [SizeExample(input=r.input_shape[2:], output=r.output_shape[2:])
                         for r in rows[:3] if r.output_shape]
         placeholder = OnnxArtifact(path=ONNX_NAME, sha256="0" * 64)
@@ -290,8 +314,9 @@ def _trace_step(config: ExportConfig, model: nn.Module, in_ch: int, spec) -> _Tr
         return _Traced(None, sample, alignment, min_size, "torchscript", 32, notes + [note], source=source,
                        spatial_dims=dims, export_error=str(exc))
     source = _alignment_source(config, spec, found, start_align, t.alignment)
-    return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, t.min_size, notes=notes + t.notes,
-                   guards=t.guards, source=source, spatial_dims=dims)
+    min_size, note = eager_minimum(model, in_ch, t.alignment, t.min_size or 1, dims)
+    return _Traced(t.program, torch.randn(t.sample_shape), t.alignment, min_size,
+                   notes=notes + t.notes + ([note] if note else []), guards=t.guards, source=source, spatial_dims=dims)
 
 
 def _size_rule(config: ExportConfig, model: nn.Module, in_ch: int, spec, dims: int):

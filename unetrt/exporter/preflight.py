@@ -17,6 +17,7 @@ from .steps import check_profiles, check_timing_cache
 
 #: The size the padding overhead of an alignment is reported at (milesial's usual input).
 COST_SIZE = 256
+COST_SIZE_3D = 64
 
 __all__ = ["Preflight", "check", "alignment_cost", "admissible_alignment"]
 
@@ -41,19 +42,27 @@ def admissible_alignment(align: int, required: int) -> bool:
     return align & (align - 1) == 0 or align % 16 == 0
 
 
-def alignment_cost(align: int, size: int = COST_SIZE) -> str:
-    """One line on what padding to multiples of ``align`` costs near ``size``x``size``."""
+def alignment_cost(align: int, size: int | None = None, spatial_dims: int = 2) -> str:
+    """One line on what padding to multiples of ``align`` costs near ``size`` on every axis
+    (default 256x256, or 64x64x64 for a volume)."""
     if align <= 1:
         return "alignment 1: no padding, every size runs as it is"
+    k = 3 if spatial_dims == 3 else 2
+    size = size or (COST_SIZE_3D if k == 3 else COST_SIZE)
+    unit = "voxels" if k == 3 else "pixels"
     at = round_up(size, align)
     worst = round_up(size + 1, align)
-    pct = (at * at / (size * size) - 1) * 100
-    worst_pct = (worst * worst / ((size + 1) ** 2) - 1) * 100
-    return (f"alignment {align}: {size}x{size} runs as {at}x{at} (+{pct:.1f}% pixels); worst case near it "
-            f"{size + 1}x{size + 1} -> {worst}x{worst} (+{worst_pct:.1f}%)")
+    pct = ((at / size) ** k - 1) * 100
+    worst_pct = ((worst / (size + 1)) ** k - 1) * 100
+
+    def cube(n: int) -> str:
+        return "x".join([str(n)] * k)
+
+    return (f"alignment {align}: {cube(size)} runs as {cube(at)} (+{pct:.1f}% {unit}); worst case near it "
+            f"{cube(size + 1)} -> {cube(worst)} (+{worst_pct:.1f}%)")
 
 
-def _check_align(config, spec) -> list[str]:
+def _check_align(config, spec, spatial_dims: int = 2) -> list[str]:
     name = spec.name if spec else config.factory
     required = spec.alignment if spec else 1
     if config.align is None:
@@ -63,18 +72,19 @@ def _check_align(config, spec) -> list[str]:
                   else "1 (any size), a power of two or a multiple of 16")
         raise AlignmentError(f"--align {config.align} is not an alignment {name} admits",
                              useful, f"use --align auto (or {max(required, 16)})")
-    return [alignment_cost(config.align)]
+    return [alignment_cost(config.align, spatial_dims=spatial_dims)]
 
 
 def _check_static(config, spec, in_ch: int) -> None:
     if config.static_shape is None:
         return
-    n, h, w = config.static_shape
+    n, *sizes = config.static_shape
     min_size = spec.min_size if spec else 1
     align = config.align or (spec.alignment if spec else 1)
-    if n < 1 or h < min_size or w < min_size or h % align or w % align:
-        raise AlignmentError(f"static shape {n}x{in_ch}x{h}x{w} is not admissible",
-                             f"batch >= 1, H and W >= {min_size}" + (f" and multiples of {align}" if align > 1 else ""),
+    axes = "D, H and W" if len(sizes) == 3 else "H and W"
+    if n < 1 or min(sizes) < min_size or any(s % align for s in sizes):
+        raise AlignmentError(f"static shape {'x'.join(str(d) for d in (n, in_ch, *sizes))} is not admissible",
+                             f"batch >= 1, {axes} >= {min_size}" + (f" and multiples of {align}" if align > 1 else ""),
                              "choose another --shape")
 
 
@@ -87,8 +97,8 @@ def _check_profiles(config, spec, in_ch: int) -> None:
                            "drop the shapes or the --no-engine")
     static = None
     if config.static_shape is not None:
-        n, h, w = config.static_shape
-        static = (n, in_ch, h, w)
+        n, *sizes = config.static_shape
+        static = (n, in_ch, *sizes)
     alignment = config.align or (spec.alignment if spec else 1)
     check_profiles(profiles, in_ch, alignment, spec.min_size if spec else None, static)
 
@@ -130,13 +140,14 @@ def _check_paths(config) -> None:
     check_timing_cache(config.engine_options.timing_cache)
 
 
-def check(config: Any, spec: Any, in_channels: int) -> Preflight:
+def check(config: Any, spec: Any, in_channels: int, spatial_dims: int = 2) -> Preflight:
     """Validate alignment, static shape, engine profiles and paths of an export configuration.
 
     Args:
         config: The :class:`~unetrt.exporter.config.ExportConfig`.
         spec: The zoo variant's :class:`~unetrt.models.registry.ModelSpec` (``None`` for ``--model``).
         in_channels: The built model's input channels.
+        spatial_dims: 2 (H, W) or 3 (D, H, W), for the wording of notes.
 
     Returns:
         The input channels and notes for the summary (e.g. what a forced alignment costs).
@@ -147,7 +158,7 @@ def check(config: Any, spec: Any, in_channels: int) -> Preflight:
         UnetrtError: a missing calibration folder or unwritable timing cache.
     """
     _check_opset(config)
-    notes = _check_align(config, spec)
+    notes = _check_align(config, spec, spatial_dims)
     _check_static(config, spec, in_channels)
     _check_profiles(config, spec, in_channels)
     _check_paths(config)

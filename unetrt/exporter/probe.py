@@ -190,4 +190,31 @@ def probe(model: nn.Module, in_channels: int, spatial_dims: int = 2, *, spec_ali
                         f"multiples of {a}, from {min_size} ({run.runs} eager runs, {seconds:.2f} s)")
                 return ProbeResult(a, min_size, True, geometry, run.runs, seconds, [note])
     _, sizes, exc = run.smallest_failure
+    raise explain("eager probe", exc, shape=(1, in_channels, *sizes), every_size=True, model=model) from exc
+
+
+def eager_minimum(model: nn.Module, in_channels: int, alignment: int, min_size: int, spatial_dims: int = 2,
+                  *, steps: int = 4) -> tuple[int, str | None]:
+    """The smallest size, from ``min_size`` up (``steps`` alignments, then 2, 4 and 8 times it), at which eager runs with
+    every spatial axis at it (a guard-derived minimum may be one the model's own code refuses, e.g.
+    instance norm over a 1x1 bottleneck).
+
+    Returns:
+        ``(min_size, note)``: ``note`` is ``None`` when ``min_size`` itself runs.
+
+    Raises:
+        ExportError: None of those sizes runs (the model's own error at ``min_size``).
+    """
+    run = _Runner(model, in_channels)
+    lo = max(1, int(min_size))
+    a = max(1, int(alignment))
+    sizes = [lo + k * a for k in range(steps)] + [round_up(lo * f, a) for f in (2, 4, 8)]
+    for size in sorted(set(sizes)):
+        if run((size,) * spatial_dims):
+            if size == lo:
+                return lo, None
+            _, sizes, exc = run.smallest_failure
+            return size, (f"eager probe: the traced minimum {'x'.join(map(str, sizes))} fails in eager "
+                          f"({last_line(exc)}); the minimum size is {size}")
+    _, sizes, exc = run.smallest_failure
     raise explain("eager probe", exc, shape=(1, in_channels, *sizes), every_size=True) from exc

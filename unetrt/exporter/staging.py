@@ -123,6 +123,12 @@ def check_output_dir(directory: str | os.PathLike, force: bool) -> Path:
         OutputError: it is a file, it is not writable, or it is non-empty without ``force``.
     """
     target = Path(directory).expanduser().resolve()
+    try:
+        target.exists()
+    except OSError as exc:  # e.g. a name over 255 characters
+        raise OutputError(f"output directory {str(target)[:80]}… cannot be used: {exc.strerror or exc}",
+                          "a path the file system accepts (each name at most 255 characters)",
+                          "choose a shorter -o/--output") from None
     if target.exists() and not target.is_dir():
         raise OutputError(f"output {target} is a file", "a directory (new or empty)", "choose another -o/--output")
     if target.is_dir() and any(target.iterdir()) and not force:

@@ -48,12 +48,13 @@ def _sweep_3d(alignment: int, lo: int, residues: int, base: int = 16) -> list[Sw
     if a > 1:
         s = round_up(max(lo, base), a)
         m = round_up(lo, a)
-        return [_volume(2, s, s, s), _volume(1, s, s + a, s + 2 * a), _volume(1, s + a, s, s), _volume(1, m, m + a, m)]
+        return [_volume(2, s, s, s), _volume(1, s, s + a, s + 2 * a), _volume(1, s + a, s, s), _volume(1, m, m + a, m),
+                _volume(1, m, m, m)]
     start = round_up(max(lo, base), residues)
     sizes = [_volume(2, start, start, start), _volume(1, lo, lo + 1, lo + 2)]
     for r in range(0, residues, 3):  # every third residue per axis, each axis shifted differently
         sizes.append(_volume(1, start + r, start + (5 * r + 3) % residues, start + (3 * r + 7) % residues))
-    return sizes
+    return sizes + [_volume(1, lo, lo, lo)]
 
 
 def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tuple[int, ...] | None = None,
@@ -65,7 +66,8 @@ def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tu
         min_size: Smallest admissible spatial size.
         residues: For ``alignment == 1``: cover every residue of H and of W modulo this
             (16 for four 2× poolings; the TorchScript fallback uses 32), all non-square
-            (volumes: every third residue, small sizes).
+            (volumes: every third residue, small sizes). The minimum size square (cubic) is
+            always last: the smallest bottleneck, where e.g. instance norm has one element.
         static: ``(batch, H, W)`` (or ``(batch, D, H, W)``) for a static graph: the one admissible shape.
         base: Lower bound of the sweep's typical size (keeps it cheap).
         spatial_dims: 2 (H, W) or 3 (D, H, W).
@@ -85,6 +87,8 @@ def sweep_sizes(alignment: int, min_size: int, *, residues: int = 16, static: tu
         sizes = [SweepSize(2, start, start), SweepSize(1, lo, lo + 1), SweepSize(1, 3 * start + 5, 2 * start + 7)]
         for r in range(residues):
             sizes.append(SweepSize(1, start + r, start + (5 * r + 3) % residues))
+        m = lo
+    sizes.append(SweepSize(1, m, m))  # the minimum on every axis at once (the smallest bottleneck)
     unique: list[SweepSize] = []
     for s in sizes:
         if s not in unique:
@@ -199,8 +203,8 @@ def format_table(rows: Sequence[ParityRow]) -> str:
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines() if line.strip())
 
 
-def check(rows: Sequence[ParityRow], what: str) -> None:
-    """Raise ParityError (with the table) if any row failed."""
+def check(rows: Sequence[ParityRow], what: str, fix: str | None = None) -> None:
+    """Raise ParityError (with the table) if any row failed (``fix``: a known cause's remedy)."""
     failed = [r for r in rows if not r.passed]
     if not failed:
         return
@@ -208,5 +212,5 @@ def check(rows: Sequence[ParityRow], what: str) -> None:
     shape = "x".join(map(str, first.input_shape))
     raise ParityError(f"{what} parity failed at {len(failed)}/{len(rows)} sizes (first: input {shape}: "
                       f"{first.reason})", "outputs within tolerance at every admissible size",
-                      "inspect the table; export with --align N or --static if the model branches on sizes",
+                      fix or "inspect the table; export with --align N or --static if the model branches on sizes",
                       table=format_table(rows))

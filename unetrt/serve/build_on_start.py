@@ -47,8 +47,8 @@ def stage_export(contract: Any, engine: EngineEntry, folder: Path, plan: Any) ->
         if not (contract.directory / name).is_file():
             raise ServeError(f"{name} is missing from {contract.directory}: --build-on-start ships it to build "
                              f"{engine.path}", "the export's ONNX files", "re-export into that directory")
-        shutil.copy2(contract.directory / name, export / name)
-    shutil.copy2(contract.directory / names.MANIFEST, export / names.MANIFEST)
+        contract.copy(contract.directory / name, export / name)  # sha256 checked against the manifest
+    contract.copy(contract.directory / names.MANIFEST, export / names.MANIFEST)
     model = folder.name
     plan.build_on_start.append({"model": model, "export": f"{model}/export", "engine": engine.path,
                                 "precision": engine.precision, "plan": f"{model}/1/model.plan"})

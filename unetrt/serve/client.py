@@ -72,10 +72,16 @@ class TritonClient:
         return client
 
     def _call(self, what: str, fn, *args, **kw):
+        if self.protocol == "grpc":  # the HTTP client got its timeouts at construction
+            kw["client_timeout"] = self.timeout_s
         try:
             return fn(*args, **kw)
         except self._utils.InferenceServerException as exc:
-            raise ServeError(f"Triton at {self.url}: {what}: {' '.join(str(exc.message() or exc).split())}",
+            text = " ".join(str(exc.message() or exc).split())
+            if "Deadline Exceeded" in text or str(exc.status()) == "StatusCode.DEADLINE_EXCEEDED":
+                raise ServeError(f"Triton at {self.url}: {what}: no answer within {self.timeout_s:g} s",
+                                 "an answer within timeout_s", "raise timeout_s or check the server") from None
+            raise ServeError(f"Triton at {self.url}: {what}: {text}",
                              "a request the model accepts", "check the model name and the input") from None
         except (OSError, ConnectionError) as exc:
             raise ServeError(f"cannot reach Triton at {self.url} ({what}): {exc}", "a running server",
@@ -83,8 +89,9 @@ class TritonClient:
 
     def is_ready(self) -> bool:
         """Whether the server answers ready (``False`` when unreachable)."""
+        kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         try:
-            return bool(self._client.is_server_ready())
+            return bool(self._client.is_server_ready(**kw))
         except Exception:  # noqa: BLE001 - any transport failure means "not ready"
             return False
 

@@ -24,6 +24,10 @@ TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: Parameter key under which the python models and the client find the export's manifest (JSON).
 PARAM_MANIFEST = "unetrt.manifest"
+#: Parameter key of the most pixels (N x H x W, or H x W of an encoded image) one request may carry.
+PARAM_MAX_PIXELS = "unetrt.max_pixels"
+#: Its default: one 2048 x 2048 image per request (larger requests get 400 / INVALID_ARG).
+DEFAULT_MAX_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)

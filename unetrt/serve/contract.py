@@ -6,8 +6,10 @@ the deployment contract in one way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from ..artifacts.manifest import EngineEntry, Manifest
 from ..artifacts.refs import ArtifactRef
 from ..errors import ServeError
 from ..runtime.choice import locate
-from .configs import PARAM_MANIFEST
+from .configs import DEFAULT_MAX_PIXELS, PARAM_MANIFEST, PARAM_MAX_PIXELS
 
 MANIFEST_NAME = names.MANIFEST
 
@@ -27,6 +29,7 @@ class Contract:
 
     directory: Path
     manifest: Manifest
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per request, written into every model's parameters
 
     # input -----------------------------------------------------------------------------------
     @property
@@ -87,13 +90,37 @@ class Contract:
             data["fp16"]["parity"] = []
             if data["fp16"].get("verification"):
                 data["fp16"]["verification"]["sizes"] = []
-        return {PARAM_MANIFEST: json.dumps(data, sort_keys=True)}
+        return {PARAM_MANIFEST: json.dumps(data, sort_keys=True), PARAM_MAX_PIXELS: str(int(self.max_pixels))}
 
     # artifacts -------------------------------------------------------------------------------
     def files(self) -> list[Path]:
         """``manifest.json`` and every artifact it lists that exists (what a python model copies)."""
         listed = [self.directory / Path(a.path).name for a in self.manifest.artifacts]
         return [self.directory / MANIFEST_NAME] + [p for p in listed if p.is_file()]
+
+    def copy(self, source: Path, target: Path) -> Path:
+        """Copy an artifact of this export to ``target``, checking the copy's sha256 against the manifest
+        (``manifest.json`` itself has none); a mismatch removes the copy.
+
+        Raises:
+            ServeError: The file is not listed, or its bytes differ from what the export recorded.
+        """
+        source = Path(source)
+        expected = None if source.name == MANIFEST_NAME else self.manifest.sha256_of(source.name)
+        if source.name != MANIFEST_NAME and not expected:
+            raise ServeError(f"{source.name} has no sha256 in {self.directory / MANIFEST_NAME}",
+                             "every served artifact listed with its sha256", "re-export (unet-export)")
+        digest = hashlib.sha256()
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                dst.write(chunk)
+        shutil.copystat(source, target)
+        if expected and digest.hexdigest() != expected:
+            Path(target).unlink()
+            raise ServeError(f"{source} does not match its sha256 in the manifest (the file changed since export)",
+                             f"sha256 {expected[:16]}…", "re-export into that directory (unet-export)")
+        return Path(target)
 
     def require(self, precision: str, platform: str) -> Path:
         """The ONNX file of a precision, or a :class:`ServeError` naming the platform."""

@@ -124,15 +124,35 @@ def triton_infer(url: str, model: str) -> tuple[Callable[[], InferFn], Callable[
     """``(make_infer, close)`` for :func:`run_load` against a Triton model (one connection per thread)."""
     from .client import TritonClient
 
+    from .client import NUMPY_DTYPES
+
     with TritonClient(url) as probe:
         config = probe.model_config(model)
-    name_in, name_out = config["input"][0]["name"], config["output"][0]["name"]
+    name_in, out = config["input"][0]["name"], config["output"][0]
+    name_out = out["name"]
+    dtype = NUMPY_DTYPES.get(out["data_type"], out["data_type"])
+    dims = [int(d) for d in out.get("dims", [])]
+    batched = int(config.get("max_batch_size", 0)) > 0
+
+    def check(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The response must be an output of the model's config for this input: dtype, rank, fixed dims,
+        the request's batch size, and finite values."""
+        expected = ([int(x.shape[0])] if batched else []) + dims
+        shape = list(y.shape)
+        if (y.dtype.name != dtype or len(shape) != len(expected)
+                or any(e not in (-1, g) for e, g in zip(expected, shape))):
+            raise ServeError(f"{model} answered {name_out} {y.dtype.name} {shape}", f"{dtype} {expected}",
+                             "check the model's config and the served model")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ServeError(f"{model} answered {name_out} with NaN or Inf values", "finite values",
+                             "check the served model")
+        return y
 
     def make() -> InferFn:
         client = TritonClient(url)
 
         def infer(x: np.ndarray) -> np.ndarray:
-            return client.infer(model, {name_in: x}, [name_out])[name_out]
+            return check(x, client.infer(model, {name_in: x}, [name_out])[name_out])
 
         infer.client = client  # type: ignore[attr-defined]
         return infer

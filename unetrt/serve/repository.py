@@ -55,6 +55,12 @@ def _platform_list(platforms: str | Sequence[str]) -> list[str]:
 def check_target(repo: Path, force: bool) -> Path:
     """Refuse a file, or a non-empty directory without ``force``, before any work is done."""
     repo = Path(repo).expanduser().resolve()
+    try:
+        repo.exists()
+    except OSError as exc:  # e.g. a name over 255 characters
+        raise OutputError(f"repository path {str(repo)[:80]}… cannot be used: {exc.strerror or exc}",
+                          "a path the file system accepts (each name at most 255 characters)",
+                          "choose a shorter -o") from None
     if repo.exists() and not repo.is_dir():
         raise OutputError(f"repository path {repo} is a file", "a directory (new or empty)", "choose another -o")
     if repo.is_dir() and any(repo.iterdir()) and not force:
@@ -68,7 +74,8 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                      max_queue_delay_us: int = 100, dynamic_batching: bool = True, with_preprocess: bool = False,
                      device: str = "cpu", scale: float = 1.0, mask_threshold: float = 0.5,
                      threads: int | None = None, shape_buckets: str | Sequence[int] | None = None,
-                     force: bool = False, build_on_start: bool = False) -> RepositoryPlan:
+                     max_pixels: int | None = None, force: bool = False,
+                     build_on_start: bool = False) -> RepositoryPlan:
     """Write a Triton model repository for an export (see the module docstring for the layout).
 
     Args:
@@ -88,6 +95,9 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
         threads: ONNX Runtime intra-op threads of each python-model instance on CPU (default: ORT's).
         shape_buckets: Sizes (``"256,512,1024"`` or ints) the ensemble pads H and W up to, so mixed-size
             requests batch (needs ``with_preprocess``; see :mod:`unetrt.serve.buckets`).
+        max_pixels: Most pixels one request may carry (N x H x W of a tensor, H x W of an image;
+            default :data:`~unetrt.serve.configs.DEFAULT_MAX_PIXELS`): the python models and the
+            ensemble answer larger requests with 400 / INVALID_ARG.
         force: Replace an existing non-empty ``repo``.
         build_on_start: Ship the ONNX (and the manifest's engine entry) instead of a plan for the
             ``tensorrt`` model: ``unetrt build REPO``, run in the serving image before the server starts
@@ -121,7 +131,11 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
     if buckets and not with_preprocess:
         raise ServeError("--shape-buckets without --with-preprocess", "the NAME_image ensemble (it pads and crops)",
                          "add --with-preprocess")
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise ServeError(f"max_pixels={max_pixels}", "a positive pixel count", "fix --max-pixels")
     contract = read_contract(export_dir)
+    if max_pixels is not None:
+        contract.max_pixels = int(max_pixels)
     names = {k: name + (SUFFIX[k] if len(kinds) > 1 else "") for k in kinds}
     for extra in ("image", "preprocess", "postprocess") if with_preprocess else ():
         configs.check_name(f"{name}_{extra}")
@@ -131,8 +145,12 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                           "a repository outside the export", "choose another -o")
     plan = RepositoryPlan(target, models=dict(names))
     common = dict(instances=instances, max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the repository {target}: {exc.strerror or exc}", "a writable directory",
+                          "choose another -o, or make its parent writable") from None
     try:
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
@@ -206,7 +224,7 @@ def _python_model(stage: Path, name: str, contract: Contract, plan: RepositoryPl
                                                        "instances, the TensorRT engine on GPU ones).",
                                                    cls="SegmentationModel"))
     for path in contract.files():
-        shutil.copy2(path, version / path.name)
+        contract.copy(path, version / path.name)
 
 
 def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -218,7 +236,7 @@ def _onnx_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan
     config = configs.model_config(name, inputs=inputs, outputs=outputs, max_batch_size=batch,
                                   platform="onnxruntime_onnx", kind="KIND_GPU" if device == "gpu" else "KIND_CPU",
                                   parameters=contract.parameters(), gpu_accelerator=accel, **common)
-    shutil.copy2(onnx, write_config(stage, config, plan) / "1" / "model.onnx")
+    contract.copy(onnx, write_config(stage, config, plan) / "1" / "model.onnx")
 
 
 def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: RepositoryPlan, *, max_batch, device,
@@ -239,7 +257,7 @@ def _tensorrt_model(stage: Path, name: str, contract: Contract, plan: Repository
     if build_on_start:
         stage_export(contract, engine, folder, plan)
         return
-    shutil.copy2(contract.directory / engine.path, folder / "1" / "model.plan")
+    contract.copy(contract.directory / engine.path, folder / "1" / "model.plan")
     plan.notes.append(PLAN_NOTE.format(flavour=engine.flavour, version=engine.version or "?"))
     if engine.flavour == "tensorrt-rtx":
         plan.notes.append("this plan was built by TensorRT-RTX: Triton's tensorrt_plan backend runs plans of "

@@ -9,7 +9,9 @@ this environment's unetrt, numpy and ONNX Runtime. Every endpoint binds to ``hos
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +26,32 @@ from pathlib import Path
 
 from ..errors import ServeError
 from .deps import tritonserver_dist
+
+
+_STUB = "triton_python_backend_stub"
+#: Triton APIs closed by default (``--http-restricted-api`` / ``--grpc-restricted-protocol``).
+ADMIN_APIS = ("shared-memory", "model-repository", "trace", "logging")
+ADMIN_HEADER = "unetrt-admin-key"
+
+
+
+def _link(path: Path, target: Path) -> None:
+    """``path`` -> ``target``, replacing whatever link or file ``path`` was (idempotent)."""
+    if path.is_symlink() or path.is_file():
+        if path.is_symlink() and path.resolve() == target.resolve():
+            return
+        path.unlink()
+    path.symlink_to(target)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``): only this machine can connect."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,12 +84,19 @@ class TritonServer:
         startup_timeout_s: Seconds to wait for readiness.
         log_path: Server log file (default: a temporary file, removed on ``stop``).
         extra_args: More ``tritonserver`` arguments.
+        restrict_admin_apis: Close the shared-memory, model-repository, trace and logging APIs (HTTP and
+            gRPC) to every request without the header ``ADMIN_HEADER: <admin_key>`` (a random key, known
+            to this object only); ``False`` leaves them open as Triton does.
+
+    The python backend's shared-memory regions get a prefix unique to this server
+    (``shm_prefix``); ``stop`` removes every ``/dev/shm`` region left with it (after a crash,
+    ``kill -9`` or a start-up timeout).
     """
 
     def __init__(self, repository: str | os.PathLike, *, host: str = "127.0.0.1", http_port: int | None = None,
                  grpc_port: int | None = None, metrics_port: int | None = None, exit_timeout_s: int = 5,
                  startup_timeout_s: float = 120.0, log_path: str | os.PathLike | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, restrict_admin_apis: bool = True):
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
             raise ServeError(f"model repository {self.repository} does not exist", "a directory written by "
@@ -76,6 +111,10 @@ class TritonServer:
         self.extra_args = list(extra_args or [])
         self._own_log = log_path is None
         self.log_path = Path(log_path) if log_path else None
+        self.last_errors = ""  # the log's last error lines, kept by stop()
+        self.restrict_admin_apis = bool(restrict_admin_apis)
+        self.admin_key = secrets.token_hex(16)
+        self.shm_prefix = f"unetrt_{os.getpid()}_{secrets.token_hex(4)}_"
         self.process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
 
@@ -94,19 +133,37 @@ class TritonServer:
 
     # lifecycle -----------------------------------------------------------------------------
     def _backends(self, root: Path) -> Path:
-        """A backend directory: the wheel's python backend with the stub for this Python version."""
+        """A backend directory of our own under ``root``: links to the wheel's python backend files and
+        to the stub of this Python version.
+
+        The wheel is only read: a stub already placed in its ``backends/python/`` (the documented manual
+        setup), stale links there, or a read-only site-packages change nothing.
+        """
         dist = tritonserver_dist()
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+        stubs = dist / "python_backend_stubs"
+        stub = stubs / version / _STUB
         if not stub.is_file():
-            raise ServeError(f"nvidia-pytriton ships no python-backend stub for Python {version}",
-                             f"one of {', '.join(sorted(p.name for p in (dist / 'python_backend_stubs').iterdir()))}",
-                             "run the server from a supported Python version")
+            found = sorted(p.name for p in stubs.iterdir()) if stubs.is_dir() else []
+            raise ServeError(f"nvidia-pytriton ships no python-backend stub for Python {version} in {stubs}",
+                             f"one of {', '.join(found) or '(none)'}",
+                             "run the server from a supported Python version or reinstall nvidia-pytriton")
+        source_dir = dist / "backends" / "python"
+        if not (source_dir / "libtriton_python.so").is_file():
+            raise ServeError(f"no python backend (libtriton_python.so) in {source_dir}",
+                             "nvidia-pytriton's wheel layout", "reinstall: pip install 'unetrt[serve]'")
         python = root / "backends" / "python"
-        python.mkdir(parents=True)
-        for source in (dist / "backends" / "python").iterdir():
-            (python / source.name).symlink_to(source)
-        (python / stub.name).symlink_to(stub)
+        try:
+            python.mkdir(parents=True, exist_ok=True)
+            for source in source_dir.iterdir():
+                # our stub replaces any the user copied there; dangling links and caches are left out
+                if source.name in (_STUB, "__pycache__") or not source.exists():
+                    continue
+                _link(python / source.name, source)
+            _link(python / _STUB, stub)
+        except OSError as exc:
+            raise ServeError(f"cannot prepare the python backend directory {python}: {exc.strerror or exc}",
+                             "a writable temporary directory", "point TMPDIR at a writable directory") from None
         return root / "backends"
 
     def _env(self, dist: Path) -> dict[str, str]:
@@ -128,6 +185,7 @@ class TritonServer:
         if self.process is not None:
             return self
         dist = tritonserver_dist()
+        check_python_models(self.repository, *_flag_values(self.extra_args, "--model-repository"))
         self._workdir = tempfile.TemporaryDirectory(prefix="unetrt-triton-")
         root = Path(self._workdir.name)
         backends = self._backends(root)
@@ -138,7 +196,11 @@ class TritonServer:
                "--http-address", self.host, "--grpc-address", self.host, "--metrics-address", self.host,
                "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                "--metrics-port", str(self.metrics_port), "--exit-timeout-secs", str(self.exit_timeout_s),
-               *self.extra_args]
+               "--backend-config", f"python,shm-region-prefix-name={self.shm_prefix}"]
+        if self.restrict_admin_apis:
+            rule = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}={self.admin_key}"
+            cmd += [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
+        cmd += self.extra_args
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             env=self._env(dist), start_new_session=True)
@@ -199,7 +261,7 @@ class TritonServer:
         """
         code = None
         if self.process is not None:
-            timeout = self.exit_timeout_s + 15 if timeout is None else timeout
+            timeout = self.exit_timeout_s + 5 if timeout is None else timeout
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
                 try:
@@ -211,7 +273,9 @@ class TritonServer:
             self.process.wait()
             _kill_group(self.process.pid)
             code = self.process.returncode
+            self.last_errors = self.log_errors()
             self.process = None
+        remove_shm_regions(self.shm_prefix)
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
@@ -242,6 +306,50 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def remove_shm_regions(prefix: str, shm_dir: str | os.PathLike = "/dev/shm") -> list[str]:
+    """Remove the shared-memory regions whose names start with ``prefix``; returns their names."""
+    removed = []
+    for path in Path(shm_dir).glob(f"{prefix}*") if prefix and Path(shm_dir).is_dir() else ():
+        try:
+            path.unlink()
+            removed.append(path.name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _flag_values(args: list[str], flag: str) -> list[str]:
+    """The values of ``flag`` in a ``tritonserver`` argument list (``--flag V`` and ``--flag=V``)."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif arg.startswith(flag + "="):
+            out.append(arg.split("=", 1)[1])
+    return out
+
+
+def check_python_models(*repositories: str | os.PathLike) -> None:
+    """Refuse a python-backend model whose version directories lack ``model.py`` before starting the
+    server (Triton would wait for it until the start-up timeout).
+
+    Raises:
+        ServeError: Naming the first model and version directory without its ``model.py``.
+    """
+    for repo in map(Path, repositories):
+        for config in sorted(repo.glob("*/config.pbtxt")):
+            text = config.read_text(errors="replace")
+            if not any(ln.split(":", 1)[-1].strip().strip('"') == "python"
+                       for ln in text.splitlines() if ln.strip().startswith("backend")):
+                continue
+            versions = [d for d in config.parent.iterdir() if d.is_dir() and d.name.isdigit()]
+            for version in versions or [config.parent / "1"]:
+                if not (version / "model.py").is_file():
+                    raise ServeError(f"python model {config.parent.name} has no {version / 'model.py'}",
+                                     "a model.py in each version directory of a python-backend model",
+                                     "rewrite the repository: unetrt triton EXPORT_DIR -o REPO --force")
 
 
 def _group_alive(pgid: int) -> bool:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnetrtError, format_message
-from .configs import served_manifest
+from .configs import DEFAULT_MAX_PIXELS, PARAM_MAX_PIXELS, served_manifest
 
 
 #: The wheel's python backend (built for numpy 1) returns wrong or empty data from ``as_numpy`` and
@@ -45,7 +46,20 @@ def tensor_out(pb, name: str, array: np.ndarray):
         return pb.Tensor(name, array)
     if not array.flags.writeable:  # DLPack cannot export read-only arrays
         array = array.copy()
-    return pb.Tensor.from_dlpack(name, array.__dlpack__())
+    return pb.Tensor.from_dlpack(name, _owned_capsule(array))
+
+
+def _owned_capsule(array: np.ndarray):
+    """``array.__dlpack__()`` without numpy's capsule destructor: the stub takes the tensor over (it
+    calls the DLPack deleter itself) but renames the capsule ``used_dlpack``, not the standard
+    ``used_dltensor``, so numpy's destructor would log a ``PyCapsule_GetPointer`` traceback per output."""
+    import ctypes
+
+    capsule = array.__dlpack__()
+    set_destructor = ctypes.pythonapi.PyCapsule_SetDestructor
+    set_destructor.argtypes, set_destructor.restype = [ctypes.py_object, ctypes.c_void_p], ctypes.c_int
+    set_destructor(capsule, None)
+    return capsule
 
 
 class _PythonModel:
@@ -60,13 +74,19 @@ class _PythonModel:
         self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
         self.manifest = served_manifest(self.config)  # the export's typed manifest (None: not a unetrt config)
         self.mask_values = self.manifest.mask_values if self.manifest is not None else None
+        self.max_pixels = int(self.params.get(PARAM_MAX_PIXELS) or DEFAULT_MAX_PIXELS)
         self.setup(args)
 
     def setup(self, args: dict[str, str]) -> None:
         """Model-specific initialisation."""
 
-    def error(self, message: str):
-        return self.pb.InferenceResponse(output_tensors=[], error=self.pb.TritonError(message))
+    def error(self, message: str, code: str = "INVALID_ARG"):
+        """An error response: ``INVALID_ARG`` (HTTP 400) for what the client sent, ``INTERNAL`` (500) else."""
+        error = self.pb.TritonError
+        try:
+            return self.pb.InferenceResponse(output_tensors=[], error=error(message, getattr(error, code)))
+        except (AttributeError, TypeError):  # a python backend without error codes
+            return self.pb.InferenceResponse(output_tensors=[], error=error(message))
 
     def finalize(self) -> None:
         """Nothing held by default."""
@@ -94,6 +114,12 @@ class SegmentationModel(_PythonModel):
 
     def _problem(self, x: np.ndarray) -> str | None:
         c = self.constraint
+        pixels = x.size // max(1, int(x.shape[1])) if x.ndim >= 3 else x.size
+        if pixels > self.max_pixels:
+            shape = "x".join(str(d) for d in x.shape)
+            return format_message(f"input {self.input_name!r} of shape {shape} holds {pixels} pixels, more than "
+                                  f"the {self.max_pixels} one request may carry", f"N x H x W <= {self.max_pixels}",
+                                  "send fewer or smaller images per request (or serve with a larger --max-pixels)")
         if x.dtype.name != c.dtype:
             return format_message(f"input {self.input_name!r} has dtype {x.dtype.name}", f"{c.dtype} ({c.describe()})",
                                   f"send {c.dtype} data")
@@ -130,8 +156,10 @@ class SegmentationModel(_PythonModel):
         try:
             y = self.runner.infer({self.input_name: xs})[self.output_name]
         except UnetrtError as exc:
+            from ..errors import InputError
+
             for i, _ in items:
-                responses[i] = self.error(str(exc))
+                responses[i] = self.error(str(exc), "INVALID_ARG" if isinstance(exc, InputError) else "INTERNAL")
             return
         offset = 0
         for i, x in items:
@@ -143,28 +171,44 @@ class SegmentationModel(_PythonModel):
         self.runner.deactivate()
 
 
-def decode_image(data: bytes, in_channels: int | None = None) -> np.ndarray:
+def decode_image(data: bytes, in_channels: int | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Encoded image bytes -> the array ``unet-predict`` reads from the same file (EXIF orientation applied,
     every Pillow mode converted as :func:`unetrt.data.images.load_image` does).
 
+    Args:
+        data: The file's bytes.
+        in_channels: The model's input channels.
+        max_pixels: Refuse images of more pixels (read from the header, before decoding).
+
     Raises:
-        UnetrtError: Bytes Pillow cannot decode.
-        InputError: A mode or channel count with no conversion.
+        UnetrtError: Bytes Pillow cannot decode, or a decompression bomb.
+        InputError: A mode or channel count with no conversion, or more than ``max_pixels`` pixels.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from ..data.images import image_to_array
+    from ..errors import InputError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise InputError(f"image {w}x{h} holds {w * h} pixels, more than the {max_pixels} one request "
+                                 "may carry", f"H x W <= {max_pixels}",
+                                 "send a smaller image (or serve with a larger --max-pixels)")
             img.load()
             upright = ImageOps.exif_transpose(img)
             return image_to_array(upright if upright is not None else img, in_channels)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image refused as a decompression bomb: {exc}", "an image of sensible size",
+                         "send a smaller image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, UnetrtError):
             raise
-        raise UnetrtError(f"cannot decode the image bytes ({len(data)} bytes): {exc}",
-                          "a PNG or JPEG file's bytes", "send the file's contents unchanged") from None
+        why = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else \
+            re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", " the bytes", str(exc))
+        raise InputError(f"cannot decode the image bytes ({len(data)} bytes): {why}",
+                         "a PNG or JPEG file's bytes", "send the file's contents unchanged") from None
 
 
 class PreprocessModel(_PythonModel):
@@ -185,7 +229,7 @@ class PreprocessModel(_PythonModel):
         from ..errors import InputError
         from ..runtime.transforms import align_pad, preprocess
 
-        image = decode_image(data, self.channels)
+        image = decode_image(data, self.channels, self.max_pixels)
         x = preprocess(image, self.scale, self.channels)
         h, w = x.shape[-2:]
         if min(h, w) < self.min_size:
@@ -233,7 +277,7 @@ class PostprocessModel(_PythonModel):
                 buf = io.BytesIO()
                 to_pil_image(mask_to_image(mask, self.mask_values)).save(buf, format="PNG")
             except UnetrtError as exc:
-                out.append(self.error(str(exc)))
+                out.append(self.error(str(exc), "INTERNAL"))
                 continue
             mask_png = np.frombuffer(buf.getvalue(), dtype=np.uint8)[None]
             out.append(pb.InferenceResponse(output_tensors=[tensor_out(pb, "MASK", mask_png)]))

@@ -26,7 +26,7 @@ from ..models.build_info import build_config
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
 from . import onnx_io, preflight, steps
-from .config import DEFAULT_OPSET, ExportConfig
+from .config import ExportConfig
 from .failures import explain, frozen_branch_fix
 from .fp16 import stage as fp16_stage
 from .int8 import stage as int8_stage

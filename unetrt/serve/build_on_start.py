@@ -20,7 +20,7 @@ from ..artifacts.manifest import EngineEntry
 from ..artifacts.refs import ArtifactRef
 from ..errors import ServeError
 from ..fileio import atomic_path
-from .repository import INDEX_NAME
+from .layout import INDEX_NAME
 
 __all__ = ["planned_engine", "stage_export", "build_repository_plans", "is_repository"]
 

@@ -1,17 +1,28 @@
-"""A model repository while it is being staged: what it holds, and how one model's folder is written.
+"""A model repository while it is being staged: what it holds, how one model's folder is written, and how
+the whole repository appears at its place at once.
 
-Shared by the writers of the repository's models (:mod:`.repository`) and of the image ensemble
-(:mod:`.ensemble`).
+Shared by the writers of the export's models (:mod:`.repository`), the image ensemble (:mod:`.ensemble`)
+and the nnU-Net pipeline model (:mod:`.nnunet_model`): each checks its target with :func:`check_target`,
+writes into :func:`staged_repository` and gets a repository that is either whole or absent.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from ..errors import OutputError, ServeError
 from ..fileio import atomic_write_bytes
 from . import configs
+
+#: What ``unetrt triton`` wrote, at the repository's top (models by role, notes, plans built on start).
+INDEX_NAME = "unetrt_repository.json"
 
 #: ``1/model.py`` of a python-backend model: the class lives in :mod:`unetrt.serve.triton_models`.
 PYTHON_SHIM = '''"""Triton python-backend model written by `unetrt triton`: {doc}"""
@@ -43,3 +54,64 @@ def write_config(stage: Path, config, plan: RepositoryPlan) -> Path:
     atomic_write_bytes(folder / "config.pbtxt", configs.to_text(config).encode())
     plan.configs[config.name] = config
     return folder
+
+
+def check_target(repo: Path, force: bool) -> Path:
+    """Refuse a path the file system rejects, a file, or a non-empty directory without ``force``, before any
+    work is done; the absolute target."""
+    repo = Path(repo).expanduser().resolve()
+    try:
+        repo.exists()
+    except OSError as exc:  # e.g. a name over 255 characters
+        raise OutputError(f"repository path {str(repo)[:80]}… cannot be used: {exc.strerror or exc}",
+                          "a path the file system accepts (each name at most 255 characters)",
+                          "choose a shorter -o") from None
+    if repo.exists() and not repo.is_dir():
+        raise OutputError(f"repository path {repo} is a file", "a directory (new or empty)", "choose another -o")
+    if repo.is_dir() and any(repo.iterdir()) and not force:
+        raise OutputError(f"repository directory {repo} is not empty", "a new or empty directory",
+                          "pass --force to replace it, or choose another -o")
+    return repo
+
+
+@contextmanager
+def staged_repository(plan: RepositoryPlan) -> Iterator[Path]:
+    """A staging directory beside ``plan.root`` to write the models into. When the block ends without an
+    error, every config is parsed back and validated against the whole repository, the index is written
+    and the staged directory replaces ``plan.root`` (an old one is removed afterwards); on any error (or
+    a signal) only the staging directory goes."""
+    target = plan.root
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the repository {target}: {exc.strerror or exc}", "a writable directory",
+                          "choose another -o, or make its parent writable") from None
+    try:
+        yield stage
+        _check_all(stage, plan)
+        atomic_write_bytes(stage / INDEX_NAME, (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
+        _swap_in(stage, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Move the staged repository into place (the old one, if any, is removed afterwards)."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "repo")
+    os.replace(stage, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_all(stage: Path, plan: RepositoryPlan) -> None:
+    """Parse every written config back and validate it against the whole repository."""
+    parsed = {n: configs.read_config(stage / n) for n in plan.configs}
+    for model_name, config in parsed.items():
+        if config != plan.configs[model_name]:
+            raise ServeError(f"config of {model_name!r} does not survive a text round trip", "identical messages",
+                             "this is a unetrt bug: please report it")
+        configs.validate(config, model_name, parsed)

@@ -18,17 +18,14 @@ volume it read from disk.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import OutputError, ServeError, UnetrtError
-from ..fileio import atomic_write_bytes
 from . import configs
 from .triton_models import _PythonModel, tensor_in, tensor_out
 
@@ -111,8 +108,8 @@ def write_nnunet_repository(export_dir: str | os.PathLike, repo: str | os.PathLi
         OutputError: ``repo`` is a file, non-empty without ``force``, or overlaps the export.
     """
     from ..nnunet.predict import export_sections
-    from .layout import RepositoryPlan, write_config
-    from .repository import INDEX_NAME, _check_all, _commit, check_target
+    from .contract import read_contract
+    from .layout import RepositoryPlan, check_target, staged_repository, write_config
 
     kinds = [platforms] if isinstance(platforms, str) else list(platforms)
     if [k for item in kinds for k in str(item).split(",") if k.strip()] != ["python"] or with_preprocess:
@@ -145,19 +142,15 @@ def write_nnunet_repository(export_dir: str | os.PathLike, repo: str | os.PathLi
     plan.notes.append(f"{name}: the nnU-Net pipeline of {len(dirs)} fold(s) ({section.configuration}); send "
                       f"{IMAGE} float32 [{channels}, Z, Y, X] and {SPACING} float32 [3] (z, y, x), "
                       f"receive {SEGMENTATION} uint8 [Z, Y, X]")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    try:
+    with staged_repository(plan) as stage:
         version = write_config(stage, config, plan) / "1"
         (version / "model.py").write_text(_SHIM)
-        for d in dirs:
-            shutil.copytree(d, version / d.name)
+        for d in dirs:  # each fold's listed artifacts, checked against its manifest's sha256
+            fold = read_contract(d)
+            (version / d.name).mkdir()
+            for path in fold.files():
+                fold.copy(path, version / d.name / path.name)
         for extra in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
             if (source / extra).is_file():
                 shutil.copy2(source / extra, version / extra)
-        _check_all(stage, plan)
-        atomic_write_bytes(stage / INDEX_NAME, (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
-        _commit(stage, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return plan

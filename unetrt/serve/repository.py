@@ -17,23 +17,18 @@ complete, so it is either whole or absent.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import OutputError, ServeError
-from ..fileio import atomic_write_bytes
 from . import configs
 from .contract import Contract, read_contract
 from .ensemble import write_ensemble
-from .layout import PYTHON_SHIM, RepositoryPlan, write_config
+from .layout import PYTHON_SHIM, RepositoryPlan, check_target, staged_repository, write_config
 
 PLATFORMS = ("python", "onnx", "tensorrt")
 SUFFIX = {"python": "", "onnx": "_onnx", "tensorrt": "_tensorrt"}
-INDEX_NAME = "unetrt_repository.json"
 BATCHING_NOTE = ("Triton's dynamic batcher merges only requests of equal shape: with dynamic H/W, send equal "
                  "sizes (e.g. tiles or resized images) to get batches larger than 1.")
 PLAN_NOTE = ("A TensorRT plan runs only on the TensorRT version that built it and on GPUs it was built for: "
@@ -50,23 +45,6 @@ def _platform_list(platforms: str | Sequence[str]) -> list[str]:
         raise ServeError(f"unknown platform(s) {', '.join(bad) or '(none)'}", f"one or more of {', '.join(PLATFORMS)} "
                          "or 'all'", "fix --platform")
     return list(dict.fromkeys(names))
-
-
-def check_target(repo: Path, force: bool) -> Path:
-    """Refuse a file, or a non-empty directory without ``force``, before any work is done."""
-    repo = Path(repo).expanduser().resolve()
-    try:
-        repo.exists()
-    except OSError as exc:  # e.g. a name over 255 characters
-        raise OutputError(f"repository path {str(repo)[:80]}… cannot be used: {exc.strerror or exc}",
-                          "a path the file system accepts (each name at most 255 characters)",
-                          "choose a shorter -o") from None
-    if repo.exists() and not repo.is_dir():
-        raise OutputError(f"repository path {repo} is a file", "a directory (new or empty)", "choose another -o")
-    if repo.is_dir() and any(repo.iterdir()) and not force:
-        raise OutputError(f"repository directory {repo} is not empty", "a new or empty directory",
-                          "pass --force to replace it, or choose another -o")
-    return repo
 
 
 def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, name: str = "unet",
@@ -145,13 +123,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
                           "a repository outside the export", "choose another -o")
     plan = RepositoryPlan(target, models=dict(names))
     common = dict(instances=instances, max_queue_delay_us=max_queue_delay_us, dynamic_batching=dynamic_batching)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write the repository {target}: {exc.strerror or exc}", "a writable directory",
-                          "choose another -o, or make its parent writable") from None
-    try:
+    with staged_repository(plan) as stage:
         for kind in kinds:
             writer = {"python": _python_model, "onnx": _onnx_model, "tensorrt": _tensorrt_model}[kind]
             writer(stage, names[kind], contract, plan, max_batch=max_batch, device=device, threads=threads,
@@ -161,33 +133,7 @@ def write_repository(export_dir: str | os.PathLike, repo: str | os.PathLike, *, 
             write_ensemble(stage, name, main, contract, plan, scale=scale, mask_threshold=mask_threshold,
                            device=device, instances=instances, shape_buckets=buckets)
         plan.notes.append(BATCHING_NOTE)
-        _check_all(stage, plan)
-        atomic_write_bytes(stage / INDEX_NAME, (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
-        _commit(stage, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return plan
-
-
-def _commit(stage: Path, target: Path) -> None:
-    """Swap the staged repository into place (the old one, if any, is removed afterwards)."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "repo")
-    os.replace(stage, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _check_all(stage: Path, plan: RepositoryPlan) -> None:
-    """Parse every written config back and validate it against the whole repository."""
-    parsed = {n: configs.read_config(stage / n) for n in plan.configs}
-    for model_name, config in parsed.items():
-        if config != plan.configs[model_name]:
-            raise ServeError(f"config of {model_name!r} does not survive a text round trip", "identical messages",
-                             "this is a unetrt bug: please report it")
-        configs.validate(config, model_name, parsed)
 
 
 def _batch(contract: Contract, max_batch: int | None, limit: int | None) -> int:

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import InputError, UnetrtError
 from .base import Runner
-from .predict import Prediction, _channels, _constraint, _geometry, _infer_aligned, predict
-from .transforms import load_image, preprocess
+from .predict import Prediction, _channels, _constraint, _geometry, predict
+from .transforms import align_pad, crop, load_image, preprocess
 
 __all__ = ["Segmenter", "MaskWriter", "ImageResult", "iter_predictions", "predict_many"]
 
@@ -36,10 +36,10 @@ _DONE = object()
 
 
 class Logits(NamedTuple):
-    """Cropped logits of one image (``1xKxhxw``) and how they were produced (``"direct"``, ``"aligned"``,
-    ``"batched xN"``)."""
+    """Cropped logits of one image (``1xKxhxw``: float32 numpy, or a torch tensor on a CUDA runner's
+    device) and how they were produced (``"direct"``, ``"aligned"``, ``"batched xN"``)."""
 
-    logits: np.ndarray
+    logits: Any
     mode: str
 
 
@@ -109,18 +109,35 @@ class Segmenter:
         for start in range(0, len(items), step):
             chunk = items[start:start + step]
             xs = chunk[0].x if len(chunk) == 1 else np.concatenate([it.x for it in chunk])
-            logits, padded = _infer_aligned(self.runner, self.name, self.constraint, xs, self.pad_mode)
-            logits = np.array(logits, dtype=np.float32)  # own the memory: a runner may reuse its buffers
+            logits, padded = self._infer(xs)
             mode = f"batched x{len(chunk)}" if len(chunk) > 1 else ("aligned" if padded else "direct")
             out.extend(Logits(logits[i:i + 1], mode) for i in range(len(chunk)))
         return out
 
-    def finish(self, logits: Logits, full_size: tuple[int, int]) -> Prediction:
-        """Cropped logits -> the mask at the image's full size (numpy; thread-safe)."""
-        from .masks import logits_to_mask
+    def _infer(self, xs: np.ndarray) -> tuple[Any, bool]:
+        """One ``infer`` (outputs left on the device by CUDA runners), cropped; owns its memory (a runner
+        may reuse its buffers). Host outputs come back as float32 numpy, device outputs as torch tensors."""
+        c = self.constraint
+        padded, box = align_pad(xs, c.alignment, self.pad_mode, min_size=c.min_size)
+        out = self.runner.infer({self.name: padded.astype(c.dtype)}, to_host=False)
+        logits = crop(out[next(iter(self.runner.output_metadata))], box)
+        if isinstance(logits, np.ndarray) or not hasattr(logits, "device"):
+            return np.array(logits, dtype=np.float32), padded.shape != xs.shape
+        return logits.float().clone(), padded.shape != xs.shape
 
+    def finish(self, logits: Logits, full_size: tuple[int, int]) -> Prediction:
+        """Cropped logits -> the mask at the image's full size (thread-safe). Host logits are post-processed
+        in numpy; device logits (a CUDA runner's torch tensors) are resized, argmaxed or thresholded on their
+        device, and only the uint8 labels are copied back (:mod:`unetrt.runtime.device_masks`)."""
         t = time.perf_counter()
-        mask = logits_to_mask(logits.logits, full_size, self.mask_threshold)
+        if isinstance(logits.logits, np.ndarray):
+            from .masks import logits_to_mask
+
+            mask = logits_to_mask(logits.logits, full_size, self.mask_threshold)
+        else:
+            from .device_masks import device_labels, labels_to_host
+
+            mask = labels_to_host(device_labels(logits.logits, full_size, self.mask_threshold))
         return Prediction(mask, tuple(logits.logits.shape), logits.mode,
                           {"postprocess": (time.perf_counter() - t) * 1e3})
 

@@ -30,11 +30,11 @@ from .nnunet_section import NnunetResampling, NnunetSection
 from .refs import ArtifactRef
 from .section_config import COMPLETE, section
 from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
-                       Fp16Section, InputSection, Int8CpuForm, Int8Section, ModelSection, OnnxArtifact,
+                       Fp16Section, InputSection, Int8CpuForm, Int8Section, LabelsForm, ModelSection, OnnxArtifact,
                        OutputCheck, OutputSection, ParityRow, SizeExample, Verification)
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
-           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section",
+           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "LabelsForm", "ParityRow", "OutputCheck", "Verification", "Fp16Section",
            "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "NnunetSection", "NnunetResampling", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
@@ -201,6 +201,9 @@ def _with_ref(values: list[Any]) -> list[Any]:
 def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
     """Bring an older layout to :data:`SCHEMA_VERSION`, or refuse an unknown/newer one."""
     version = data.get("schema_version", data.get("version"))
+    onnx = data.get("onnx")
+    if isinstance(onnx, dict) and "labels" not in onnx:  # written before the optional labels form existed
+        data["onnx"] = {**onnx, "labels": None}
     if version == 1 and "schema_version" not in data:
         data.pop("version")
         data["schema_version"] = SCHEMA_VERSION

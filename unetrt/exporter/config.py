@@ -136,6 +136,8 @@ class _ExportFields:
     simplify: bool = True
     force: bool = False
     calib_images: str | None = None
+    labels_output: bool = False
+    labels_threshold: float = 0.5
     verify_options: VerifyOptions = field(default_factory=VerifyOptions)
     fp16_options: Fp16Options = field(default_factory=Fp16Options)
     int8_options: Int8Options = field(default_factory=Int8Options)
@@ -156,6 +158,9 @@ class ExportConfig(_ExportFields):
             ``None`` = dynamic N and spatial axes.
         calib_images: Folder of images / .npy arrays driving the FP16 search and INT8 calibration
             (default: sweep sizes).
+        labels_output: Also write ``model_labels.onnx``: the FP32 graph with ArgMax (one class: the
+            ``labels_threshold`` sigmoid threshold) appended, returning uint8 labels
+            (:mod:`unetrt.exporter.labels`).
     """
 
     def __init__(self, **kwargs: Any) -> None:

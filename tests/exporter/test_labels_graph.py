@@ -166,9 +166,3 @@ def test_labels_graph_with_threshold_one_is_never_true():
     x[0, 0, 0, 0] = 1e-9  # sigmoid(3e-9) rounds to 0.5 in float32: not above the threshold
     x[0, 0, 1, 1] = 1e-3
     assert session.run(None, {"input": x})[0][0, 0].tolist() == [[0, 0], [0, 1]]
-
-
-def test_manifest_without_the_labels_field_still_reads(demo):
-    data = json.loads((demo / names.MANIFEST).read_text())
-    data["onnx"].pop("labels")
-    assert Manifest.from_dict(data).onnx.labels is None

@@ -201,9 +201,6 @@ def _with_ref(values: list[Any]) -> list[Any]:
 def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
     """Bring an older layout to :data:`SCHEMA_VERSION`, or refuse an unknown/newer one."""
     version = data.get("schema_version", data.get("version"))
-    onnx = data.get("onnx")
-    if isinstance(onnx, dict) and "labels" not in onnx:  # written before the optional labels form existed
-        data["onnx"] = {**onnx, "labels": None}
     if version == 1 and "schema_version" not in data:
         data.pop("version")
         data["schema_version"] = SCHEMA_VERSION

@@ -2,13 +2,14 @@
 
 The logits output ``NxKxHxW`` is replaced by ``labels`` ``Nx1xHxW`` uint8: ``ArgMax`` over the classes
 (first maximum on ties, as numpy's argmax) for K > 1, or for one class ``GreaterOrEqual`` with
-:func:`~unetrt.runtime.masks.sigmoid_cut` — the float32 logit at which milesial's ``sigmoid > threshold``
+:func:`~unetrt.artifacts.label_rules.sigmoid_cut` — the float32 logit at which milesial's ``sigmoid > threshold``
 turns true — so no sigmoid runs and the labels equal the numpy post-processing bit for bit. Nodes are
 appended to the exported graph with ``onnx.helper`` (no re-export); ``Cast`` to uint8 ends it, so engines
 built from it return the labels, a quarter of the logits' bytes per class.
 
 The labels are checked against the numpy post-processing of the logits graph on the verification sizes
-(ONNX Runtime CPU); any mismatch fails the export.
+(ONNX Runtime CPU: numpy's argmax, or :func:`~unetrt.artifacts.label_rules.sigmoid_above`, as
+``unetrt.runtime.masks`` does at the network's size); any mismatch fails the export.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..artifacts import names
+from ..artifacts.label_rules import sigmoid_above, sigmoid_cut
 from ..artifacts.sections import LabelsForm
 from ..errors import ExportError, ParityError
 from ..fileio import sha256_file
@@ -45,8 +47,6 @@ def labels_graph(model: onnx.ModelProto, classes: int, mask_threshold: float = 0
     Raises:
         ExportError: More than 256 classes (uint8), or a first output that is not rank-4/5 logits.
     """
-    from ..runtime.masks import sigmoid_cut
-
     if classes > _MAX_UINT8_CLASSES:
         raise ExportError(f"--labels-output with {classes} classes", f"at most {_MAX_UINT8_CLASSES} classes "
                           "(uint8 labels)", "drop --labels-output; post-process the logits")
@@ -111,8 +111,6 @@ def _check(logits_path: Path, labels_path: Path, sizes: Sequence, in_ch: int, ma
     """Run both graphs on random inputs of the sweep sizes (ONNX Runtime CPU); count differing labels."""
     import onnxruntime as ort
 
-    from ..runtime.masks import logits_to_mask
-
     options = ort.SessionOptions()
     options.log_severity_level = 3
     sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
@@ -127,9 +125,8 @@ def _check(logits_path: Path, labels_path: Path, sizes: Sequence, in_ch: int, ma
         x = rng.standard_normal((size.batch, in_ch, *spatial)).astype(np.float32)
         logits = sessions[0].run(None, {names.INPUT: x})[0]
         labels = sessions[1].run(None, {names.INPUT: x})[0]
-        for i in range(size.batch):
-            ref = logits_to_mask(logits[i:i + 1], tuple(logits.shape[-2:]), mask_threshold)
-            mismatches += int(np.count_nonzero(labels[i, 0].astype(np.int64) != ref))
-            pixels += ref.size
+        ref = np.argmax(logits, axis=1) if logits.shape[1] > 1 else sigmoid_above(logits[:, 0], mask_threshold)
+        mismatches += int(np.count_nonzero(labels[:, 0].astype(np.int64) != ref.astype(np.int64)))
+        pixels += ref.size
         checked.append([size.batch, *spatial])
     return {"sizes": checked, "pixels": pixels, "mismatches": mismatches}

@@ -14,12 +14,12 @@ model keeps milesial's default ``[0, 1]`` binary mask.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..artifacts.label_rules import sigmoid_above as _sigmoid_above, sigmoid_cut
 from ..errors import InputError, OutputError
 
 __all__ = ["PALETTE", "resize_bilinear", "logits_to_mask", "sigmoid_cut", "mask_image", "save_mask"]
@@ -86,45 +86,6 @@ def logits_to_mask(logits: Any, full_size: tuple[int, int], mask_threshold: floa
     if t.shape[0] > 1:
         return np.argmax(t, axis=0).astype(np.int64, copy=False)
     return _sigmoid_above(t[0], mask_threshold).astype(np.int64)
-
-
-def _sigmoid_above(t: np.ndarray, threshold: float) -> np.ndarray:
-    """``sigmoid(t) > threshold`` in float32, as milesial thresholds one-class logits."""
-    with np.errstate(over="ignore"):
-        prob = np.float32(1) / (np.float32(1) + np.exp(-t))
-    return prob > np.float32(threshold)
-
-
-def _from_key(key: int) -> np.float32:
-    """The float32 at position ``key`` of the ordered float32 line (0 is zero, +-0x7F800000 the infinities)."""
-    bits = key if key >= 0 else 0x80000000 | -key
-    return np.array([bits], np.uint32).view(np.float32)[0]
-
-
-@functools.lru_cache(maxsize=64)
-def sigmoid_cut(threshold: float) -> float | None:
-    """The smallest float32 logit the one-class threshold accepts, so that ``logit >= cut`` decides every
-    pixel as :func:`logits_to_mask` does (NaN never passes; ``-inf``: every other logit passes).
-
-    A labels graph or a device compares logits with this value instead of computing the sigmoid, so the
-    masks do not depend on how a device rounds ``exp``. Found by bisection over the ordered float32 values
-    with the same float32 formula (the sigmoid is monotone).
-
-    Returns:
-        The cut, or ``None`` when no logit passes (a threshold of 1 or more).
-    """
-    def passes(key: int) -> bool:
-        return bool(_sigmoid_above(np.full(64, _from_key(key), np.float32), threshold)[0])
-
-    lo, hi = -0x7F800000, 0x7F800000
-    if passes(lo):
-        return float("-inf")
-    if not passes(hi):
-        return None
-    while hi - lo > 1:  # invariant: lo fails, hi passes
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if passes(mid) else (mid, hi)
-    return float(_from_key(hi))
 
 
 def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:

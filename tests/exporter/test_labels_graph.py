@@ -166,3 +166,35 @@ def test_labels_graph_with_threshold_one_is_never_true():
     x[0, 0, 0, 0] = 1e-9  # sigmoid(3e-9) rounds to 0.5 in float32: not above the threshold
     x[0, 0, 1, 1] = 1e-3
     assert session.run(None, {"input": x})[0][0, 0].tolist() == [[0, 0], [0, 1]]
+
+
+@pytest.mark.slow
+def test_predict_cli_labels_graph_same_files_and_refusals(demo, one_class, images, tmp_path):
+    from unetrt.cli.predict import predict_cmd
+
+    def run(out, *extra):
+        return CliRunner().invoke(predict_cmd, ["-m", str(demo), "-i", *map(str, images), "-o", f"{out}/",
+                                                "--backend", "ort", "--json", *extra])
+
+    plain, labelled = run(tmp_path / "a"), run(tmp_path / "b", "--labels-graph")
+    assert plain.exit_code == 0 and labelled.exit_code == 0, labelled.output
+    modes = [row["mode"] for row in json.loads(labelled.output[labelled.output.index("{"):])["images"]]
+    assert len(modes) == len(images) and all(m.startswith("labels") for m in modes)
+    for p in images:
+        name = f"{p.stem}_OUT.png"
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    # an export without the labels graph, and a threshold the graph was not built for: one line each
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in ("model.onnx", "manifest.json"):
+        (bare / f).write_bytes((demo / f).read_bytes())
+    data = json.loads((bare / "manifest.json").read_text())
+    data["onnx"]["labels"] = None
+    data["artifacts"] = [a for a in data["artifacts"] if a["path"] != names.ONNX_LABELS]
+    (bare / "manifest.json").write_text(json.dumps(data))
+    for model, extra, words in [(bare, [], "has no model_labels.onnx"),
+                                (one_class, ["--mask-threshold", "0.7"], "built for --mask-threshold 0.5")]:
+        result = CliRunner().invoke(predict_cmd, ["-m", str(model), "-i", str(images[0]), "-o", f"{tmp_path}/c/",
+                                                  "--backend", "ort", "--labels-graph", *extra])
+        assert result.exit_code != 0 and words in result.output, result.output
+        assert "Traceback" not in result.output

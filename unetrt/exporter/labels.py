@@ -4,8 +4,8 @@ The logits output ``NxKxHxW`` is replaced by ``labels`` ``Nx1xHxW`` uint8: ``Arg
 (first maximum on ties, as numpy's argmax) for K > 1, or for one class ``GreaterOrEqual`` with
 :func:`~unetrt.artifacts.label_rules.sigmoid_cut` — the float32 logit at which milesial's ``sigmoid > threshold``
 turns true — so no sigmoid runs and the labels equal the numpy post-processing bit for bit. Nodes are
-appended to the exported graph with ``onnx.helper`` (no re-export); ``Cast`` to uint8 ends it, so engines
-built from it return the labels, a quarter of the logits' bytes per class.
+appended to the exported graph with ``onnx.helper`` (no re-export); ``Cast`` to uint8 ends it, so a runtime
+hands back one byte per pixel instead of four per class (unetrt builds no engine of it yet).
 
 The labels are checked against the numpy post-processing of the logits graph on the verification sizes
 (ONNX Runtime CPU: numpy's argmax, or :func:`~unetrt.artifacts.label_rules.sigmoid_above`, as

@@ -106,6 +106,7 @@ def test_bench_export_sets_derive_from_the_refs():
         "onnx_int8": ({**int8_off, "int8_cpu": True}, {"onnx", "onnx_int8", "onnx_int8_cpu"}),
         "onnx_int8_cpu": ({**int8_off, "int8_cpu": True}, {"onnx", "onnx_int8", "onnx_int8_cpu"}),
         "onnx_fp16": ({"fp16": True}, {"onnx", "onnx_fp16"}),
+        "onnx_fp32_labels": ({"fp32_labels": True}, {"onnx", "onnx_fp32_labels"}),
         "onnx": ({}, {"onnx"}),
     }
     assert {r.key: (dict(e.switches), {p.key for p in e.provides}) for r, e in EXPORTS.items()} == expected

@@ -30,11 +30,11 @@ from .nnunet_section import NnunetResampling, NnunetSection
 from .refs import ArtifactRef
 from .section_config import COMPLETE, section
 from .sections import (ArtifactFile, Json, CheckpointRef, DynamicAxes, EngineEntry, ExportInfo,
-                       Fp16Section, InputSection, Int8CpuForm, Int8Section, ModelSection, OnnxArtifact,
+                       Fp16Section, InputSection, Int8CpuForm, Int8Section, LabelsForm, ModelSection, OnnxArtifact,
                        OutputCheck, OutputSection, ParityRow, SizeExample, Verification)
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRef", "InputSection", "DynamicAxes",
-           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section",
+           "OutputSection", "SizeExample", "ExportInfo", "OnnxArtifact", "LabelsForm", "ParityRow", "OutputCheck", "Verification", "Fp16Section",
            "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "NnunetSection", "NnunetResampling", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"

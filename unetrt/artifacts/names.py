@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MANIFEST", "ONNX", "ONNX_FP16", "ONNX_INT8", "ONNX_INT8_CPU", "INPUT", "OUTPUT", "LOCK",
+__all__ = ["MANIFEST", "ONNX", "ONNX_FP16", "ONNX_INT8", "ONNX_INT8_CPU", "ONNX_LABELS", "INPUT", "OUTPUT", "LABELS", "LOCK",
            "engine_name", "artifact_name", "FILES", "PRECISIONS"]
 
 MANIFEST = "manifest.json"
@@ -10,9 +10,13 @@ ONNX = "model.onnx"
 ONNX_FP16 = "model_fp16.onnx"
 ONNX_INT8 = "model_int8.onnx"
 ONNX_INT8_CPU = "model_int8_cpu.onnx"
+#: The FP32 graph with the post-processing appended (ArgMax / threshold, uint8 labels out).
+ONNX_LABELS = "model_labels.onnx"
 #: Input and output tensor names of every exported graph and engine.
 INPUT = "input"
 OUTPUT = "logits"
+#: Output tensor of the labels form (``Nx1xHxW`` uint8 class indices).
+LABELS = "labels"
 #: Lock file held in the parent directory while an export writes into a target.
 LOCK = ".unetrt-export.lock"
 #: Precisions an artifact can have, in the order a CPU prefers them.
@@ -26,6 +30,7 @@ FILES = {
     ("onnx", "fp16", ""): ONNX_FP16,
     ("onnx", "int8", ""): ONNX_INT8,
     ("onnx", "int8", "cpu"): ONNX_INT8_CPU,
+    ("onnx", "fp32", "labels"): ONNX_LABELS,
     ("engine", "fp32", ""): "model.engine",
     ("engine", "fp16", ""): "model_fp16.engine",
     ("engine", "int8", ""): "model_int8.engine",

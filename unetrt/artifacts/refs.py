@@ -2,7 +2,7 @@
 
 A reference is a kind (the eager ``module``, an ``onnx`` graph or a TensorRT ``engine``), a
 precision and, where one precision has several files, a form (``cpu``: the uint8 INT8 graph ONNX
-Runtime's CPU kernels run fastest). :attr:`ArtifactRef.file_name` is its file
+Runtime's CPU kernels run fastest; ``labels``: the FP32 graph returning uint8 class labels). :attr:`ArtifactRef.file_name` is its file
 (:mod:`unetrt.artifacts.names`), :meth:`unetrt.artifacts.manifest.Manifest.entry` its manifest entry,
 and :attr:`ArtifactRef.key` the short spelling the bench's cache directories and reports use.
 """
@@ -27,7 +27,8 @@ class ArtifactRef:
     Attributes:
         kind: ``module`` (the checkpoint, run eagerly), ``onnx`` or ``engine``.
         precision: ``fp32``, ``fp16`` or ``int8``.
-        form: ``""`` for the standard file of that precision, ``cpu`` for the INT8 CPU form.
+        form: ``""`` for the standard file of that precision, ``cpu`` for the INT8 CPU form, ``labels`` for
+            the FP32 graph with ArgMax (or the one-class threshold) appended.
     """
 
     kind: str

@@ -14,7 +14,7 @@ from .section_config import SECTION_CONFIG, ArtifactPath, Json, NonNegInt, PosIn
 from .source import ModelSource
 
 __all__ = ["ModelSection", "CheckpointRef", "InputSection", "DynamicAxes", "OutputSection", "SizeExample",
-           "ExportInfo", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section", "Int8Section", "Int8CpuForm", "EngineEntry",
+           "ExportInfo", "LabelsForm", "OnnxArtifact", "ParityRow", "OutputCheck", "Verification", "Fp16Section", "Int8Section", "Int8CpuForm", "EngineEntry",
            "ArtifactFile", "SECTION_CONFIG", "Json"]
 
 
@@ -147,8 +147,40 @@ class ExportInfo:
 
 
 @section
+class LabelsForm:
+    """``model_labels.onnx``: the FP32 graph with the post-processing appended, returning class labels.
+
+    Attributes:
+        path: File name in the export directory.
+        sha256: Its sha256.
+        output: Its output tensor (``labels``, ``Nx1xHxW``).
+        dtype: The labels' dtype (``uint8``).
+        op: What was appended to the logits: ``ArgMax`` over the classes, or for one class
+            ``GreaterOrEqual`` with the float32 logit the sigmoid threshold becomes (then ``Cast``).
+        classes: The model's classes (its logits' channels).
+        mask_threshold: The one-class sigmoid threshold it decides with (``null`` for more classes).
+        check: The labels compared with the numpy post-processing of the logits graph (sizes, pixels,
+            mismatches: always 0, or the export fails).
+    """
+
+    path: ArtifactPath
+    sha256: Sha256
+    output: str = "labels"
+    dtype: str = "uint8"
+    op: Literal["ArgMax", "GreaterOrEqual"] = "ArgMax"
+    classes: PosInt = 1
+    mask_threshold: Optional[float] = None
+    check: dict[str, Json] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> ArtifactRef:
+        """The artifact this section describes (the labels form of the FP32 ONNX)."""
+        return ArtifactRef("onnx", "fp32", "labels")
+
+
+@section
 class OnnxArtifact:
-    """The FP32 ONNX file and how it was tidied."""
+    """The FP32 ONNX file and how it was tidied (and its labels form, if written)."""
 
     path: ArtifactPath
     sha256: Sha256
@@ -157,6 +189,7 @@ class OnnxArtifact:
     op_counts: dict[str, int] = field(default_factory=dict)
     pads_removed: int = 0
     simplify: Optional[dict[str, Json]] = None
+    labels: Optional[LabelsForm] = None
 
     @property
     def ref(self) -> ArtifactRef:

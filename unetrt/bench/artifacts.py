@@ -44,7 +44,7 @@ class ExportSet:
 
 def export_set(ref: ArtifactRef) -> ExportSet:
     """The export that makes ``ref``: the FP32 ONNX always; a precision's switch (``fp16``, ``int8``) and
-    every ONNX form of it (``int8_cpu``); ``engine`` for an engine (built from its precision's ONNX)."""
+    every ONNX form of it (``int8_cpu``; of FP32 only the one asked for: ``fp32_labels``); ``engine`` for an engine (built from its precision's ONNX)."""
     fp32 = ArtifactRef("onnx")
     switches: dict[str, Any] = {}
     provides = {fp32, ref}
@@ -55,7 +55,8 @@ def export_set(ref: ArtifactRef) -> ExportSet:
         switches["engine"] = True
     else:
         for kind, precision, form in names.FILES:
-            if (kind, precision) == ("onnx", ref.precision) and form:
+            # every form of FP16/INT8 comes with its precision; an FP32 form (labels) only when asked for
+            if (kind, precision) == ("onnx", ref.precision) and form and (precision != "fp32" or form == ref.form):
                 switches[f"{precision}_{form}"] = True
                 provides.add(ArtifactRef(kind, precision, form))
     return ExportSet(switches, frozenset(provides))

@@ -31,6 +31,11 @@ DEFAULT_STATIC_SIDE = 256
 @click.option("--align", type=ALIGN, default="auto", show_default=True,
               help="auto: derived from the model's shape guards; N: H and W multiples of N (1: every size).")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option("--labels-output", is_flag=True,
+              help="Also write model_labels.onnx: the FP32 graph with ArgMax (one class: the sigmoid threshold) "
+                   "appended, returning Nx1xHxW uint8 labels (checked identical to post-processing the logits).")
+@click.option("--labels-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Sigmoid threshold a one-class model's labels graph decides with (unet-predict's --mask-threshold).")
 @verify_group
 @fp16_group
 @CALIB_IMAGES
@@ -40,7 +45,7 @@ DEFAULT_STATIC_SIDE = 256
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @nnunet_cmds.export_options
 def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, width, bilinear, output, opset,
-               static, shape, align, no_simplify, verify_options, fp16_options, calib_images, int8_options,
+               static, shape, align, no_simplify, labels_output, labels_threshold, verify_options, fp16_options, calib_images, int8_options,
                engine_options, force, as_json, nnunet_dir, configuration, folds):
     """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
     TensorRT engine."""
@@ -72,7 +77,7 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
         arch=arch, factory=factory, checkpoint=checkpoint, opset=opset, static_shape=static_shape, align=align,
         model_kwargs=merge_model_kwargs(factory, model_kwargs, in_channels, classes, width, bilinear),
         output_dir=output or f"export/{name}", simplify=not no_simplify, force=force, calib_images=calib_images,
-        verify_options=verify_options, fp16_options=fp16_options, int8_options=int8_options,
+        labels_output=labels_output, labels_threshold=labels_threshold, verify_options=verify_options, fp16_options=fp16_options, int8_options=int8_options,
         engine_options=engine_options)
     console = make_console()
     with Reporter(console) as report:

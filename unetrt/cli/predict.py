@@ -102,7 +102,7 @@ def _predict_all(runner, sources, targets, opts, con, report) -> tuple[list[dict
                                     batch=opts["batch"], scale=opts["scale"], mask_threshold=opts["mask_threshold"],
                                     tile=opts["tile"], mask_values=opts["mask_values"], overlay=opts["overlay"],
                                     skip_existing=opts["skip_existing"], keep_arrays=opts["viz"],
-                                    readers=opts["readers"], writers=opts["writers"]):
+                                    readers=opts["readers"], writers=opts["writers"], labels=opts.get("labels")):
             done += 1
             if index is not None:
                 index.write(json.dumps(res.row()) + "\n")
@@ -252,6 +252,10 @@ def _open_index(path: str | None):
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
               help="Images of equal size per inference call (capped by an engine's maximum batch); the masks are "
                    "the same as image by image.")
+@click.option("--labels-graph", is_flag=True,
+              help="Also run the export's model_labels.onnx (unet-export --labels-output) on ONNX Runtime: images "
+                   "it takes whole at --scale 1 come out of the graph as uint8 labels (the same masks); the others "
+                   "use the logits model.")
 @click.option("-r", "--recursive", is_flag=True, help="Read the images of sub-folders too (mirrored under an -o folder).")
 @click.option("--skip-existing", is_flag=True,
               help="Skip inputs whose mask exists (resume an interrupted run; masks are written atomically).")
@@ -280,7 +284,7 @@ def _open_index(path: str | None):
 @click.option("--json", "as_json", is_flag=True, help="Per-image timings and mask statistics as JSON on stdout.")
 @nnunet_cmds.predict_options
 def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, mask_threshold, backend, device,
-                precision, arch, classes, width, bilinear, batch, recursive, skip_existing, index_path, readers, writers,
+                precision, arch, classes, width, bilinear, batch, labels_graph, recursive, skip_existing, index_path, readers, writers,
                 ray_address, ray_actors, ray_gpus, ray_cpus, tile, overlay, viz, no_save, force, as_json, nnunet_export, nnunet_folds, disable_tta):
     """Predict masks for images (milesial predict.py compatible command line and output)."""
     from ..runtime import load
@@ -318,6 +322,9 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
         kw = {"arch": arch or "milesial",
               "model_kwargs": {k: v for k, v in {"num_classes": classes, "width": width, "bilinear": bilinear}.items()
                                if v is not None}}
+    if labels_graph and (triton_url is not None or ray_address is not None):
+        raise UnetrtError(f"--labels-graph with {'--triton' if triton_url else '--ray'}", "a local export directory",
+                          "drop --labels-graph")
     if ray_address is not None:
         if triton_url is not None or viz:
             raise UnetrtError(f"--ray with {'--triton' if triton_url else '--viz'}", "a local model, masks to files",
@@ -345,14 +352,31 @@ def predict_cmd(model_path, triton_url, triton_model, inputs, outputs, scale, ma
     opts = {"scale": scale, "mask_threshold": mask_threshold, "batch": batch, "tile": tile, "overlay": overlay,
             "viz": viz, "no_save": no_save, "skip_existing": skip_existing, "index": index_path, "readers": readers,
             "writers": writers}
-    with terminate_as_interrupt(), runner, Reporter(con, steps=False, enabled=len(sources) > 1) as report:
+    labels = _labels_runner(runner, model_path, device) if labels_graph else None
+    with terminate_as_interrupt(), runner, labels or contextlib.nullcontext(), \
+            Reporter(con, steps=False, enabled=len(sources) > 1) as report:
         opts["mask_values"] = _mask_values(runner, model_path or "")
+        opts["labels"] = labels
         rows, fatal = _predict_all(runner, sources, targets, opts, con, report)
     if fatal:
         raise UnetrtError(fatal[0] + (f" (+{len(fatal) - 1} more)" if len(fatal) > 1 else ""))
     if as_json:
         click.echo(json.dumps({"model": str(model_path or f"{triton_url}/{triton_model}"), "runner": type(runner).__name__, "notes": runner.notes,
                                "images": rows}, indent=2))
+
+
+def _labels_runner(runner, model_path, device):
+    """The (inactive) ONNX Runtime runner of the export's labels graph, checked against its manifest."""
+    from ..artifacts import names
+    from ..artifacts.refs import ArtifactRef
+    from ..runtime import load
+
+    form = runner.manifest.entry(ArtifactRef("onnx", "fp32", "labels")) if runner.manifest is not None else None
+    folder = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
+    if form is None or not (folder / form.path).is_file():
+        raise UnetrtError(f"--labels-graph: {folder} has no {names.ONNX_LABELS}", "an export written with "
+                          "unet-export --labels-output", "re-export with --labels-output, or drop --labels-graph")
+    return load(folder / form.path, backend="ort", device=device)
 
 
 def _is_volume(path: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 DEFAULT_OPSET = 18
 
-__all__ = ["DEFAULT_OPSET", "EngineOptions", "ExportConfig", "Fp16Options", "Int8Options", "VerifyOptions"]
+__all__ = ["DEFAULT_OPSET", "EngineOptions", "ExportConfig", "Fp16Options", "Int8Options", "LabelsOptions", "VerifyOptions"]
 
 
 @dataclass
@@ -108,6 +108,19 @@ class EngineOptions:
                 "refittable": self.refittable}
 
 
+@dataclass
+class LabelsOptions:
+    """The labels form of the FP32 graph (``model_labels.onnx``, :mod:`unetrt.exporter.labels`).
+
+    Attributes:
+        enabled: Write it: ArgMax (one class: the sigmoid threshold) appended, uint8 labels out.
+        threshold: The sigmoid threshold a one-class model's labels decide with.
+    """
+
+    enabled: bool = False
+    threshold: float = 0.5
+
+
 #: Flat keywords accepted by :class:`ExportConfig` for its groups' fields: ``fp16=True`` is
 #: ``fp16_options=Fp16Options(enabled=True)``, ``engine=False`` is ``EngineOptions(build=False)``...
 FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
@@ -118,6 +131,8 @@ FLAT_KEYWORDS: dict[str, tuple[str, str]] = {
     "calib_count": ("int8_options", "calib_count"), "calib_method": ("int8_options", "calib_method"),
     "int8_min_argmax": ("int8_options", "min_argmax"), "int8_min_dice": ("int8_options", "min_dice"),
     "int8_max_float": ("int8_options", "max_float"), "engine": ("engine_options", "build"),
+    "labels_output": ("labels_options", "enabled"), "fp32_labels": ("labels_options", "enabled"),
+    "labels_threshold": ("labels_options", "threshold"),
 }
 
 
@@ -136,6 +151,7 @@ class _ExportFields:
     simplify: bool = True
     force: bool = False
     calib_images: str | None = None
+    labels_options: LabelsOptions = field(default_factory=LabelsOptions)
     verify_options: VerifyOptions = field(default_factory=VerifyOptions)
     fp16_options: Fp16Options = field(default_factory=Fp16Options)
     int8_options: Int8Options = field(default_factory=Int8Options)
@@ -157,6 +173,8 @@ class ExportConfig(_ExportFields):
             ``None`` = dynamic N and spatial axes.
         calib_images: Folder of images / .npy arrays driving the FP16 search and INT8 calibration
             (default: sweep sizes).
+        labels_options: Whether to write ``model_labels.onnx`` (flat keywords ``labels_output`` or
+            ``fp32_labels``, ``labels_threshold``).
     """
 
     def __init__(self, **kwargs: Any) -> None:

@@ -31,6 +31,7 @@ from .failures import explain, frozen_branch_fix
 from .fp16 import stage as fp16_stage
 from .int8 import stage as int8_stage
 from .int8.calib import load_calibration_files
+from .labels import labels_stage
 from .probe import eager_minimum, probe
 from .simplify import simplify as run_onnxsim
 from .staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
@@ -221,6 +222,11 @@ def _export(config: ExportConfig, target: Path, step: Progress) -> ExportResult:
                                      nodes=len(proto.graph.node), op_counts=onnx_io.op_counts(proto),
                                      pads_removed=pads_removed,
                                      simplify=simplify_report.to_dict() if simplify_report else None)
+        if config.labels_options.enabled:
+            step("appending the labels output")
+            with clock("labels"):
+                manifest.onnx.labels = labels_stage(onnx_path, staging.path, manifest.output.classes, sizes, in_ch,
+                                                    config.labels_options.threshold)
         _later_stages(config, model, manifest, staging.path, in_ch, sizes, calib, engine_mode, profiles, clock, step)
         if int8_plan is not None:
             _int8_stages(config, model, manifest, staging.path, in_ch, sizes, calib_files, int8_plan,

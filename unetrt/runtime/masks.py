@@ -19,9 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..artifacts.label_rules import sigmoid_above as _sigmoid_above, sigmoid_cut
 from ..errors import InputError, OutputError
 
-__all__ = ["PALETTE", "resize_bilinear", "logits_to_mask", "mask_image", "save_mask"]
+__all__ = ["PALETTE", "resize_bilinear", "logits_to_mask", "sigmoid_cut", "mask_image", "save_mask"]
 
 #: Class colours of index masks and overlays (class 0 black); repeated beyond its length.
 PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
@@ -84,9 +85,7 @@ def logits_to_mask(logits: Any, full_size: tuple[int, int], mask_threshold: floa
     t = resize_bilinear(t.astype(np.float32, copy=False), full_size)
     if t.shape[0] > 1:
         return np.argmax(t, axis=0).astype(np.int64, copy=False)
-    with np.errstate(over="ignore"):
-        prob = np.float32(1) / (np.float32(1) + np.exp(-t[0]))
-    return (prob > np.float32(mask_threshold)).astype(np.int64)
+    return _sigmoid_above(t[0], mask_threshold).astype(np.int64)
 
 
 def mask_to_image(mask: np.ndarray, mask_values: Sequence[Any] | None = None) -> np.ndarray:

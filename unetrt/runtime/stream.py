@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import InputError, UnetrtError
 from .base import Runner
-from .predict import Prediction, _channels, _constraint, _geometry, _infer_aligned, predict
-from .transforms import load_image, preprocess
+from .predict import Prediction, _channels, _constraint, _geometry, predict
+from .transforms import align_pad, crop, load_image, preprocess
 
 __all__ = ["Segmenter", "MaskWriter", "ImageResult", "iter_predictions", "predict_many"]
 
@@ -36,10 +36,17 @@ _DONE = object()
 
 
 class Logits(NamedTuple):
-    """Cropped logits of one image (``1xKxhxw``) and how they were produced (``"direct"``, ``"aligned"``,
-    ``"batched xN"``)."""
+    """Cropped logits of one image (``1xKxhxw``: float32 numpy, or a torch tensor on a CUDA runner's
+    device) and how they were produced (``"direct"``, ``"aligned"``, ``"batched xN"``)."""
 
-    logits: np.ndarray
+    logits: Any
+    mode: str
+
+
+class Labels(NamedTuple):
+    """Cropped uint8 labels of one image (``1x1xhxw``) from a labels graph (``model_labels.onnx``)."""
+
+    labels: np.ndarray
     mode: str
 
 
@@ -63,14 +70,39 @@ class Segmenter:
         mask_threshold: Sigmoid threshold of one-class models.
         tile: Sliding-window tile for images larger than it.
         pad_mode: Alignment padding (``"replicate"``, ``"reflect"``, ``"constant"``).
+        labels: An active runner of the export's labels graph (``model_labels.onnx``, uint8 labels out),
+            used for the images it applies to: ``scale == 1`` (no resize of its output), same geometry, one
+            aligned ``infer`` (no tiling) and, for one class, the threshold it was built with; the others go
+            to ``runner``. ``runner`` itself may be a labels runner: images it cannot segment are then refused.
+
+    Raises:
+        InputError: A labels runner whose one-class threshold is not ``mask_threshold``.
     """
 
     def __init__(self, runner: Runner, *, scale: float = 1.0, mask_threshold: float = 0.5, tile: int | None = None,
-                 pad_mode: str = "replicate"):
+                 pad_mode: str = "replicate", labels: Runner | None = None):
         self.runner, self.scale, self.mask_threshold, self.tile, self.pad_mode = runner, scale, mask_threshold, tile, pad_mode
         self.name, self.constraint = _constraint(runner)
         self.channels = _channels(self.constraint)
         self.max_batch = self.constraint.max_shape[0] if self.constraint.max_shape else None
+        self.labels_only = labels is None and labels_runner_form(runner) is not None
+        self.labels = runner if self.labels_only else labels
+        self.classes = _classes(runner)
+        if self.labels is not None:
+            form = labels_runner_form(self.labels)
+            if form is None:
+                raise InputError(f"labels runner {self.labels.name!r} returns "
+                                 f"{next(iter(self.labels.output_metadata.values())).dtype}",
+                                 "a runner of model_labels.onnx (uint8 labels)", "pass the labels graph's runner")
+            if form.classes is None:
+                raise InputError(f"labels runner {self.labels.name!r} has no manifest labels section",
+                                 "model_labels.onnx of an export directory (its classes and threshold)",
+                                 "open it beside its manifest.json")
+            if form.classes == 1 and form.mask_threshold != mask_threshold:
+                raise InputError(f"labels graph built for --mask-threshold {form.mask_threshold:g}, asked for "
+                                 f"{mask_threshold:g}", "the threshold the labels graph decides with",
+                                 "use that threshold, or the logits graph")
+            self.classes = form.classes
 
     def __call__(self, images: Sequence[Any]) -> list[Prediction]:
         prepared = [self.prepare(im) for im in images]
@@ -96,11 +128,23 @@ class Segmenter:
             return False
         return self.tile is None or max(x.shape[-2:]) <= self.tile
 
-    def run(self, items: Sequence[Prepared]) -> list[Logits | Prediction]:
-        """One ``infer`` per chunk of equally shaped items: per item its cropped :class:`Logits`, or a
-        finished :class:`Prediction` for images that need tiling / overlap-tile (run alone)."""
+    def _labels_apply(self, x: np.ndarray) -> bool:
+        """Whether the labels graph gives this input's mask as it is (no resize, no tiling)."""
+        return self.labels is not None and self.scale == 1.0 and self._batchable(x)
+
+    def run(self, items: Sequence[Prepared]) -> list[Logits | Labels | Prediction]:
+        """One ``infer`` per chunk of equally shaped items: per item its cropped :class:`Logits` (or
+        :class:`Labels` from the labels graph), or a finished :class:`Prediction` for images that need
+        tiling / overlap-tile (run alone)."""
         if not items:
             return []
+        if self.labels_only and not self._labels_apply(items[0].x):
+            h, w = items[0].x.shape[-2:]
+            raise InputError(f"image {w}x{h} (--scale {self.scale:g}) needs a resize or tiling of the output",
+                             "--scale 1 and an image the graph takes whole",
+                             "run the logits graph (model.onnx) for it")
+        if self._labels_apply(items[0].x):
+            return self._run_labels(items)
         if not self._batchable(items[0].x):
             return [predict(self.runner, it.image, scale=self.scale, mask_threshold=self.mask_threshold,
                             tile=self.tile, pad_mode=self.pad_mode) for it in items]
@@ -109,20 +153,81 @@ class Segmenter:
         for start in range(0, len(items), step):
             chunk = items[start:start + step]
             xs = chunk[0].x if len(chunk) == 1 else np.concatenate([it.x for it in chunk])
-            logits, padded = _infer_aligned(self.runner, self.name, self.constraint, xs, self.pad_mode)
-            logits = np.array(logits, dtype=np.float32)  # own the memory: a runner may reuse its buffers
+            logits, padded = self._infer(xs)
             mode = f"batched x{len(chunk)}" if len(chunk) > 1 else ("aligned" if padded else "direct")
             out.extend(Logits(logits[i:i + 1], mode) for i in range(len(chunk)))
         return out
 
-    def finish(self, logits: Logits, full_size: tuple[int, int]) -> Prediction:
-        """Cropped logits -> the mask at the image's full size (numpy; thread-safe)."""
-        from .masks import logits_to_mask
+    def _run_labels(self, items: Sequence[Prepared]) -> list[Labels]:
+        runner = self.labels
+        name, c = _constraint(runner)
+        step = (c.max_shape[0] if c.max_shape else None) or len(items)
+        out: list[Labels] = []
+        for start in range(0, len(items), step):
+            chunk = items[start:start + step]
+            xs = chunk[0].x if len(chunk) == 1 else np.concatenate([it.x for it in chunk])
+            padded, box = align_pad(xs, c.alignment, self.pad_mode, min_size=c.min_size)
+            got = runner.infer({name: padded.astype(c.dtype)})[next(iter(runner.output_metadata))]
+            labels = np.array(crop(got, box), dtype=np.uint8)
+            mode = f"batched x{len(chunk)}" if len(chunk) > 1 else ("aligned" if padded.shape != xs.shape else "direct")
+            out.extend(Labels(labels[i:i + 1], f"labels {mode}") for i in range(len(chunk)))
+        return out
 
+    def _infer(self, xs: np.ndarray) -> tuple[Any, bool]:
+        """One ``infer`` (outputs left on the device by CUDA runners), cropped; owns its memory (a runner
+        may reuse its buffers). Host outputs come back as float32 numpy, device outputs as torch tensors."""
+        c = self.constraint
+        padded, box = align_pad(xs, c.alignment, self.pad_mode, min_size=c.min_size)
+        out = self.runner.infer({self.name: padded.astype(c.dtype)}, to_host=False)
+        logits = crop(out[next(iter(self.runner.output_metadata))], box)
+        if isinstance(logits, np.ndarray) or not hasattr(logits, "device"):
+            return np.array(logits, dtype=np.float32), padded.shape != xs.shape
+        return logits.float().clone(), padded.shape != xs.shape
+
+    def finish(self, logits: Logits | Labels, full_size: tuple[int, int]) -> Prediction:
+        """Cropped logits -> the mask at the image's full size (thread-safe). Host logits are post-processed
+        in numpy; device logits (a CUDA runner's torch tensors) are resized, argmaxed or thresholded on their
+        device, and only the uint8 labels are copied back (:mod:`unetrt.runtime.device_masks`)."""
         t = time.perf_counter()
-        mask = logits_to_mask(logits.logits, full_size, self.mask_threshold)
+        if isinstance(logits, Labels):
+            mask = logits.labels[0, 0].astype(np.int64)
+            if mask.shape != tuple(full_size):
+                raise InputError(f"labels of size {mask.shape} for an image of {tuple(full_size)}",
+                                 "labels at the image's size", "use the logits graph")
+            h, w = mask.shape
+            return Prediction(mask, (1, self.classes or int(mask.max(initial=0)) + 1, h, w), logits.mode,
+                              {"postprocess": (time.perf_counter() - t) * 1e3})
+        if isinstance(logits.logits, np.ndarray):
+            from .masks import logits_to_mask
+
+            mask = logits_to_mask(logits.logits, full_size, self.mask_threshold)
+        else:
+            from .device_masks import device_labels, labels_to_host
+
+            mask = labels_to_host(device_labels(logits.logits, full_size, self.mask_threshold))
         return Prediction(mask, tuple(logits.logits.shape), logits.mode,
                           {"postprocess": (time.perf_counter() - t) * 1e3})
+
+
+def labels_runner_form(runner: Runner):
+    """The :class:`~unetrt.artifacts.sections.LabelsForm` of a runner whose output is integer labels (from its
+    manifest; without one, a form whose ``classes`` is ``None``), ``None`` for a logits runner."""
+    from types import SimpleNamespace
+
+    meta = next(iter(runner.output_metadata.values()), None)
+    if meta is None or meta.dtype not in ("uint8", "int32", "int64"):
+        return None
+    form = runner.manifest.onnx.labels if runner.manifest is not None else None
+    return form if form is not None else SimpleNamespace(classes=None, mask_threshold=None)
+
+
+def _classes(runner: Runner) -> int | None:
+    """The model's classes: the manifest's, else the logits' channels when the graph fixes them."""
+    if runner.manifest is not None:
+        return int(runner.manifest.output.classes) or None
+    meta = next(iter(runner.output_metadata.values()), None)
+    k = meta.shape[1] if meta is not None and len(meta.shape) > 1 else None
+    return k if isinstance(k, int) and meta.dtype not in ("uint8", "int32", "int64") else None
 
 
 class MaskWriter:
@@ -343,7 +448,8 @@ def iter_predictions(runner: Runner, inputs: Iterable[str | os.PathLike], target
                      scale: float = 1.0, mask_threshold: float = 0.5, tile: int | None = None,
                      pad_mode: str = "replicate", mask_values: Sequence[Any] | None = None, overlay: bool = False,
                      skip_existing: bool = False, keep_arrays: bool = False,
-                     decode: Callable[[Path], np.ndarray] | None = None) -> Iterator[ImageResult]:
+                     decode: Callable[[Path], np.ndarray] | None = None,
+                     labels: Runner | None = None) -> Iterator[ImageResult]:
     """Segment image files through the threaded pipeline; yields one :class:`ImageResult` per input as it
     completes (not in input order: ``result.index`` is the input's position).
 
@@ -360,6 +466,7 @@ def iter_predictions(runner: Runner, inputs: Iterable[str | os.PathLike], target
         keep_arrays: Keep each mask and decoded image on its result.
         decode: Path -> image array (default: :func:`~unetrt.runtime.transforms.load_image` with the model's
             channels: EXIF orientation, every Pillow mode).
+        labels: An active runner of the labels graph, used where it applies (see :class:`Segmenter`).
 
     Stopping the iteration (``break``, an exception, Ctrl-C in the consuming thread) stops the threads;
     finished masks stay (each written atomically), nothing half-written is left.
@@ -377,9 +484,8 @@ def iter_predictions(runner: Runner, inputs: Iterable[str | os.PathLike], target
     cpus = os.cpu_count() or 1
     readers = readers or min(2, cpus)
     writers = writers or min(2, cpus)
-    seg = Segmenter(runner, scale=scale, mask_threshold=mask_threshold, tile=tile, pad_mode=pad_mode)
-    classes = next(iter(runner.output_metadata.values())).shape[1] if runner.output_metadata else None
-    writer = MaskWriter(mask_values, classes if isinstance(classes, int) else None, overlay)
+    seg = Segmenter(runner, scale=scale, mask_threshold=mask_threshold, tile=tile, pad_mode=pad_mode, labels=labels)
+    writer = MaskWriter(mask_values, seg.classes, overlay)
     work = []
     for i, (p, t) in enumerate(zip(paths, outs)):
         if skip_existing and t is not None and os.path.isfile(t):

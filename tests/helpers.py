@@ -19,7 +19,7 @@ def make_manifest(**sections):
     from unetrt.artifacts.manifest import Manifest
 
     data = {
-        "format": "unetrt-manifest", "schema_version": 2,
+        "format": "unetrt-manifest", "schema_version": 3,
         "model": {"arch": "milesial", "factory": None, "kwargs": {"width": 4}, "params": 1, "checkpoint": None,
                   "weights": "random-init"},
         "input": {"name": "input", "channels": 3, "dtype": "float32", "layout": "NCHW", "alignment": 16,

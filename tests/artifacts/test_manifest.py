@@ -126,14 +126,35 @@ def test_partial_dicts_from_code_get_defaults_files_do_not(contract_export):
 
 def test_schema_versions(contract_export):
     data = _raw(contract_export)
-    with pytest.raises(ManifestError, match=r"schema_version 3, newer than this unetrt reads \(2\).*upgrade unetrt"):
-        Manifest.from_dict({**data, "schema_version": 3})
+    with pytest.raises(ManifestError, match=r"schema_version 4, newer than this unetrt reads \(3\).*upgrade unetrt"):
+        Manifest.from_dict({**data, "schema_version": 4})
     with pytest.raises(ManifestError, match="unknown schema_version 0"):
         Manifest.from_dict({**data, "schema_version": 0})
     with pytest.raises(ManifestError, match="schema_version is 'two'"):
         Manifest.from_dict({**data, "schema_version": "two"})
     with pytest.raises(ManifestError, match="not a unetrt manifest"):
         Manifest.from_dict([1, 2])
+
+
+def test_version_2_manifests_without_the_newer_fields_are_upgraded(contract_export):
+    """A schema_version 2 file (before typed parity rows, the labels form and nnU-Net) reads with defaults;
+    the same file claiming version 3 is refused for the first missing field."""
+    data = _raw(contract_export)
+    old = copy.deepcopy(data)
+    old["schema_version"] = 2
+    for row in old["verification"]["sizes"]:
+        del row["outputs"]
+        del row["reason"]
+    del old["onnx"]["labels"]
+    del old["nnunet"]
+    manifest = Manifest.from_dict(old)
+    assert manifest.schema_version == 3 and manifest.onnx.labels is None and manifest.nnunet is None
+    assert manifest.to_dict() == data
+    with pytest.raises(ManifestError, match="required field .*(outputs|reason|labels|nnunet) is missing"):
+        Manifest.from_dict({**old, "schema_version": 3})
+    old["verification"]["sizes"][0]["max_abs"] = "0.1"  # still strict about types
+    with pytest.raises(ManifestError, match="max_abs"):
+        Manifest.from_dict(old)
 
 
 def test_version_1_manifests_are_upgraded(contract_export):
@@ -145,7 +166,7 @@ def test_version_1_manifests_are_upgraded(contract_export):
     del old["model"]["weights"]
     old["model"]["mask_values"] = old["mask_values"]
     manifest = Manifest.from_dict(old)
-    assert manifest.schema_version == 2 and manifest.model.weights == "checkpoint"
+    assert manifest.schema_version == 3 and manifest.model.weights == "checkpoint"
     assert manifest.to_dict() == data
     old["model"]["checkpoint"] = None
     assert Manifest.from_dict(old).model.weights == "random-init"

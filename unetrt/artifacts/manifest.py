@@ -6,8 +6,10 @@ missing or wrongly typed field is one :class:`~unetrt.errors.ManifestError` nami
 Schema shipped beside this module (``manifest.schema.json``, see :func:`json_schema`) is generated from
 the same classes. :meth:`Manifest.entry` finds the entry of an :class:`~unetrt.artifacts.refs.ArtifactRef`.
 
-Versions: ``schema_version`` 2 is this layout. Version 1 manifests (``"version": 1``, unetrt 0.1)
-are upgraded on read; a newer version than this unetrt knows is refused with an upgrade hint.
+Versions: ``schema_version`` 3 is this layout. Older manifests are upgraded on read: version 1
+(``"version": 1``, unetrt 0.1) is reshaped, and a version 1 or 2 file may lack the fields added since
+(typed parity rows' ``outputs``, ``onnx.labels``, ``nnunet``, ...), which take their defaults; a version 3
+file must have every field. A newer version than this unetrt knows is refused with an upgrade hint.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = ["FORMAT", "SCHEMA_VERSION", "Manifest", "ModelSection", "CheckpointRe
            "Int8Section", "Int8CpuForm", "EngineEntry", "ArtifactFile", "NnunetSection", "NnunetResampling", "ArtifactRef", "json_schema", "tool_versions", "find_manifest"]
 
 FORMAT = "unetrt-manifest"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _TOOLS = ("unetrt", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "onnxsim", "onnxconverter-common",
           "numpy", "tensorrt", "tensorrt-rtx")
 
@@ -49,7 +51,7 @@ class Manifest:
 
     Attributes:
         format: Always ``unetrt-manifest``.
-        schema_version: Layout version (2 for this unetrt; readers refuse newer ones).
+        schema_version: Layout version (3 for this unetrt; readers refuse newer ones, upgrade older ones).
         created: ISO-8601 UTC time of the export.
         tools: Versions of the tools that shaped the artifacts.
         model: Which model, kwargs and weights.
@@ -73,7 +75,7 @@ class Manifest:
     onnx: OnnxArtifact
     verification: Verification
     format: Literal["unetrt-manifest"] = FORMAT
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     created: str = ""
     tools: dict[str, str] = field(default_factory=dict)
     mask_values: Optional[list[Json]] = None
@@ -95,9 +97,9 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ManifestError(f"{origin} is not a unetrt manifest (no \"format\": \"{FORMAT}\")",
                                 "a manifest.json written by unet-export", "pass an export directory")
-        data = _upgrade(dict(data), origin)
+        data, current = _upgrade(dict(data), origin)
         try:  # JSON mode, strict: a C++ reader gets exactly the types the schema says, every field present
-            return _ADAPTER.validate_json(json.dumps(data), strict=True, context=COMPLETE)
+            return _ADAPTER.validate_json(json.dumps(data), strict=True, context=COMPLETE if current else None)
         except ValidationError as exc:
             raise _field_error(exc, origin) from None
 
@@ -198,8 +200,10 @@ def _with_ref(values: list[Any]) -> list[Any]:
     return out
 
 
-def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
-    """Bring an older layout to :data:`SCHEMA_VERSION`, or refuse an unknown/newer one."""
+def _upgrade(data: dict[str, Any], origin: str) -> tuple[dict[str, Any], bool]:
+    """Bring an older layout to :data:`SCHEMA_VERSION` (``(data, False)``: fields added since may be absent and
+    take their defaults), pass a current one through (``(data, True)``: every field must be present), or refuse
+    an unknown or newer one."""
     version = data.get("schema_version", data.get("version"))
     if version == 1 and "schema_version" not in data:
         data.pop("version")
@@ -208,7 +212,7 @@ def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
         model.setdefault("weights", "checkpoint" if model.get("checkpoint") else "random-init")
         model.pop("mask_values", None)
         data["model"] = model
-        return data
+        return data, False
     if not isinstance(version, int) or isinstance(version, bool):
         raise ManifestError(f"{origin}: schema_version is {version!r}", f"an integer <= {SCHEMA_VERSION}",
                             "re-export with unet-export ... --force")
@@ -216,10 +220,13 @@ def _upgrade(data: dict[str, Any], origin: str) -> dict[str, Any]:
         raise ManifestError(f"{origin} has schema_version {version}, newer than this unetrt reads "
                             f"({SCHEMA_VERSION})", f"schema_version <= {SCHEMA_VERSION}",
                             "upgrade unetrt (pip install -U unetrt) or re-export with this one")
+    if version == 2:  # the v3 layout with fewer fields
+        data["schema_version"] = SCHEMA_VERSION
+        return data, False
     if version != SCHEMA_VERSION:
         raise ManifestError(f"{origin} has unknown schema_version {version}", f"schema_version {SCHEMA_VERSION}",
                             "re-export with unet-export ... --force")
-    return data
+    return data, True
 
 
 def _field_error(exc: ValidationError, origin: str) -> ManifestError:

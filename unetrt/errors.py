@@ -7,6 +7,11 @@ line and a non-zero exit; anything else keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
 
 def format_message(what: str, expected: str | None = None, fix: str | None = None) -> str:
     """Join the three parts of an error message into one line."""
@@ -119,6 +124,24 @@ class QuantizationError(ExportError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived during an export: unwinds like Ctrl-C, so staging directories and locks are removed."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the duration (main thread only; elsewhere a no-op), so an
+    export, a prediction run or a server start-up unwinds like Ctrl-C and leaves nothing half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ArtifactError(UnetrtError, ValueError):

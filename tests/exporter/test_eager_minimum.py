@@ -85,8 +85,8 @@ def test_export_declares_the_minimum_eager_runs(tmp_path):
     section = result.manifest.input
     assert (section.alignment, section.min_size) == (16, 32)
     assert any("the traced minimum 16x16 fails in eager" in n for n in result.manifest.export.notes)
-    shapes = [r["input_shape"] for r in result.manifest.verification.sizes]
-    assert shapes[-1] == [1, 1, 32, 32] and all(r["passed"] for r in result.manifest.verification.sizes)
+    shapes = [r.input_shape for r in result.manifest.verification.sizes]
+    assert shapes[-1] == [1, 1, 32, 32] and all(r.passed for r in result.manifest.verification.sizes)
     with load(str(tmp_path), backend="ort") as runner:
         c = runner.input_constraints["input"]
         assert c.min_size == 32

@@ -156,11 +156,17 @@ def test_serve_fails_when_tritonserver_does_not_exit_cleanly(aligned_export):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_ready(f"http://127.0.0.1:{ports[0]}", proc)
+        said = []
+        while not any(line.startswith("ready:") for line in said):  # unetrt serve itself says it is serving
+            line = proc.stderr.readline()
+            assert line, f"unetrt serve ended before saying ready: {''.join(said)}"
+            said.append(line)
         triton = [p for p in _children(proc.pid) if "tritonserver" in open(f"/proc/{p}/cmdline").read()]
         assert len(triton) == 1
         os.kill(triton[0], signal.SIGSTOP)  # a hung server: it cannot drain or exit
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
+        err = "".join(said) + err
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -169,5 +175,37 @@ def test_serve_fails_when_tritonserver_does_not_exit_cleanly(aligned_export):
     lines = [ln for ln in err.splitlines() if ln.startswith("Error:")]
     assert len(lines) == 1 and "tritonserver exited with code -9 on shutdown" in lines[0], err
     assert "--drain-timeout" in lines[0] and "Traceback" not in err
+    assert group_gone(proc.pid)
+    assert all(port_free(p) for p in ports)
+
+
+@pytest.mark.slow
+@pytest.mark.serve
+def test_sigterm_while_the_server_starts_stops_it_and_exits_143(aligned_export):
+    """SIGTERM before the server is ready (a deployment cancelled during start-up) stops tritonserver,
+    leaves no process or port behind and exits 143 with one line, not a death by signal."""
+    from tests.serve.test_serve_command import _unetrt
+    from unetrt.serve.server import free_port
+
+    ports = [free_port() for _ in range(3)]
+    cmd = _unetrt() + ["serve", str(aligned_export), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
+                       "--metrics-port", str(ports[2]), "--no-preprocess"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("starting tritonserver"), first
+        deadline = time.monotonic() + 60
+        while not any("tritonserver" in open(f"/proc/{p}/cmdline").read() for p in _children(proc.pid)):
+            assert time.monotonic() < deadline and proc.poll() is None, "tritonserver never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "ready:" not in err and "Traceback" not in err
+    assert len([ln for ln in err.splitlines() if ln.startswith("Error:")]) == 1, err
     assert group_gone(proc.pid)
     assert all(port_free(p) for p in ports)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -22,8 +20,8 @@ import numpy as np
 from . import nnunet_cmds
 from .options import (SIGINT_EXIT, SIGTERM_EXIT, BackendName, GreedyCommand, GreedyOption, LiveHelpOption,
                       backends_help, device_option, handle_errors, make_console)
-from ..errors import OutputError, Terminated, UnetrtError
-from ..runtime.dataset import IMAGE_SUFFIXES, check_outputs, expand_inputs, is_folder_target, output_paths
+from ..errors import OutputError, Terminated, UnetrtError, terminate_as_interrupt
+from ..runtime.dataset import check_outputs, expand_inputs, is_folder_target, output_paths
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
@@ -186,23 +184,6 @@ def _predict_on_ray(sources, targets, job, ray_opts, skip_existing, index_path, 
     con.print(f"{len(rows)} image(s) in {elapsed:.2f} s on Ray ({len(rows) / max(elapsed, 1e-9):.1f} images/s)",
               markup=False, highlight=False)
     return rows, fatal
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM unwinds like Ctrl-C (as :class:`Terminated`) while images are predicted (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated(f"terminated by signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _open_index(path: str | None):

@@ -37,7 +37,7 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
               dynamic_batching, max_pixels, device, with_preprocess, threads, startup_timeout, drain_timeout,
               allow_admin_apis):
     """Serve EXPORT_DIR with Triton (python backend running the unetrt runner) until SIGINT/SIGTERM."""
-    from ..errors import ServeError
+    from ..errors import ServeError, terminate_as_interrupt
     from ..serve.deps import tritonserver_dist
     from ..serve.repository import write_repository
     from ..serve.server import TritonServer, check_port, is_loopback
@@ -60,7 +60,8 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
                               startup_timeout_s=startup_timeout, exit_timeout_s=drain_timeout,
                               restrict_admin_apis=not allow_admin_apis)
         err_console.print(f"starting tritonserver for {export_dir} …")
-        server.start()
+        with terminate_as_interrupt():  # SIGTERM while starting: the server is stopped, exit 143
+            server.start()
         models = f"{name}" + (f", {name}_image" if with_preprocess else "")
         err_console.print(f"ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}  "
                           f"models {models}  (Ctrl-C or SIGTERM stops it)")

@@ -9,40 +9,19 @@ export runs (:func:`terminate_as_interrupt`), and one export at a time writes in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
 from pathlib import Path
-from typing import Iterator
 
 import filelock
 
 from ..artifacts.names import LOCK
-from ..errors import OutputError, Terminated
+from ..errors import OutputError, terminate_as_interrupt  # noqa: F401  (re-exported)
 from ..fileio import default_mode
 
 MANIFEST_NAME = "manifest.json"
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` for the duration (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated(f"terminated by signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def lock_path(target: Path) -> Path:

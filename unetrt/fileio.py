@@ -1,4 +1,4 @@
-"""File helpers shared by every layer: content hashes and atomic writes.
+"""File helpers shared by every layer: content hashes, atomic writes and the check of an output directory.
 
 An artifact is either complete or absent: writes go to a temporary file in the target's
 directory and are moved into place with ``os.replace`` only once fully written. The temporary
@@ -108,3 +108,32 @@ def atomic_write_bytes(path: str | os.PathLike, data) -> Path:
         with open(tmp, "wb") as f:
             f.write(data)
     return Path(path)
+
+
+def check_output_dir(directory: str | os.PathLike, force: bool, *, what: str = "output directory",
+                     flag: str = "-o/--output") -> Path:
+    """Validate an output directory before any work is done; the absolute path.
+
+    Raises:
+        OutputError: The file system rejects the path, it is a file, it is not writable, or it is
+            non-empty without ``force`` (``what`` and ``flag`` word the message).
+    """
+    from .errors import OutputError
+
+    target = Path(directory).expanduser().resolve()
+    try:
+        target.exists()
+    except OSError as exc:  # e.g. a name over 255 characters
+        raise OutputError(f"{what} {str(target)[:80]}… cannot be used: {exc.strerror or exc}",
+                          "a path the file system accepts (each name at most 255 characters)",
+                          f"choose a shorter {flag}") from None
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{what} {target} is a file", "a directory (new or empty)", f"choose another {flag}")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(f"{what} {target} is not empty", "a new or empty directory",
+                          f"pass --force to replace what is in it, or choose another {flag}")
+    existing = target if target.is_dir() else next((p for p in target.parents if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {target} is not writable", "a writable location",
+                          f"check permissions or choose another {flag}")
+    return target

@@ -240,7 +240,7 @@ class _SignalFromTensorRTLog(logging.Handler):
 @requires_trt
 @pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
 def test_signal_during_the_tensorrt_build_stops_it(models, tmp_path, signum, raised):
-    from unetrt.exporter.staging import terminate_as_interrupt
+    from unetrt.errors import terminate_as_interrupt
 
     sender = _SignalFromTensorRTLog(signum)
     tensorrt_log = logging.getLogger("unetrt.tensorrt")

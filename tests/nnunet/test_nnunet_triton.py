@@ -4,16 +4,13 @@ over HTTP and gRPC, the label map out, equal to the in-process predictor and to 
 
 from __future__ import annotations
 
-import os
-import signal
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 pytestmark = [pytest.mark.serve, pytest.mark.slow]
 
-from tests.serve.conftest import SERVER_START_S, group_gone, port_free  # noqa: E402  (skips without the serve extra)
+from tests.serve.conftest import running_server  # noqa: E402  (skips without the serve extra)
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +25,8 @@ def repo(built, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(repo):
-    from unetrt.serve.server import TritonServer
-
-    srv = TritonServer(repo, startup_timeout_s=SERVER_START_S)
-    srv.start()
-    pgid = srv.process.pid
-    try:
+    with running_server(repo) as srv:
         yield srv
-    finally:
-        srv.stop(timeout=30)
-        if not group_gone(pgid):
-            os.killpg(pgid, signal.SIGKILL)
-            pytest.fail("tritonserver or a python-backend stub outlived stop()")
-        assert all(port_free(p) for p in (srv.http_port, srv.grpc_port, srv.metrics_port))
 
 
 def test_repository_layout(repo, built):

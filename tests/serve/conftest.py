@@ -8,6 +8,7 @@ server (module scope, 127.0.0.1, free ports) that is always stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -110,11 +111,17 @@ def group_gone(pgid: int, wait_s: float = 10.0) -> bool:
 @pytest.fixture(scope="module")
 def server(repositories):
     """One tritonserver over both repositories; stopped (and checked gone) whatever the tests do."""
+    with running_server(repositories[0], extra_args=["--model-repository", str(repositories[1])]) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def running_server(repo, **kw):
+    """A started :class:`TritonServer` over ``repo``; afterwards its process group must be gone (killed and
+    failed otherwise) and its ports free, whatever the tests did."""
     from unetrt.serve.server import TritonServer
 
-    srv = TritonServer(repositories[0], extra_args=["--model-repository", str(repositories[1])],
-                       startup_timeout_s=SERVER_START_S)
-    srv.start()
+    srv = TritonServer(repo, startup_timeout_s=SERVER_START_S, **kw).start()
     pgid = srv.process.pid
     try:
         yield srv

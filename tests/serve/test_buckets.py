@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.serve.conftest import SERVER_START_S, group_gone
+from tests.serve.conftest import running_server
 from unetrt.errors import ServeError
 from unetrt.runtime.transforms import align_pad, crop
 from unetrt.serve.buckets import bucket_for, check_buckets, pad_to_buckets, parse_buckets
@@ -100,20 +98,12 @@ def images() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def bucket_server(demo_export, tmp_path_factory):
     from unetrt.serve.repository import write_repository
-    from unetrt.serve.server import TritonServer
 
     repo = tmp_path_factory.mktemp("buckets") / "repo"  # a long queue delay: concurrent requests meet
     write_repository(demo_export, repo, name="unet", with_preprocess=True, shape_buckets=BUCKETS,
                      max_queue_delay_us=300_000, max_batch=8, threads=1)
-    srv = TritonServer(repo, startup_timeout_s=SERVER_START_S).start()
-    pgid = srv.process.pid
-    try:
+    with running_server(repo) as srv:
         yield srv
-    finally:
-        srv.stop(timeout=30)
-        if not group_gone(pgid):
-            os.killpg(pgid, signal.SIGKILL)
-            pytest.fail("tritonserver or a python-backend stub outlived stop()")
 
 
 @pytest.mark.slow

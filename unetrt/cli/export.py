@@ -8,7 +8,7 @@ import click
 
 from ..errors import UnetrtError
 from .options import (ALIGN, CALIB_IMAGES, DEFAULT_ARCH, Shape, engine_group, fp16_group, handle_errors, int8_group,
-                      make_console, merge_model_kwargs, model_options, verify_group)
+                      labels_group, make_console, merge_model_kwargs, model_options, verify_group)
 from . import nnunet_cmds
 from .progress import Reporter
 from .render import render_export, summary
@@ -31,11 +31,7 @@ DEFAULT_STATIC_SIDE = 256
 @click.option("--align", type=ALIGN, default="auto", show_default=True,
               help="auto: derived from the model's shape guards; N: H and W multiples of N (1: every size).")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
-@click.option("--labels-output", is_flag=True,
-              help="Also write model_labels.onnx: the FP32 graph with ArgMax (one class: the sigmoid threshold) "
-                   "appended, returning Nx1xHxW uint8 labels (checked identical to post-processing the logits).")
-@click.option("--labels-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Sigmoid threshold a one-class model's labels graph decides with (unet-predict's --mask-threshold).")
+@labels_group
 @verify_group
 @fp16_group
 @CALIB_IMAGES
@@ -45,15 +41,15 @@ DEFAULT_STATIC_SIDE = 256
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @nnunet_cmds.export_options
 def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, width, bilinear, output, opset,
-               static, shape, align, no_simplify, labels_output, labels_threshold, verify_options, fp16_options, calib_images, int8_options,
-               engine_options, force, as_json, nnunet_dir, configuration, folds):
+               static, shape, align, no_simplify, labels_options, verify_options, fp16_options, calib_images,
+               int8_options, engine_options, force, as_json, nnunet):
     """Export a UNet to ONNX (dynamic N/H/W, verified against eager PyTorch), optionally FP16 and a
     TensorRT engine."""
     from ..exporter import ExportConfig, export
 
-    if nnunet_dir is None and (configuration or folds):
+    if nnunet.results_dir is None and (nnunet.configuration or nnunet.folds):
         raise UnetrtError("--configuration/--folds are nnU-Net options", "--nnunet RESULTS_DIR", "add --nnunet")
-    if nnunet_dir is not None and (arch or factory):
+    if nnunet.results_dir is not None and (arch or factory):
         raise UnetrtError("--nnunet with --arch/--model", "one model source", "drop --arch/--model")
     if not arch and not factory:
         arch = DEFAULT_ARCH
@@ -63,13 +59,13 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
     if static:  # batch 1 is added by the exporter, which knows whether 3 sizes are NxHxW or DxHxW
         static_shape = tuple(shape) if shape else (DEFAULT_STATIC_SIDE, DEFAULT_STATIC_SIDE)
     name = arch or factory.split(":")[-1]
-    if nnunet_dir is not None:
+    if nnunet.results_dir is not None:
         base = ExportConfig(static_shape=static_shape, align=align, opset=opset, simplify=not no_simplify,
                             force=force, calib_images=calib_images, verify_options=verify_options,
                             fp16_options=fp16_options, int8_options=int8_options, engine_options=engine_options)
         console = make_console()
         with Reporter(console) as report:
-            data = nnunet_cmds.run_export(nnunet_dir, output, configuration, folds, checkpoint, base, console, report)
+            data = nnunet_cmds.run_export(nnunet, output, checkpoint, base, console, report)
         if as_json:
             click.echo(json.dumps(data, indent=2))
         return
@@ -77,8 +73,8 @@ def export_cmd(arch, factory, model_kwargs, checkpoint, in_channels, classes, wi
         arch=arch, factory=factory, checkpoint=checkpoint, opset=opset, static_shape=static_shape, align=align,
         model_kwargs=merge_model_kwargs(factory, model_kwargs, in_channels, classes, width, bilinear),
         output_dir=output or f"export/{name}", simplify=not no_simplify, force=force, calib_images=calib_images,
-        labels_output=labels_output, labels_threshold=labels_threshold, verify_options=verify_options, fp16_options=fp16_options, int8_options=int8_options,
-        engine_options=engine_options)
+        labels_options=labels_options, verify_options=verify_options, fp16_options=fp16_options,
+        int8_options=int8_options, engine_options=engine_options)
     console = make_console()
     with Reporter(console) as report:
         result = export(config, progress=report)

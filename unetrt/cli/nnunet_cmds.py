@@ -4,12 +4,14 @@ generic commands, which only hand over to these functions)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import click
 
 from ..errors import InputError, OutputError, UnetrtError
+from .options import option_group
 
 __all__ = ["export_options", "predict_options", "run_export", "run_predict", "parse_folds", "read_case", "write_seg"]
 
@@ -30,23 +32,36 @@ def parse_folds(text: str | None) -> list[int | str] | None:
     return folds
 
 
+@dataclass(frozen=True)
+class NnunetExport:
+    """``unet-export``'s nnU-Net source: the results folder (``None``: not an nnU-Net export), configuration, folds."""
+
+    results_dir: str | None = None
+    configuration: str | None = None
+    folds: str | None = None
+
+
 def export_options(fn):
-    """``--nnunet``, ``--configuration``, ``--folds`` for ``unet-export``."""
-    for opt in reversed([
+    """``--nnunet``, ``--configuration``, ``--folds`` for ``unet-export``, passed as ``nnunet`` (:class:`NnunetExport`)."""
+    options = [
         click.option("--nnunet", "nnunet_dir", type=click.Path(file_okay=False), default=None,
                      help="Export every fold of a trained nnU-Net v2 results folder (plans.json, dataset.json, "
                           "fold_<k>/); --checkpoint then names the file in each fold (default checkpoint_final.pth)."),
         click.option("--configuration", default=None, help="nnU-Net configuration (default: the checkpoints' own)."),
         click.option("--folds", default=None, help="nnU-Net folds, e.g. 0,1 (default: every fold_<k>)."),
-    ]):
-        fn = opt(fn)
-    return fn
+    ]
+
+    def build(nnunet_dir, configuration, folds):
+        return NnunetExport(nnunet_dir, configuration, folds)
+    return option_group(options, build, "nnunet")(fn)
 
 
-def run_export(nnunet_dir: str, output: str | None, configuration: str | None, folds: str | None,
-               checkpoint: str | None, base: Any, console: Any, report: Any) -> dict[str, Any]:
+def run_export(source: NnunetExport, output: str | None, checkpoint: str | None, base: Any, console: Any,
+               report: Any) -> dict[str, Any]:
     """Export the folds; returns a JSON summary."""
     from ..nnunet.export import export_nnunet
+
+    nnunet_dir, configuration, folds = source.results_dir, source.configuration, source.folds
 
     name = Path(checkpoint).name if checkpoint else "checkpoint_final.pth"
     target = output or f"export/{Path(nnunet_dir).resolve().name}"

@@ -213,6 +213,25 @@ def verify_group(f):
     return option_group(options, build, "verify_options")(f)
 
 
+def labels_group(f):
+    """--labels-output and --labels-threshold, passed as ``labels_options`` (:class:`LabelsOptions`)."""
+    options = [
+        click.option("--labels-output", is_flag=True,
+                     help="Also write model_labels.onnx: the FP32 graph with ArgMax (one class: the sigmoid "
+                          "threshold) appended, returning Nx1xHxW uint8 labels (checked identical to "
+                          "post-processing the logits)."),
+        click.option("--labels-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Sigmoid threshold a one-class model's labels graph decides with (unet-predict's "
+                          "--mask-threshold)."),
+    ]
+
+    def build(labels_output, labels_threshold):
+        from ..exporter.config import LabelsOptions
+
+        return LabelsOptions(enabled=labels_output, threshold=labels_threshold)
+    return option_group(options, build, "labels_options")(f)
+
+
 def fp16_group(f):
     """--fp16 and its accuracy controls, passed as ``fp16_options`` (:class:`Fp16Options`)."""
     options = [

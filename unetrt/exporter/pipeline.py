@@ -20,8 +20,8 @@ from ..artifacts.manifest import (ArtifactFile, CheckpointRef, DynamicAxes, Expo
                                   now_iso,
                                   tool_versions)
 from ..artifacts.source import ModelSource
-from ..errors import AlignmentError
-from ..fileio import sha256_file
+from ..errors import AlignmentError, terminate_as_interrupt
+from ..fileio import check_output_dir, sha256_file
 from ..models.build_info import build_config
 from ..models.geometry import input_channels, output_spatial, spatial_dims
 from ..parity import Tolerance
@@ -34,7 +34,7 @@ from .int8.calib import load_calibration_files
 from .labels import labels_stage
 from .probe import eager_minimum, probe
 from .simplify import simplify as run_onnxsim
-from .staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
+from .staging import OutputLock, Staging
 from .trace import NotTraceableError, sample_shape, trace
 from .verify import check, sweep_sizes, verify
 

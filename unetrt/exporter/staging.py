@@ -18,7 +18,7 @@ from pathlib import Path
 import filelock
 
 from ..artifacts.names import LOCK
-from ..errors import OutputError, terminate_as_interrupt  # noqa: F401  (re-exported)
+from ..errors import OutputError
 from ..fileio import default_mode
 
 MANIFEST_NAME = "manifest.json"
@@ -93,31 +93,6 @@ class OutputLock:
         if self._lock.is_locked:
             self.path.unlink(missing_ok=True)  # unlink while still locked: a waiter re-checks the inode
             self._lock.release()
-
-
-def check_output_dir(directory: str | os.PathLike, force: bool) -> Path:
-    """Validate the target before any work is done.
-
-    Raises:
-        OutputError: it is a file, it is not writable, or it is non-empty without ``force``.
-    """
-    target = Path(directory).expanduser().resolve()
-    try:
-        target.exists()
-    except OSError as exc:  # e.g. a name over 255 characters
-        raise OutputError(f"output directory {str(target)[:80]}… cannot be used: {exc.strerror or exc}",
-                          "a path the file system accepts (each name at most 255 characters)",
-                          "choose a shorter -o/--output") from None
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"output {target} is a file", "a directory (new or empty)", "choose another -o/--output")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise OutputError(f"output directory {target} is not empty", "a new or empty directory",
-                          "pass --force to replace the artifacts in it, or choose another -o/--output")
-    existing = target if target.is_dir() else next((p for p in target.parents if p.exists()), None)
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {target} is not writable", "a writable location",
-                          "check permissions or choose another -o/--output")
-    return target
 
 
 class Staging:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..artifacts.manifest import Manifest, NnunetResampling, NnunetSection
+from ..errors import terminate_as_interrupt
 from ..exporter.config import ExportConfig
-from ..exporter.staging import OutputLock, Staging, check_output_dir, terminate_as_interrupt
+from ..exporter.staging import OutputLock, Staging
+from ..fileio import check_output_dir
 from .network import FACTORY, build_network
 from .results import DEFAULT_CHECKPOINT, NnunetResults, read_results, safe_checkpoint_globals
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import OutputError, ServeError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, check_output_dir
 from . import configs
 
 #: What ``unetrt triton`` wrote, at the repository's top (models by role, notes, plans built on start).
@@ -56,22 +56,10 @@ def write_config(stage: Path, config, plan: RepositoryPlan) -> Path:
     return folder
 
 
-def check_target(repo: Path, force: bool) -> Path:
-    """Refuse a path the file system rejects, a file, or a non-empty directory without ``force``, before any
-    work is done; the absolute target."""
-    repo = Path(repo).expanduser().resolve()
-    try:
-        repo.exists()
-    except OSError as exc:  # e.g. a name over 255 characters
-        raise OutputError(f"repository path {str(repo)[:80]}… cannot be used: {exc.strerror or exc}",
-                          "a path the file system accepts (each name at most 255 characters)",
-                          "choose a shorter -o") from None
-    if repo.exists() and not repo.is_dir():
-        raise OutputError(f"repository path {repo} is a file", "a directory (new or empty)", "choose another -o")
-    if repo.is_dir() and any(repo.iterdir()) and not force:
-        raise OutputError(f"repository directory {repo} is not empty", "a new or empty directory",
-                          "pass --force to replace it, or choose another -o")
-    return repo
+def check_target(repo: str | os.PathLike, force: bool) -> Path:
+    """Refuse a path the file system rejects, a file, an unwritable place, or a non-empty directory without
+    ``force``, before any work is done; the absolute target."""
+    return check_output_dir(repo, force, what="repository directory", flag="-o")
 
 
 @contextmanager

@@ -44,13 +44,7 @@ class NnunetModel(_PythonModel):
     def setup(self, args: dict[str, str]) -> None:
         from ..nnunet.predict import NnunetPredictor
 
-        gpu = args.get("model_instance_kind") == "GPU"
-        if gpu:  # one stub process per instance: pin it to its GPU before CUDA is initialised
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.get("model_instance_device_id", 0))
-        kw: dict[str, Any] = {}
-        threads = self.params.get("unetrt.threads")
-        if threads and not gpu:
-            kw["threads"] = int(threads)
+        gpu, kw = self.placement(args)
         self.predictor = NnunetPredictor.from_export(
             self.version_dir, "auto" if gpu else "ort", "cuda" if gpu else "cpu",
             batch_size=int(self.params.get("unetrt.nnunet.batch_size") or 8),

@@ -80,6 +80,15 @@ class _PythonModel:
     def setup(self, args: dict[str, str]) -> None:
         """Model-specific initialisation."""
 
+    def placement(self, args: dict[str, str]) -> tuple[bool, dict[str, Any]]:
+        """Whether this instance is a GPU one (then pinned to its GPU before CUDA is initialised: one stub
+        process per instance) and the runner keywords of a CPU one (``unetrt.threads``)."""
+        gpu = args.get("model_instance_kind") == "GPU"
+        if gpu:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.get("model_instance_device_id", 0))
+        threads = self.params.get("unetrt.threads")
+        return gpu, ({"threads": int(threads)} if threads and not gpu else {})
+
     def error(self, message: str, code: str = "INVALID_ARG"):
         """An error response: ``INVALID_ARG`` (HTTP 400) for what the client sent, ``INTERNAL`` (500) else."""
         error = self.pb.TritonError
@@ -98,13 +107,7 @@ class SegmentationModel(_PythonModel):
     def setup(self, args: dict[str, str]) -> None:
         from ..runtime import load
 
-        gpu = args.get("model_instance_kind") == "GPU"
-        if gpu:  # one stub process per instance: pin it to its GPU before CUDA is initialised
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.get("model_instance_device_id", 0))
-        kw: dict[str, Any] = {}
-        threads = self.params.get("unetrt.threads")
-        if threads and not gpu:
-            kw["threads"] = int(threads)
+        gpu, kw = self.placement(args)
         self.runner = load(self.version_dir, backend="auto" if gpu else "ort", device="cuda" if gpu else "cpu", **kw)
         self.runner.activate()
         self.input_name = next(iter(self.runner.input_constraints))

@@ -246,7 +246,8 @@ def _check_options(caps, flavour, precision, timing_cache, targets, version_comp
         raise EngineBuildError(f"hardware compatibility {hardware_compatibility!r} was requested on {flavour}",
                                "standard TensorRT (TensorRT-RTX ignores HardwareCompatibilityLevel and builds for "
                                "its compute-capability targets)",
-                               "drop hardware_compatibility and list targets with compute_capabilities")
+                               "drop --hardware-compat (hardware_compatibility) and list the targets with "
+                               "--compute-capability (compute_capabilities), or build with --trt tensorrt")
     if precision not in ("fp32", "fp16", "int8"):
         raise EngineBuildError(f"unknown precision {precision!r}", "'fp32', 'fp16' or 'int8'", "pick one of those")
     if fp16_fallback and (precision != "int8" or caps.strongly_typed):

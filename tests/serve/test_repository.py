@@ -191,3 +191,30 @@ def test_repository_path_over_255_characters_is_one_line(aligned_export, tmp_pat
     line = _one_line(_run("triton", aligned_export, "-o", tmp_path / ("r" * 300)))
     assert "cannot be used: File name too long" in line and "255 characters" in line
     assert not list(tmp_path.iterdir())
+
+
+def test_sigterm_while_writing_keeps_the_old_repository_and_no_staging(aligned_export, tmp_path, monkeypatch):
+    """SIGTERM arriving mid-write (here: as the configs are validated) exits 143 in one line; the repository
+    written before is untouched and no staging directory is left beside it."""
+    import os
+    import signal
+
+    from unetrt.serve import layout
+
+    repo = tmp_path / "repo"
+    assert _run("triton", aligned_export, "-o", repo).exit_code == 0
+    before = sorted(p.relative_to(repo) for p in repo.rglob("*"))
+    check_all = layout._check_all
+
+    def terminated_meanwhile(stage, plan):
+        # with SIGTERM's default action the signal would end pytest itself: say so instead
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "unetrt triton does not handle SIGTERM"
+        os.kill(os.getpid(), signal.SIGTERM)
+        check_all(stage, plan)
+
+    monkeypatch.setattr(layout, "_check_all", terminated_meanwhile)
+    res = _run("triton", aligned_export, "-o", repo, "--force", "--platform", "python,onnx")
+    assert res.exit_code == 143, res.output
+    assert "terminated" in _one_line(res).lower()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert sorted(p.relative_to(repo) for p in repo.rglob("*")) == before

@@ -51,13 +51,15 @@ def serving_options(f):
 def triton_cmd(export_dir, repo, name, platforms, max_batch, instances, max_queue_delay_us, dynamic_batching,
                max_pixels, device, with_preprocess, scale, shape_buckets, force, build_on_start):
     """Write a Triton model repository (config.pbtxt from ModelConfig protobufs) for EXPORT_DIR."""
+    from ..errors import terminate_as_interrupt
     from ..serve.repository import write_repository
 
-    plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
-                            instances=instances, max_queue_delay_us=max_queue_delay_us,
-                            dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
-                            scale=scale, shape_buckets=shape_buckets, max_pixels=max_pixels, force=force,
-                            build_on_start=build_on_start)
+    with terminate_as_interrupt():  # SIGTERM unwinds: the staging directory goes, the target stays as it was
+        plan = write_repository(export_dir, repo, name=name, platforms=platforms, max_batch=max_batch,
+                                instances=instances, max_queue_delay_us=max_queue_delay_us,
+                                dynamic_batching=dynamic_batching, with_preprocess=with_preprocess, device=device,
+                                scale=scale, shape_buckets=shape_buckets, max_pixels=max_pixels, force=force,
+                                build_on_start=build_on_start)
     err_console = make_console()
     for model, config in plan.configs.items():
         kind = config.platform or f"backend {config.backend}"

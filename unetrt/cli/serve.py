@@ -60,15 +60,19 @@ def serve_cmd(export_dir, host, http_port, grpc_port, metrics_port, name, max_ba
                               startup_timeout_s=startup_timeout, exit_timeout_s=drain_timeout,
                               restrict_admin_apis=not allow_admin_apis)
         err_console.print(f"starting tritonserver for {export_dir} …")
-        with terminate_as_interrupt():  # SIGTERM while starting: the server is stopped, exit 143
-            server.start()
         models = f"{name}" + (f", {name}_image" if with_preprocess else "")
-        err_console.print(f"ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}  "
-                          f"models {models}  (Ctrl-C or SIGTERM stops it)")
-        try:
-            code = server.serve_forever()
-        finally:
-            server.stop()
+
+        def ready() -> None:  # said once Ctrl-C/SIGTERM stop the server cleanly
+            err_console.print(f"ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}  "
+                              f"models {models}  (Ctrl-C or SIGTERM stops it)")
+
+        # SIGTERM before serving (while starting, or just after) unwinds: the server is stopped, exit 143
+        with terminate_as_interrupt():
+            try:
+                server.start()
+                code = server.serve_forever(on_ready=ready)
+            finally:
+                server.stop()
         if code:
             raise ServeError(f"tritonserver exited with code {code} on shutdown: {server.last_errors}",
                              "exit code 0 (every in-flight request finished)",

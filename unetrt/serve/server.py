@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ServeError
 from .deps import tritonserver_dist
@@ -281,8 +282,9 @@ class TritonServer:
             self._workdir = None
         return code
 
-    def serve_forever(self) -> int:
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> int:
         """Block until SIGINT/SIGTERM (then stop cleanly, exit code 0) or until the server dies.
+        ``on_ready`` runs once those signals stop the server cleanly (e.g. to say it is serving).
 
         Raises:
             ServeError: The server exited on its own.
@@ -290,6 +292,8 @@ class TritonServer:
         stop = threading.Event()
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if on_ready is not None:
+                on_ready()
             while not stop.is_set():
                 if self.process is None or self.process.poll() is not None:
                     code = self.process.returncode if self.process else None

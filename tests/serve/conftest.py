@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,3 +133,50 @@ def running_server(repo, **kw):
             os.killpg(pgid, signal.SIGKILL)
             pytest.fail("tritonserver or a python-backend stub outlived stop()")
         assert all(port_free(p) for p in (srv.http_port, srv.grpc_port, srv.metrics_port))
+
+
+def unetrt_command() -> list[str]:
+    """The installed ``unetrt`` console script (or the CLI through this Python)."""
+    exe = Path(sys.executable).with_name("unetrt")
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from unetrt.cli import main; main()"]
+
+
+def _tritonservers_on(http_port: int) -> list[int]:
+    """Pids of tritonserver processes listening (by their command line) on ``http_port``, orphans included."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"tritonserver") and b"--http-port" in argv \
+                and argv[argv.index(b"--http-port") + 1] == str(http_port).encode():
+            found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def serve_process(export, *args: str):
+    """``unetrt serve EXPORT ARGS`` on three free ports, in its own session: yields ``(process, ports)``.
+
+    Afterwards nothing it started is left: a command still running is killed with its group, and a
+    tritonserver it started (its own session, so not in that group) too; a tritonserver that outlived a
+    passing test fails it. Tests still assert the group is gone and the ports are free themselves.
+    """
+    from unetrt.serve.server import free_port
+
+    ports = [free_port() for _ in range(3)]
+    cmd = unetrt_command() + ["serve", str(export), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
+                              "--metrics-port", str(ports[2]), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        yield proc, ports
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        left = _tritonservers_on(ports[0])
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    assert not left, f"tritonserver {left} outlived unetrt serve"

@@ -3,24 +3,16 @@ mixed sizes, clean SIGTERM shutdown, nothing left behind; a busy port gives one 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.serve.conftest import group_gone, port_free
+from tests.serve.conftest import group_gone, port_free, serve_process, unetrt_command
 
 pytestmark = pytest.mark.serve
-
-
-def _unetrt() -> list[str]:
-    exe = Path(sys.executable).with_name("unetrt")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from unetrt.cli import main; main()"]
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -41,13 +33,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 def test_serve_concurrent_load_and_sigterm(aligned_export):
     from unetrt.serve.client import TritonClient
     from unetrt.serve.loadtest import run_load, triton_infer
-    from unetrt.serve.server import free_port
 
-    ports = [free_port() for _ in range(3)]
-    cmd = _unetrt() + ["serve", str(aligned_export), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
-                       "--metrics-port", str(ports[2]), "--max-queue-delay-us", "2000", "--no-preprocess"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with serve_process(aligned_export, "--max-queue-delay-us", "2000", "--no-preprocess") as (proc, ports):
         url = f"http://127.0.0.1:{ports[0]}"
         _wait_ready(url, proc)
         rng = np.random.default_rng(1)
@@ -67,10 +54,6 @@ def test_serve_concurrent_load_and_sigterm(aligned_export):
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert "stopped (tritonserver exit code 0)" in " ".join(err.split())
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert group_gone(proc.pid)
     assert all(port_free(p) for p in ports)
 
@@ -84,7 +67,7 @@ def test_serve_busy_port_is_one_line(aligned_export):
         port = busy.getsockname()[1]
         from unetrt.serve.server import free_port
 
-        res = subprocess.run(_unetrt() + ["serve", str(aligned_export), "--http-port", str(port), "--grpc-port",
+        res = subprocess.run(unetrt_command() + ["serve", str(aligned_export), "--http-port", str(port), "--grpc-port",
                                           str(free_port()), "--metrics-port", str(free_port())],
                              capture_output=True, text=True, timeout=120)
     assert res.returncode != 0

@@ -10,14 +10,13 @@ import io
 import os
 import signal
 import socket
-import subprocess
 import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.serve.conftest import group_gone, port_free
+from tests.serve.conftest import group_gone, port_free, serve_process
 from unetrt.errors import InputError, ServeError
 
 
@@ -147,14 +146,9 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.serve
 def test_serve_fails_when_tritonserver_does_not_exit_cleanly(aligned_export):
     """A server that does not drain within --drain-timeout is killed: unetrt serve exits 1 saying so."""
-    from tests.serve.test_serve_command import _unetrt, _wait_ready
-    from unetrt.serve.server import free_port
+    from tests.serve.test_serve_command import _wait_ready
 
-    ports = [free_port() for _ in range(3)]
-    cmd = _unetrt() + ["serve", str(aligned_export), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
-                       "--metrics-port", str(ports[2]), "--no-preprocess", "--drain-timeout", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with serve_process(aligned_export, "--no-preprocess", "--drain-timeout", "1") as (proc, ports):
         _wait_ready(f"http://127.0.0.1:{ports[0]}", proc)
         said = []
         while not any(line.startswith("ready:") for line in said):  # unetrt serve itself says it is serving
@@ -167,10 +161,6 @@ def test_serve_fails_when_tritonserver_does_not_exit_cleanly(aligned_export):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
         err = "".join(said) + err
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 1, err
     lines = [ln for ln in err.splitlines() if ln.startswith("Error:")]
     assert len(lines) == 1 and "tritonserver exited with code -9 on shutdown" in lines[0], err
@@ -184,14 +174,7 @@ def test_serve_fails_when_tritonserver_does_not_exit_cleanly(aligned_export):
 def test_sigterm_while_the_server_starts_stops_it_and_exits_143(aligned_export):
     """SIGTERM before the server is ready (a deployment cancelled during start-up) stops tritonserver,
     leaves no process or port behind and exits 143 with one line, not a death by signal."""
-    from tests.serve.test_serve_command import _unetrt
-    from unetrt.serve.server import free_port
-
-    ports = [free_port() for _ in range(3)]
-    cmd = _unetrt() + ["serve", str(aligned_export), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
-                       "--metrics-port", str(ports[2]), "--no-preprocess"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with serve_process(aligned_export, "--no-preprocess") as (proc, ports):
         first = proc.stderr.readline()
         assert first.startswith("starting tritonserver"), first
         deadline = time.monotonic() + 60
@@ -200,10 +183,6 @@ def test_sigterm_while_the_server_starts_stops_it_and_exits_143(aligned_export):
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 143, err
     assert "ready:" not in err and "Traceback" not in err
     assert len([ln for ln in err.splitlines() if ln.startswith("Error:")]) == 1, err

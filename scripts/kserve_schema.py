@@ -14,12 +14,9 @@ kubernetes-validate against the Kubernetes schema itself.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 from pathlib import Path
 
-import yaml
+from crd_schema import closed, write_fixture
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "kserve_isvc_v1beta1_schema.json"
 #: PodSpec fields of a component (checked by kubernetes-validate as a Pod's spec, not by this schema).
@@ -35,30 +32,13 @@ FRAMEWORKS = ("huggingface", "lightgbm", "onnx", "paddle", "pmml", "pytorch", "s
               "xgboost", "workerSpec")
 
 
-def prune(node):
-    if isinstance(node, list):
-        return [prune(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: prune(value) for key, value in node.items() if key != "description"}
-    if "properties" in out and not node.get("x-kubernetes-preserve-unknown-fields"):
-        out.setdefault("additionalProperties", False)
-    return out
-
-
 def type_only(schema: dict) -> dict:
     return {"type": schema.get("type", "object")}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("crd", type=Path)
-    ap.add_argument("--source", default="", help="where the CRD came from (repository and commit)")
-    args = ap.parse_args()
-    raw = args.crd.read_bytes()
-    crd = yaml.safe_load(raw)
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")
-    schema = version["schema"]["openAPIV3Schema"]
+def shape(schema: dict) -> dict:
+    """No ``status``; every component but ``predictor``, and the predictor's pod fields and framework specs, cut
+    to their JSON type; then closed."""
     schema["properties"].pop("status", None)
     components = schema["properties"]["spec"]["properties"]
     for name in list(components):
@@ -68,10 +48,11 @@ def main() -> None:
     for name in POD_FIELDS + FRAMEWORKS:
         if name in predictor:
             predictor[name] = type_only(predictor[name])
-    doc = {"crd": crd["metadata"]["name"], "version": "v1beta1", "source": args.source,
-           "sha256": hashlib.sha256(raw).hexdigest(), "pod_fields": list(POD_FIELDS), "schema": prune(schema)}
-    OUT.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+    return closed(schema)
+
+
+def main() -> None:
+    write_fixture(__doc__.splitlines()[0], "v1beta1", OUT, shape, extra={"pod_fields": list(POD_FIELDS)})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from unetrt.exporter import ExportConfig, export
 from unetrt.exporter.labels import labels_graph, labels_stage
 from unetrt.models import load_checkpoint
 from unetrt.runtime import load
-from unetrt.runtime.stream import Segmenter, predict_many
+from unetrt.runtime.segment import Segmenter
+from unetrt.runtime.stream import predict_many
 
 LABELS = ArtifactRef("onnx", "fp32", "labels")
 

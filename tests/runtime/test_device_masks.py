@@ -9,7 +9,7 @@ from unetrt.errors import InputError
 from unetrt.runtime.base import InputConstraint, Runner, TensorMeta
 from unetrt.runtime.device_masks import device_labels, resize_bilinear_like_numpy
 from unetrt.runtime.masks import _sigmoid_above, logits_to_mask, resize_bilinear, sigmoid_cut
-from unetrt.runtime.stream import Segmenter
+from unetrt.runtime.segment import Segmenter
 
 
 class DeviceTensor(torch.Tensor):

@@ -14,7 +14,8 @@ from unetrt.models import load_checkpoint
 from unetrt.runtime import load
 from unetrt.runtime.masks import logits_to_mask, resize_bilinear
 from unetrt.runtime.predict import _infer_aligned
-from unetrt.runtime.stream import MaskWriter, Segmenter, iter_predictions, predict_many
+from unetrt.runtime.segment import MaskWriter, Segmenter
+from unetrt.runtime.stream import iter_predictions, predict_many
 from unetrt.runtime.transforms import load_image, mask_to_image, preprocess
 
 
@@ -204,9 +205,9 @@ def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_p
     from click.testing import CliRunner
 
     from unetrt.cli.predict import predict_cmd
-    from unetrt.runtime import stream
+    from unetrt.runtime import segment
 
-    real, calls = stream.MaskWriter.__call__, []
+    real, calls = segment.MaskWriter.__call__, []
 
     def write_then_term(self, mask, target, image=None):
         out = real(self, mask, target, image)
@@ -215,7 +216,7 @@ def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_p
             os.kill(os.getpid(), signal.SIGTERM)                 # the CLI's handler turns it into a clean stop
         return out
 
-    monkeypatch.setattr(stream.MaskWriter, "__call__", write_then_term)
+    monkeypatch.setattr(segment.MaskWriter, "__call__", write_then_term)
     out = tmp_path / "out"
     args = ["-m", str(demo), "-i", *map(str, images), "-o", f"{out}/", "--batch", "1", "--writers", "1"]
     previous = signal.getsignal(signal.SIGTERM)
@@ -229,7 +230,7 @@ def test_sigterm_in_the_cli_keeps_finished_masks_and_resumes(demo, images, tmp_p
     assert 3 <= len(written) < len(images) and not [p for p in out.iterdir() if p.name.startswith(".")]
     for p in written:
         Image.open(p).verify()                                   # complete files only
-    monkeypatch.setattr(stream.MaskWriter, "__call__", real)
+    monkeypatch.setattr(segment.MaskWriter, "__call__", real)
     res = CliRunner().invoke(predict_cmd, args + ["--skip-existing"])
     assert res.exit_code == 0, res.output
     assert res.output.count("[exists, skipped]") == len(written) and len(list(out.glob("*_OUT.png"))) == len(images)

@@ -60,14 +60,14 @@ def _key(path: str | os.PathLike) -> str:
 class SegmentActor:
     """Ray Data callable class: one runner per actor, ``{"bytes", "path"}`` batches in, index rows out.
 
-    It is the local pipeline's own pieces: :class:`~unetrt.runtime.stream.Segmenter` (images of one size
-    batched into one ``infer``) and :class:`~unetrt.runtime.stream.MaskWriter`, so the masks are the bytes
+    It is the local pipeline's own pieces: :class:`~unetrt.runtime.segment.Segmenter` (images of one size
+    batched into one ``infer``) and :class:`~unetrt.runtime.segment.MaskWriter`, so the masks are the bytes
     a local ``unet-predict`` writes.
     """
 
     def __init__(self, job: ImageJob):
         from . import load
-        from .stream import MaskWriter, Segmenter
+        from .segment import MaskWriter, Segmenter
 
         self.job = job
         runner = load(job.model, **job.load_kwargs)
@@ -105,7 +105,7 @@ class SegmentActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import json
 
-        from .stream import ImageResult
+        from .segment import ImageResult
 
         t0 = time.perf_counter()
         paths = [str(p) for p in batch["path"]]

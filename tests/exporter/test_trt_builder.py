@@ -410,3 +410,31 @@ def test_parse_version(text, expected):
     from unetrt.artifacts.trt import parse_version
 
     assert parse_version(text) == expected
+
+
+def test_rtx_build_checks_set_compute_capability(standin, tmp_path, monkeypatch):
+    module, src, _ = standin("rtx")
+    monkeypatch.setattr(module.IBuilderConfig, "set_compute_capability", lambda self, cc, i: False)
+
+    with pytest.raises(EngineBuildError, match="TensorRT-RTX refused compute-capability target SM86 at index 0"):
+        build_engine(src, tmp_path / "model.engine", profiles=ONE, flavour="tensorrt-rtx",
+                     compute_capabilities=["SM86"])
+
+
+def test_default_rtx_targets_exist_in_the_floored_release():
+    """Every default target is in the installed TensorRT-RTX's enum, and unetrt[rtx] floors the version at
+    the release line checked here (an older one lacks some targets)."""
+    import configparser
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    rtx = pytest.importorskip("tensorrt_rtx")
+    assert set(trt_build.DEFAULT_RTX_TARGETS) <= set(rtx.ComputeCapability.__members__)
+    assert "SM75" in trt_build.DEFAULT_RTX_TARGETS  # the README lists Turing
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    (req,) = [Requirement(r) for r in cfg["options.extras_require"]["rtx"].split("\n") if r.strip()]
+    floor = min(Version(s.version) for s in req.specifier if s.operator == ">=")
+    assert floor.release[:2] == Version(rtx.__version__).release[:2] == (1, 7)
